@@ -1,0 +1,220 @@
+/*
+ * chan: buffered, framed msgpack I/O over a socket on a libev loop.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "chan.h"
+
+#define READ_CHUNK	(64 * 1024)
+
+static void chan_close(struct chan *c, const char *why);
+
+static void
+flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct chan *c = w->data;
+
+	ev_prepare_stop(loop, &c->flusher);
+	chan_flush(c);
+}
+
+static void
+write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	chan_flush(w->data);
+}
+
+static int
+sbuffer_write(void *data, const char *buf, size_t len)
+{
+	struct chan *c = data;
+
+	if (c->out.size == c->out_off && !c->closed)
+		ev_prepare_start(c->loop, &c->flusher);
+	return msgpack_sbuffer_write(&c->out, buf, len);
+}
+
+msgpack_packer *
+chan_packer(struct chan *c)
+{
+	return &c->pk;
+}
+
+size_t
+chan_pending(const struct chan *c)
+{
+	return c->out.size - c->out_off;
+}
+
+int
+chan_flush(struct chan *c)
+{
+	ssize_t n;
+
+	while (!c->closed && c->out_off < c->out.size) {
+		n = send(c->fd, c->out.data + c->out_off,
+		    c->out.size - c->out_off, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			ev_io_start(c->loop, &c->wio);
+			return 0;
+		}
+		if (n < 0) {
+			char why[128];
+
+			snprintf(why, sizeof(why), "write: %s", strerror(errno));
+			chan_close(c, why);
+			return -1;
+		}
+		c->out_off += n;
+	}
+	/* All written: reuse the buffer from the start. */
+	c->out.size = c->out_off = 0;
+	if (c->out.alloc > 4 * READ_CHUNK) {
+		msgpack_sbuffer_destroy(&c->out);
+		msgpack_sbuffer_init(&c->out);
+	}
+	ev_io_stop(c->loop, &c->wio);
+	return 0;
+}
+
+/* Hand out every complete frame buffered; -1 if the channel went away. */
+static int
+deliver(struct chan *c)
+{
+	char err[256];
+	struct proto_msg m;
+	size_t bytes;
+	int rc;
+
+	for (;;) {
+		rc = msgpack_unpacker_next_with_size(&c->up, &c->result, &bytes);
+		if (rc == MSGPACK_UNPACK_CONTINUE) {
+			if (msgpack_unpacker_message_size(&c->up) -
+			    msgpack_unpacker_parsed_size(&c->up) > PROTO_FRAME_MAX) {
+				snprintf(err, sizeof(err), "frame larger than "
+				    "%d bytes", PROTO_FRAME_MAX);
+				chan_close(c, err);
+				return -1;
+			}
+			return 0;
+		}
+		if (rc != MSGPACK_UNPACK_SUCCESS) {
+			chan_close(c, rc == MSGPACK_UNPACK_NOMEM_ERROR ?
+			    "frame too large to decode" : "malformed msgpack");
+			return -1;
+		}
+		if (bytes > PROTO_FRAME_MAX) {
+			snprintf(err, sizeof(err), "frame of %zu bytes, more "
+			    "than %d", bytes, PROTO_FRAME_MAX);
+			chan_close(c, err);
+			return -1;
+		}
+		if (proto_decode(&c->result.data, &m, err, sizeof(err)) < 0) {
+			chan_close(c, err);
+			return -1;
+		}
+		if (c->on_frame(c, &m, c->arg) < 0 || c->closed)
+			return -1;
+	}
+}
+
+static void
+read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct chan *c = w->data;
+	char why[128];
+	ssize_t n;
+
+	if (!msgpack_unpacker_reserve_buffer(&c->up, READ_CHUNK)) {
+		chan_close(c, "out of memory");
+		return;
+	}
+	n = read(c->fd, msgpack_unpacker_buffer(&c->up),
+	    msgpack_unpacker_buffer_capacity(&c->up));
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0) {
+		snprintf(why, sizeof(why), "%s", n == 0 ? "end of file" :
+		    strerror(errno));
+		chan_close(c, why);
+		return;
+	}
+	msgpack_unpacker_buffer_consumed(&c->up, n);
+	c->in_read = 1;
+	deliver(c);
+	c->in_read = 0;
+	if (c->free_pending)
+		chan_free(c);
+}
+
+static void
+chan_close(struct chan *c, const char *why)
+{
+	if (c->closed)
+		return;
+	c->closed = 1;
+	ev_io_stop(c->loop, &c->rio);
+	ev_io_stop(c->loop, &c->wio);
+	ev_prepare_stop(c->loop, &c->flusher);
+	c->on_close(c, why, c->arg);
+}
+
+struct chan *
+chan_new(struct ev_loop *loop, int fd, chan_frame_cb on_frame,
+    chan_close_cb on_close, void *arg)
+{
+	struct chan *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	if (!msgpack_unpacker_init(&c->up, READ_CHUNK)) {
+		free(c);
+		return NULL;
+	}
+	msgpack_unpacked_init(&c->result);
+	msgpack_sbuffer_init(&c->out);
+	msgpack_packer_init(&c->pk, c, sbuffer_write);
+	c->loop = loop;
+	c->fd = fd;
+	c->on_frame = on_frame;
+	c->on_close = on_close;
+	c->arg = arg;
+	ev_io_init(&c->rio, read_cb, fd, EV_READ);
+	ev_io_init(&c->wio, write_cb, fd, EV_WRITE);
+	ev_prepare_init(&c->flusher, flush_cb);
+	c->rio.data = c->wio.data = c->flusher.data = c;
+	ev_io_start(loop, &c->rio);
+	return c;
+}
+
+void
+chan_free(struct chan *c)
+{
+	if (c == NULL)
+		return;
+	if (c->in_read) {	/* inside read_cb: free on the way out */
+		c->closed = 1;
+		ev_io_stop(c->loop, &c->rio);
+		ev_io_stop(c->loop, &c->wio);
+		ev_prepare_stop(c->loop, &c->flusher);
+		c->free_pending = 1;
+		return;
+	}
+	ev_io_stop(c->loop, &c->rio);
+	ev_io_stop(c->loop, &c->wio);
+	ev_prepare_stop(c->loop, &c->flusher);
+	close(c->fd);
+	msgpack_unpacked_destroy(&c->result);
+	msgpack_unpacker_destroy(&c->up);
+	msgpack_sbuffer_destroy(&c->out);
+	free(c);
+}

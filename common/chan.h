@@ -1,0 +1,58 @@
+/*
+ * chan: one end of a supervisor <-> worker socket, on a libev loop.
+ *
+ * Reading: one callback per readable event reads what is there and hands
+ * every complete, decoded frame to on_frame.  A frame that does not
+ * decode, a frame over PROTO_FRAME_MAX, a read error or EOF is reported
+ * once through on_close, after which the channel delivers nothing more.
+ *
+ * Writing: chan_packer() appends frames to an output buffer; the buffer
+ * is flushed once per loop iteration (an ev_prepare watcher), so frames
+ * queued in one iteration leave in one write.  Write readiness is asked
+ * for only while output remains.
+ */
+#ifndef MANDRILL_CHAN_H
+#define MANDRILL_CHAN_H
+
+#include <ev.h>
+#include <msgpack.h>
+
+#include "proto.h"
+
+struct chan;
+
+/* Return -1 if the channel was freed and must not be touched again. */
+typedef int (*chan_frame_cb)(struct chan *, const struct proto_msg *, void *);
+typedef void (*chan_close_cb)(struct chan *, const char *why, void *);
+
+struct chan {
+	struct ev_loop	*loop;
+	int		 fd;
+	ev_io		 rio;
+	ev_io		 wio;
+	ev_prepare	 flusher;
+	msgpack_unpacker up;
+	msgpack_unpacked result;
+	msgpack_sbuffer	 out;
+	size_t		 out_off;
+	msgpack_packer	 pk;
+	chan_frame_cb	 on_frame;
+	chan_close_cb	 on_close;
+	void		*arg;
+	int		 closed;
+	int		 in_read;
+	int		 free_pending;
+};
+
+struct chan *chan_new(struct ev_loop *loop, int fd, chan_frame_cb on_frame,
+    chan_close_cb on_close, void *arg);
+/* The packer to append frames with; flushing is scheduled. */
+msgpack_packer *chan_packer(struct chan *c);
+/* Bytes queued and not yet written. */
+size_t chan_pending(const struct chan *c);
+/* Write what can be written now; -1 on a write error (closes). */
+int chan_flush(struct chan *c);
+/* Stop watchers, close the fd, free.  Safe inside callbacks. */
+void chan_free(struct chan *c);
+
+#endif

@@ -1,0 +1,23 @@
+/*
+ * clock: the one source of time for mandrill.
+ *
+ * clock_now() is monotonic milliseconds for deadlines and intervals;
+ * clock_wall() is wall-clock milliseconds since the epoch, for logs and
+ * the database.  Tests drive both with clock_set_fake() so that lease and
+ * backoff logic can be checked without sleeping.
+ */
+#ifndef MANDRILL_CLOCK_H
+#define MANDRILL_CLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+int64_t clock_now(void);
+int64_t clock_wall(void);
+void clock_set_fake(int64_t now_ms);	/* < 0 returns to the real clock */
+void clock_advance(int64_t ms);
+
+/* "2026-11-28T10:03:56.842Z" into buf (at least 25 bytes). */
+void clock_iso(int64_t wall_ms, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,511 @@
+/*
+ * conf: table-driven parsing of mandrill.conf with inih.
+ *
+ * The file is read whole and checked for over-long lines and NUL bytes
+ * before inih sees it: the Debian build of inih truncates lines at 200
+ * bytes without saying so, and a silently cut command or allow list is
+ * exactly the kind of surprise a restart service must not have.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <ini.h>
+
+#include "conf.h"
+#include "duration.h"
+
+#define OFF(f)		offsetof(struct conf, f)
+#define STR(f)		OFF(f), sizeof(((struct conf *)0)->f)
+#define INI_LINE_MAX	199	/* inih's INI_MAX_LINE, less the newline */
+
+#ifndef LIBEXECDIR
+#define LIBEXECDIR "/usr/local/libexec"
+#endif
+#ifndef LOCALSTATEDIR
+#define LOCALSTATEDIR "/var"
+#endif
+
+const struct conf_key conf_keys[] = {
+	{ "mandrill", "workers", CT_UINT, OFF(workers), 0, "2", 1, 256, NULL,
+	  "worker processes" },
+	{ "mandrill", "jobs_per_worker", CT_UINT, OFF(jobs_per_worker), 0, "64",
+	  1, 100000, NULL, "jobs one worker runs at once" },
+	{ "mandrill", "max_in_flight", CT_UINT, OFF(max_in_flight), 0, "1000",
+	  1, 1000000, NULL, "messages pulled and not yet acked, at most" },
+	{ "mandrill", "state_dir", CT_STR, STR(state_dir),
+	  LOCALSTATEDIR "/lib/mandrill", 0, 0, NULL,
+	  "directory of the SQLite database mandrill.db" },
+	{ "mandrill", "log_file", CT_STR, STR(log_file), "", 0, 0, NULL,
+	  "log file; empty logs to standard error" },
+	{ "mandrill", "pid_file", CT_STR, STR(pid_file), "", 0, 0, NULL,
+	  "pid file; empty writes none" },
+	{ "mandrill", "worker_path", CT_STR, STR(worker_path),
+	  LIBEXECDIR "/mandrill-worker", 0, 0, NULL,
+	  "the mandrill-worker program" },
+	{ "mandrill", "log_level", CT_LEVEL, OFF(log_level), 0, "info", 0, 0,
+	  NULL, "debug, info, warning or error" },
+	{ "mandrill", "drain_timeout", CT_DUR, OFF(drain_timeout), 0, "30s",
+	  0, 86400000, NULL, "how long TERM waits for in-flight jobs" },
+	{ "mandrill", "worker_timeout", CT_DUR, OFF(worker_timeout), 0, "30s",
+	  1000, 86400000, NULL, "a worker silent this long is killed" },
+	{ "mandrill", "synchronous", CT_ENUM, OFF(synchronous), 0, "full", 0, 0,
+	  "off|normal|full", "SQLite synchronous mode" },
+	{ "mandrill", "busy_timeout", CT_DUR, OFF(busy_timeout), 0, "5s",
+	  0, 3600000, NULL, "how long a worker waits for the database lock" },
+
+	{ "source", "type", CT_ENUM, OFF(source), 0, "sim", 0, 0, "sim|nats",
+	  "where messages come from" },
+	{ "source", "batch", CT_UINT, OFF(batch), 0, "100", 1, 10000, NULL,
+	  "messages asked for in one pull, at most" },
+	{ "source", "ack_deadline", CT_DUR, OFF(ack_deadline), 0, "10s",
+	  1000, 600000, NULL, "sim: the broker's ack deadline" },
+	{ "source", "rate", CT_UINT, OFF(rate), 0, "1", 0, 10000000, NULL,
+	  "sim: messages published a second; 0 is as fast as they are taken" },
+	{ "source", "count", CT_U64, OFF(count), 0, "0", 0, UINT64_C(1) << 40,
+	  NULL, "sim: stop publishing after this many; 0 never stops" },
+	{ "source", "exit_when_done", CT_BOOL, OFF(exit_when_done), 0, "no",
+	  0, 0, NULL, "sim: exit 0 once all count messages are acked" },
+	{ "source", "seed", CT_U64, OFF(seed), 0, "0", 0, UINT64_MAX, NULL,
+	  "sim: publisher seed; 0 seeds from the system" },
+
+	{ "restart", "mode", CT_ENUM, OFF(mode), 0, "sim", 0, 0, "sim|command",
+	  "how hosts are restarted" },
+	{ "restart", "sim_latency", CT_RANGE, OFF(sim_latency_min),
+	  OFF(sim_latency_max), "100ms..1s", 0, 3600000, NULL,
+	  "sim: restart duration range" },
+	{ "restart", "sim_failure_rate", CT_RATIO, OFF(sim_failure_rate), 0,
+	  "0.1", 0, 0, NULL, "sim: share of restarts that fail, 0 to 1" },
+	{ "restart", "sim_seed", CT_U64, OFF(sim_seed), 0, "0", 0, UINT64_MAX,
+	  NULL, "sim: restart seed; 0 seeds from the system" },
+	{ "restart", "domain", CT_STR, STR(domain), "", 0, 0, NULL,
+	  "appended to instance names with a dot" },
+	{ "restart", "allow", CT_LIST, STR(allow), "", 0, 0, NULL,
+	  "host globs that may be restarted; empty allows nothing" },
+	{ "restart", "deny", CT_LIST, STR(deny), "", 0, 0, NULL,
+	  "host globs that may never be restarted" },
+	{ "restart", "max_attempts", CT_UINT, OFF(max_attempts), 0, "5", 1, 1000,
+	  NULL, "failed attempts before a message is dead" },
+	{ "restart", "backoff_min", CT_DUR, OFF(backoff_min), 0, "10s",
+	  0, 86400000, NULL, "first retry delay" },
+	{ "restart", "backoff_max", CT_DUR, OFF(backoff_max), 0, "10m",
+	  0, 86400000, NULL, "longest retry delay" },
+	{ "restart", "min_interval", CT_DUR, OFF(min_interval), 0, "0",
+	  0, INT64_C(31536000000), NULL,
+	  "skip a host restarted successfully less than this ago; 0 is off" },
+	{ "restart", "restart_timeout", CT_DUR, OFF(restart_timeout), 0, "5m",
+	  1, 86400000, NULL, "a restart running longer fails" },
+
+	{ "lease", "max_lease", CT_DUR, OFF(max_lease), 0, "1h",
+	  1000, 86400000, NULL, "longest time a message's lease is extended" },
+};
+const size_t conf_nkeys = sizeof(conf_keys) / sizeof(conf_keys[0]);
+
+struct parse_ctx {
+	struct conf	*conf;
+	const char	*name;
+	char		*err;
+	size_t		 errlen;
+	int		 failed;
+	unsigned char	 seen[sizeof(conf_keys) / sizeof(conf_keys[0])];
+};
+
+const struct conf_key *
+conf_key_find(const char *section, const char *name)
+{
+	for (size_t i = 0; i < conf_nkeys; i++)
+		if (strcmp(conf_keys[i].section, section) == 0 &&
+		    strcmp(conf_keys[i].name, name) == 0)
+			return &conf_keys[i];
+	return NULL;
+}
+
+const char *
+conf_key_form(const struct conf_key *k, char *buf, size_t len)
+{
+	char a[32], b[32];
+
+	switch (k->type) {
+	case CT_UINT:
+	case CT_U64:
+		snprintf(buf, len, "an integer from %" PRIu64 " to %" PRIu64,
+		    k->min, k->max);
+		break;
+	case CT_DUR:
+		snprintf(buf, len, "a duration from %s to %s, such as 500ms, "
+		    "10s, 5m, 1h or 7d", duration_fmt(k->min, a, sizeof(a)),
+		    duration_fmt(k->max, b, sizeof(b)));
+		break;
+	case CT_RANGE:
+		snprintf(buf, len, "a range of durations MIN..MAX, such as "
+		    "100ms..1s, at most %s", duration_fmt(k->max, a, sizeof(a)));
+		break;
+	case CT_BOOL:
+		snprintf(buf, len, "yes or no");
+		break;
+	case CT_RATIO:
+		snprintf(buf, len, "a number from 0 to 1");
+		break;
+	case CT_LEVEL:
+		snprintf(buf, len, "debug, info, warning or error");
+		break;
+	case CT_ENUM:
+		snprintf(buf, len, "one of %s", k->choices);
+		break;
+	case CT_STR:
+		snprintf(buf, len, "text of at most %zu bytes", k->off2 - 1);
+		break;
+	case CT_LIST:
+		snprintf(buf, len, "globs separated by spaces or commas, "
+		    "%zu bytes at most", k->off2 - 1);
+		break;
+	}
+	return buf;
+}
+
+static int
+parse_uint(const char *v, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long n;
+
+	if (*v < '0' || *v > '9')
+		return -1;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno != 0 || *end != '\0' || n < min || n > max)
+		return -1;
+	*out = n;
+	return 0;
+}
+
+static int
+parse_bool(const char *v, int *out)
+{
+	if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") ||
+	    !strcasecmp(v, "on") || !strcmp(v, "1"))
+		*out = 1;
+	else if (!strcasecmp(v, "no") || !strcasecmp(v, "false") ||
+	    !strcasecmp(v, "off") || !strcmp(v, "0"))
+		*out = 0;
+	else
+		return -1;
+	return 0;
+}
+
+static int
+parse_enum(const char *v, const char *choices, int *out)
+{
+	size_t n = strlen(v);
+	int i = 0;
+
+	for (const char *p = choices; *p; i++) {
+		const char *bar = strchr(p, '|');
+		size_t len = bar ? (size_t)(bar - p) : strlen(p);
+
+		if (len == n && strncasecmp(p, v, n) == 0) {
+			*out = i;
+			return 0;
+		}
+		p += len + (bar != NULL);
+	}
+	return -1;
+}
+
+static int
+parse_ratio(const char *v, double *out)
+{
+	char *end;
+	double d;
+
+	errno = 0;
+	d = strtod(v, &end);
+	if (errno != 0 || end == v || *end != '\0' || !(d >= 0.0 && d <= 1.0))
+		return -1;
+	*out = d;
+	return 0;
+}
+
+static int
+set_string(char *dst, size_t size, const char *v, int append)
+{
+	size_t have = append ? strlen(dst) : 0;
+	size_t n = strlen(v);
+
+	for (const char *p = v; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return -1;
+	if (have + (have > 0) + n + 1 > size)
+		return -1;
+	if (have > 0)
+		dst[have++] = ' ';
+	memcpy(dst + have, v, n + 1);
+	return 0;
+}
+
+/* Store one value; -1 when it does not have the key's form. */
+static int
+key_set(struct conf *c, const struct conf_key *k, const char *v, int again)
+{
+	char *base = (char *)c;
+	uint64_t u;
+	int64_t d, d2;
+	int b;
+
+	switch (k->type) {
+	case CT_UINT:
+		if (parse_uint(v, k->min, k->max, &u) < 0)
+			return -1;
+		*(unsigned *)(base + k->off) = (unsigned)u;
+		return 0;
+	case CT_U64:
+		if (parse_uint(v, k->min, k->max, &u) < 0)
+			return -1;
+		*(uint64_t *)(base + k->off) = u;
+		return 0;
+	case CT_DUR:
+		if (duration_parse(v, &d) < 0 || (uint64_t)d < k->min ||
+		    (uint64_t)d > k->max)
+			return -1;
+		*(int64_t *)(base + k->off) = d;
+		return 0;
+	case CT_RANGE:
+		if (duration_range_parse(v, &d, &d2) < 0 || (uint64_t)d2 > k->max)
+			return -1;
+		*(int64_t *)(base + k->off) = d;
+		*(int64_t *)(base + k->off2) = d2;
+		return 0;
+	case CT_BOOL:
+		if (parse_bool(v, &b) < 0)
+			return -1;
+		*(int *)(base + k->off) = b;
+		return 0;
+	case CT_RATIO:
+		return parse_ratio(v, (double *)(base + k->off));
+	case CT_LEVEL:
+		return log_level_parse(v, (enum log_level *)(base + k->off));
+	case CT_ENUM:
+		return parse_enum(v, k->choices, (int *)(base + k->off));
+	case CT_STR:
+		return set_string(base + k->off, k->off2, v, 0);
+	case CT_LIST:
+		return set_string(base + k->off, k->off2, v, again);
+	}
+	return -1;
+}
+
+void
+conf_defaults(struct conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < conf_nkeys; i++)
+		if (key_set(c, &conf_keys[i], conf_keys[i].def, 0) < 0)
+			abort();	/* a default that does not parse is a bug */
+}
+
+int
+conf_set(struct conf *c, const char *section, const char *name,
+    const char *value, char *err, size_t errlen)
+{
+	const struct conf_key *k = conf_key_find(section, name);
+	char form[160];
+
+	if (k == NULL) {
+		if (conf_key_find(section, "workers") == NULL &&
+		    conf_key_find(section, "type") == NULL &&
+		    conf_key_find(section, "mode") == NULL &&
+		    conf_key_find(section, "max_lease") == NULL)
+			snprintf(err, errlen, "unknown section [%s]", section);
+		else
+			snprintf(err, errlen, "unknown key \"%s\" in [%s]",
+			    name, section);
+		return -1;
+	}
+	if (key_set(c, k, value, 0) < 0) {
+		snprintf(err, errlen, "[%s] %s = \"%.64s\": expected %s",
+		    section, name, value, conf_key_form(k, form, sizeof(form)));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+conf_ini_cb(void *user, const char *section, const char *name,
+    const char *value)
+{
+	struct parse_ctx *p = user;
+	const struct conf_key *k;
+	char msg[CONF_ERR_MAX - 64];
+	size_t i;
+
+	if (p->failed)
+		return 0;
+	k = conf_key_find(section, name);
+	if (k != NULL) {
+		i = (size_t)(k - conf_keys);
+		if (p->seen[i] && k->type != CT_LIST) {
+			snprintf(msg, sizeof(msg), "[%s] %s given twice",
+			    section, name);
+			goto fail;
+		}
+		if (key_set(p->conf, k, value, p->seen[i]) == 0) {
+			p->seen[i] = 1;
+			return 1;
+		}
+	}
+	/* Unknown or bad: conf_set words the message. */
+	if (conf_set(p->conf, section, name, value, msg, sizeof(msg)) == 0)
+		return 1;
+fail:
+	snprintf(p->err, p->errlen, "%s", msg);
+	p->failed = 1;
+	return 0;
+}
+
+static int
+precheck(const char *text, const char *name, char *err, size_t errlen)
+{
+	unsigned line = 1;
+	size_t col = 0;
+
+	for (const char *p = text; *p; p++) {
+		if (*p == '\n') {
+			line++;
+			col = 0;
+			continue;
+		}
+		if (++col > INI_LINE_MAX) {
+			snprintf(err, errlen, "%s:%u: line longer than %d bytes",
+			    name, line, INI_LINE_MAX);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
+conf_load_string(struct conf *c, const char *text, const char *name,
+    char *err, size_t errlen)
+{
+	struct parse_ctx p;
+	char msg[CONF_ERR_MAX];
+	int line;
+
+	if (precheck(text, name, err, errlen) < 0)
+		return -1;
+	memset(&p, 0, sizeof(p));
+	p.conf = c;
+	p.err = msg;
+	p.errlen = sizeof(msg);
+	p.name = name;
+	msg[0] = '\0';
+	line = ini_parse_string(text, conf_ini_cb, &p);
+	if (line != 0) {
+		if (msg[0] == '\0')
+			snprintf(msg, sizeof(msg), "syntax error: expected "
+			    "[section] or key = value");
+		snprintf(err, errlen, "%s:%d: %s", name, line, msg);
+		return -1;
+	}
+	if (conf_check(c, msg, sizeof(msg)) < 0) {
+		snprintf(err, errlen, "%s: %s", name, msg);
+		return -1;
+	}
+	return 0;
+}
+
+int
+conf_load(struct conf *c, const char *path, char *err, size_t errlen)
+{
+	FILE *f;
+	char *text;
+	long size;
+	int rc;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fseek(f, 0, SEEK_END) < 0 || (size = ftell(f)) < 0 ||
+	    fseek(f, 0, SEEK_SET) < 0 || size > 1024 * 1024) {
+		snprintf(err, errlen, "%s: not a regular file of at most 1 MiB",
+		    path);
+		fclose(f);
+		return -1;
+	}
+	if ((text = malloc(size + 1)) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		fclose(f);
+		return -1;
+	}
+	if (fread(text, 1, size, f) != (size_t)size) {
+		snprintf(err, errlen, "%s: read error", path);
+		rc = -1;
+	} else if (memchr(text, '\0', size) != NULL) {
+		snprintf(err, errlen, "%s: contains a NUL byte", path);
+		rc = -1;
+	} else {
+		text[size] = '\0';
+		rc = conf_load_string(c, text, path, err, errlen);
+	}
+	free(text);
+	fclose(f);
+	return rc;
+}
+
+int
+conf_check(const struct conf *c, char *err, size_t errlen)
+{
+	if (c->backoff_min > c->backoff_max) {
+		snprintf(err, errlen, "[restart] backoff_min is longer than "
+		    "backoff_max");
+		return -1;
+	}
+	if (c->state_dir[0] != '/') {
+		snprintf(err, errlen, "[mandrill] state_dir must be an "
+		    "absolute path");
+		return -1;
+	}
+	if (c->source == SOURCE_NATS) {
+		snprintf(err, errlen, "[source] type = nats is not built yet; "
+		    "use sim");
+		return -1;
+	}
+	if (c->mode == RESTART_COMMAND) {
+		snprintf(err, errlen, "[restart] mode = command is not built "
+		    "yet; use sim");
+		return -1;
+	}
+	if (c->exit_when_done && c->count == 0) {
+		snprintf(err, errlen, "[source] exit_when_done needs a count");
+		return -1;
+	}
+	return 0;
+}
+
+void
+conf_write_sample(FILE *f)
+{
+	const char *section = "";
+	char form[160];
+
+	fprintf(f, "# mandrill.conf: every key with its default; see "
+	    "mandrill.conf(5).\n# Lines starting with # or ; are comments.\n");
+	for (size_t i = 0; i < conf_nkeys; i++) {
+		const struct conf_key *k = &conf_keys[i];
+
+		if (strcmp(section, k->section) != 0) {
+			section = k->section;
+			fprintf(f, "\n[%s]\n", section);
+		}
+		fprintf(f, "\n# %s\n# %s\n#%s = %s\n", k->help,
+		    conf_key_form(k, form, sizeof(form)), k->name, k->def);
+	}
+}

@@ -1,0 +1,110 @@
+/*
+ * conf: the mandrill configuration file, its keys, defaults and checks.
+ *
+ * One INI file with sections [mandrill], [source], [restart], [lease].
+ * Every key is described once, in conf.c's table: its type, default and
+ * accepted form.  The parser, the sample file and the man page test all
+ * read that table, so a key cannot exist in one and not the others.
+ * Errors name file, line, key and the accepted form; unknown keys and
+ * sections are errors.  struct conf holds no pointers, so a reload can
+ * build a complete new one and swap it in only when it is valid.
+ */
+#ifndef MANDRILL_CONF_H
+#define MANDRILL_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "log.h"
+
+#define CONF_PATH_MAX	1024
+#define CONF_LIST_MAX	4096
+#define CONF_ERR_MAX	512
+
+enum source_type { SOURCE_SIM, SOURCE_NATS };
+enum restart_mode { RESTART_SIM, RESTART_COMMAND };
+enum sync_mode { SYNC_OFF, SYNC_NORMAL, SYNC_FULL };
+
+struct conf {
+	/* [mandrill] */
+	unsigned	 workers;
+	unsigned	 jobs_per_worker;
+	unsigned	 max_in_flight;
+	char		 state_dir[CONF_PATH_MAX];
+	char		 log_file[CONF_PATH_MAX];
+	char		 pid_file[CONF_PATH_MAX];
+	char		 worker_path[CONF_PATH_MAX];
+	enum log_level	 log_level;
+	int64_t		 drain_timeout;
+	int64_t		 worker_timeout;
+	int		 synchronous;	/* enum sync_mode */
+	int64_t		 busy_timeout;
+
+	/* [source] */
+	int		 source;	/* enum source_type */
+	unsigned	 batch;
+	int64_t		 ack_deadline;
+	unsigned	 rate;
+	uint64_t	 count;
+	int		 exit_when_done;
+	uint64_t	 seed;
+
+	/* [restart] */
+	int		 mode;		/* enum restart_mode */
+	int64_t		 sim_latency_min;
+	int64_t		 sim_latency_max;
+	double		 sim_failure_rate;
+	uint64_t	 sim_seed;
+	char		 domain[256];
+	char		 allow[CONF_LIST_MAX];
+	char		 deny[CONF_LIST_MAX];
+	unsigned	 max_attempts;
+	int64_t		 backoff_min;
+	int64_t		 backoff_max;
+	int64_t		 min_interval;
+	int64_t		 restart_timeout;
+
+	/* [lease] */
+	int64_t		 max_lease;
+};
+
+enum conf_type {
+	CT_UINT, CT_U64, CT_DUR, CT_RANGE, CT_BOOL, CT_STR, CT_RATIO,
+	CT_LEVEL, CT_ENUM, CT_LIST,
+};
+
+struct conf_key {
+	const char	*section;
+	const char	*name;
+	enum conf_type	 type;
+	size_t		 off;		/* offset in struct conf */
+	size_t		 off2;		/* CT_RANGE: upper bound; CT_STR: size */
+	const char	*def;		/* default, in file syntax */
+	uint64_t	 min, max;	/* CT_UINT, CT_U64, CT_DUR */
+	const char	*choices;	/* CT_ENUM: "a|b|c", index is the value */
+	const char	*help;		/* one line, for the sample file */
+};
+
+extern const struct conf_key conf_keys[];
+extern const size_t conf_nkeys;
+
+/* Defaults for every key. */
+void conf_defaults(struct conf *c);
+/* Parse a file over the defaults.  0, or -1 with a one-line err. */
+int conf_load(struct conf *c, const char *path, char *err, size_t errlen);
+/* Same, from a string; name is used in error messages. */
+int conf_load_string(struct conf *c, const char *text, const char *name,
+    char *err, size_t errlen);
+/* Set one key as the file would; used by tests and -o style overrides. */
+int conf_set(struct conf *c, const char *section, const char *name,
+    const char *value, char *err, size_t errlen);
+/* Cross-key checks (min <= max and the like). */
+int conf_check(const struct conf *c, char *err, size_t errlen);
+/* The accepted form of a key, for error messages and the sample file. */
+const char *conf_key_form(const struct conf_key *k, char *buf, size_t len);
+/* Every key, commented, with its default: the sample mandrill.conf. */
+void conf_write_sample(FILE *f);
+const struct conf_key *conf_key_find(const char *section, const char *name);
+
+#endif

@@ -1,0 +1,401 @@
+/*
+ * proto: strict msgpack encoding and decoding of protocol frames.
+ *
+ * Each frame type is a table of fields (name, kind, offset in struct
+ * proto_msg); one decoder walks any map against its table, so that a new
+ * field is one line here and cannot be half-checked.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "proto.h"
+
+enum fkind { F_U32, F_U64, F_I64, F_DBL, F_STR, F_BIN, F_OUTCOME };
+
+struct field {
+	const char	*name;
+	enum fkind	 kind;
+	size_t		 off;
+};
+
+#define M(f)	offsetof(struct proto_msg, f)
+#define W(f)	offsetof(struct proto_msg, ws.f)
+
+static const struct field f_welcome[] = {
+	{ "v", F_U32, M(v) },
+	{ "gen", F_U32, W(gen) }, { "slot", F_U32, W(slot) },
+	{ "max_jobs", F_U32, W(max_jobs) }, { "log_level", F_U32, W(log_level) },
+	{ "synchronous", F_U32, W(synchronous) }, { "mode", F_U32, W(mode) },
+	{ "max_attempts", F_U32, W(max_attempts) },
+	{ "busy_timeout", F_I64, W(busy_timeout) },
+	{ "heartbeat", F_I64, W(heartbeat) },
+	{ "sim_latency_min", F_I64, W(sim_latency_min) },
+	{ "sim_latency_max", F_I64, W(sim_latency_max) },
+	{ "sim_failure_rate", F_DBL, W(sim_failure_rate) },
+	{ "sim_seed", F_U64, W(sim_seed) },
+	{ "min_interval", F_I64, W(min_interval) },
+	{ "restart_timeout", F_I64, W(restart_timeout) },
+	{ "state_dir", F_STR, W(state_dir) }, { "domain", F_STR, W(domain) },
+	{ "allow", F_STR, W(allow) }, { "deny", F_STR, W(deny) },
+	{ NULL, 0, 0 }
+};
+static const struct field f_job[] = {
+	{ "id", F_U64, M(id) }, { "msg_id", F_STR, M(msg_id) },
+	{ "data", F_BIN, M(data) }, { "size", F_U64, M(size) },
+	{ "attempt", F_U32, M(attempt) }, { "deadline", F_I64, M(deadline) },
+	{ NULL, 0, 0 }
+};
+static const struct field f_cancel[] = { { "id", F_U64, M(id) }, { NULL, 0, 0 } };
+static const struct field f_none[] = { { NULL, 0, 0 } };
+static const struct field f_ready[] = {
+	{ "v", F_U32, M(v) }, { "pid", F_U32, M(pid) },
+	{ "max_jobs", F_U32, M(max_jobs) }, { NULL, 0, 0 }
+};
+static const struct field f_done[] = {
+	{ "id", F_U64, M(id) }, { "outcome", F_OUTCOME, M(outcome) },
+	{ "error", F_STR, M(error) }, { "attempt", F_U32, M(attempt) },
+	{ NULL, 0, 0 }
+};
+
+static const struct ftype {
+	const char		*name;
+	enum proto_type		 type;
+	const struct field	*fields;
+} types[] = {
+	{ "welcome", P_WELCOME, f_welcome }, { "job", P_JOB, f_job },
+	{ "cancel", P_CANCEL, f_cancel }, { "drain", P_DRAIN, f_none },
+	{ "ready", P_READY, f_ready }, { "done", P_DONE, f_done },
+	{ "heartbeat", P_HEARTBEAT, f_none },
+};
+
+static const char *outcomes[OUT_COUNT] = {
+	"restarted", "skipped", "duplicate", "failed", "dead", "invalid",
+	"deferred", "error",
+};
+
+const char *
+outcome_name(enum outcome o)
+{
+	return (unsigned)o < OUT_COUNT ? outcomes[o] : "?";
+}
+
+int
+outcome_parse(const char *s, size_t len, enum outcome *out)
+{
+	for (int i = 0; i < OUT_COUNT; i++)
+		if (strlen(outcomes[i]) == len && memcmp(outcomes[i], s, len) == 0) {
+			*out = (enum outcome)i;
+			return 0;
+		}
+	return -1;
+}
+
+static int
+streq(const msgpack_object_str *s, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	return s->size == n && memcmp(s->ptr, lit, n) == 0;
+}
+
+static const char *
+kind_name(enum fkind k)
+{
+	static const char *n[] = { "unsigned 32-bit integer",
+	    "unsigned integer", "integer", "float", "string", "binary",
+	    "outcome string" };
+	return n[k];
+}
+
+/* Store one value; NULL or what was wrong with it. */
+static const char *
+field_set(struct proto_msg *m, const struct field *f, const msgpack_object *v)
+{
+	char *dst = (char *)m + f->off;
+	struct pstr *ps = (struct pstr *)dst;
+
+	switch (f->kind) {
+	case F_U32:
+		if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+		    v->via.u64 > UINT32_MAX)
+			return "wrong type";
+		*(uint32_t *)dst = (uint32_t)v->via.u64;
+		return NULL;
+	case F_U64:
+		if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+			return "wrong type";
+		*(uint64_t *)dst = v->via.u64;
+		return NULL;
+	case F_I64:
+		if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+			*(int64_t *)dst = v->via.i64;
+		else if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+		    v->via.u64 <= INT64_MAX)
+			*(int64_t *)dst = (int64_t)v->via.u64;
+		else
+			return "wrong type";
+		return NULL;
+	case F_DBL:
+		if (v->type != MSGPACK_OBJECT_FLOAT64 &&
+		    v->type != MSGPACK_OBJECT_FLOAT32)
+			return "wrong type";
+		*(double *)dst = v->via.f64;
+		return NULL;
+	case F_STR:
+		if (v->type != MSGPACK_OBJECT_STR)
+			return "wrong type";
+		if (memchr(v->via.str.ptr, '\0', v->via.str.size) != NULL)
+			return "NUL byte in string";
+		ps->p = v->via.str.ptr;
+		ps->len = v->via.str.size;
+		return NULL;
+	case F_BIN:
+		if (v->type != MSGPACK_OBJECT_BIN)
+			return "wrong type";
+		if (v->via.bin.size > PROTO_DATA_MAX)
+			return "binary too long";
+		ps->p = v->via.bin.ptr;
+		ps->len = v->via.bin.size;
+		return NULL;
+	case F_OUTCOME:
+		if (v->type != MSGPACK_OBJECT_STR)
+			return "wrong type";
+		if (outcome_parse(v->via.str.ptr, v->via.str.size,
+		    (enum outcome *)dst) < 0)
+			return "unknown outcome";
+		return NULL;
+	}
+	return "bad field";
+}
+
+static int
+decode_fields(const msgpack_object_map *map, const struct ftype *ft,
+    struct proto_msg *m, char *err, size_t errlen)
+{
+	uint64_t seen = 0, want = 0;
+	size_t nf = 0;
+
+	while (ft->fields[nf].name != NULL)
+		want |= UINT64_C(1) << nf++;
+	for (uint32_t i = 0; i < map->size; i++) {
+		const msgpack_object_kv *kv = &map->ptr[i];
+		const msgpack_object_str *k = &kv->key.via.str;
+		const char *why;
+		size_t j;
+
+		if (streq(k, "t"))
+			continue;
+		for (j = 0; j < nf; j++)
+			if (streq(k, ft->fields[j].name))
+				break;
+		if (j == nf) {
+			snprintf(err, errlen, "%s frame: unknown key \"%.*s\"",
+			    ft->name, (int)(k->size > 32 ? 32 : k->size), k->ptr);
+			return -1;
+		}
+		if (seen & (UINT64_C(1) << j)) {
+			snprintf(err, errlen, "%s frame: key \"%s\" repeated",
+			    ft->name, ft->fields[j].name);
+			return -1;
+		}
+		if ((why = field_set(m, &ft->fields[j], &kv->val)) != NULL) {
+			snprintf(err, errlen, "%s frame: \"%s\": %s, want %s",
+			    ft->name, ft->fields[j].name, why,
+			    kind_name(ft->fields[j].kind));
+			return -1;
+		}
+		seen |= UINT64_C(1) << j;
+	}
+	for (size_t j = 0; j < nf; j++)
+		if (!(seen & (UINT64_C(1) << j))) {
+			snprintf(err, errlen, "%s frame: missing key \"%s\"",
+			    ft->name, ft->fields[j].name);
+			return -1;
+		}
+	(void)want;
+	return 0;
+}
+
+int
+proto_decode(const msgpack_object *o, struct proto_msg *m, char *err,
+    size_t errlen)
+{
+	const msgpack_object_map *map;
+	const msgpack_object *t = NULL;
+
+	memset(m, 0, sizeof(*m));
+	if (o->type != MSGPACK_OBJECT_MAP) {
+		snprintf(err, errlen, "frame is not a map");
+		return -1;
+	}
+	map = &o->via.map;
+	for (uint32_t i = 0; i < map->size; i++) {
+		if (map->ptr[i].key.type != MSGPACK_OBJECT_STR) {
+			snprintf(err, errlen, "frame has a key that is not a "
+			    "string");
+			return -1;
+		}
+		if (streq(&map->ptr[i].key.via.str, "t")) {
+			if (t != NULL) {
+				snprintf(err, errlen, "frame has two \"t\" keys");
+				return -1;
+			}
+			t = &map->ptr[i].val;
+		}
+	}
+	if (t == NULL) {
+		snprintf(err, errlen, "frame has no \"t\" key");
+		return -1;
+	}
+	if (t->type != MSGPACK_OBJECT_STR) {
+		snprintf(err, errlen, "frame \"t\" is not a string");
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (streq(&t->via.str, types[i].name)) {
+			m->type = types[i].type;
+			return decode_fields(map, &types[i], m, err, errlen);
+		}
+	snprintf(err, errlen, "unknown frame type \"%.*s\"",
+	    (int)(t->via.str.size > 32 ? 32 : t->via.str.size), t->via.str.ptr);
+	return -1;
+}
+
+static void
+pack_str(msgpack_packer *pk, const char *s, size_t len)
+{
+	msgpack_pack_str(pk, len);
+	msgpack_pack_str_body(pk, s, len);
+}
+
+static void
+pack_key(msgpack_packer *pk, const char *key)
+{
+	pack_str(pk, key, strlen(key));
+}
+
+static void
+pack_head(msgpack_packer *pk, const char *type, size_t nkeys)
+{
+	msgpack_pack_map(pk, nkeys + 1);
+	pack_key(pk, "t");
+	pack_key(pk, type);
+}
+
+static void
+pack_u64(msgpack_packer *pk, const char *key, uint64_t v)
+{
+	pack_key(pk, key);
+	msgpack_pack_uint64(pk, v);
+}
+
+static void
+pack_i64(msgpack_packer *pk, const char *key, int64_t v)
+{
+	pack_key(pk, key);
+	msgpack_pack_int64(pk, v);
+}
+
+static void
+pack_pstr(msgpack_packer *pk, const char *key, const struct pstr *s)
+{
+	pack_key(pk, key);
+	pack_str(pk, s->p ? s->p : "", s->p ? s->len : 0);
+}
+
+void
+proto_pack_welcome(msgpack_packer *pk, const struct worker_settings *ws)
+{
+	pack_head(pk, "welcome", 20);
+	pack_u64(pk, "v", PROTO_VERSION);
+	pack_u64(pk, "gen", ws->gen);
+	pack_u64(pk, "slot", ws->slot);
+	pack_u64(pk, "max_jobs", ws->max_jobs);
+	pack_u64(pk, "log_level", ws->log_level);
+	pack_u64(pk, "synchronous", ws->synchronous);
+	pack_u64(pk, "mode", ws->mode);
+	pack_u64(pk, "max_attempts", ws->max_attempts);
+	pack_i64(pk, "busy_timeout", ws->busy_timeout);
+	pack_i64(pk, "heartbeat", ws->heartbeat);
+	pack_i64(pk, "sim_latency_min", ws->sim_latency_min);
+	pack_i64(pk, "sim_latency_max", ws->sim_latency_max);
+	pack_key(pk, "sim_failure_rate");
+	msgpack_pack_double(pk, ws->sim_failure_rate);
+	pack_u64(pk, "sim_seed", ws->sim_seed);
+	pack_i64(pk, "min_interval", ws->min_interval);
+	pack_i64(pk, "restart_timeout", ws->restart_timeout);
+	pack_pstr(pk, "state_dir", &ws->state_dir);
+	pack_pstr(pk, "domain", &ws->domain);
+	pack_pstr(pk, "allow", &ws->allow);
+	pack_pstr(pk, "deny", &ws->deny);
+}
+
+void
+proto_pack_job(msgpack_packer *pk, uint64_t id, const char *msg_id,
+    size_t msg_id_len, const char *data, size_t len, uint32_t attempt,
+    int64_t deadline)
+{
+	size_t size = len;
+
+	if (len > PROTO_DATA_MAX)
+		len = PROTO_DATA_MAX;	/* the worker sees size and rejects */
+	if (msg_id_len > 256)
+		msg_id_len = 256;
+	pack_head(pk, "job", 6);
+	pack_u64(pk, "id", id);
+	pack_key(pk, "msg_id");
+	pack_str(pk, msg_id, msg_id_len);
+	pack_key(pk, "data");
+	msgpack_pack_bin(pk, len);
+	msgpack_pack_bin_body(pk, data, len);
+	pack_u64(pk, "size", size);
+	pack_u64(pk, "attempt", attempt);
+	pack_i64(pk, "deadline", deadline);
+}
+
+void
+proto_pack_cancel(msgpack_packer *pk, uint64_t id)
+{
+	pack_head(pk, "cancel", 1);
+	pack_u64(pk, "id", id);
+}
+
+void
+proto_pack_drain(msgpack_packer *pk)
+{
+	pack_head(pk, "drain", 0);
+}
+
+void
+proto_pack_ready(msgpack_packer *pk, uint32_t pid, uint32_t max_jobs)
+{
+	pack_head(pk, "ready", 3);
+	pack_u64(pk, "v", PROTO_VERSION);
+	pack_u64(pk, "pid", pid);
+	pack_u64(pk, "max_jobs", max_jobs);
+}
+
+void
+proto_pack_done(msgpack_packer *pk, uint64_t id, enum outcome o,
+    const char *error, uint32_t attempt)
+{
+	size_t elen = error ? strlen(error) : 0;
+
+	if (elen > PROTO_ERR_MAX)
+		elen = PROTO_ERR_MAX;
+	pack_head(pk, "done", 4);
+	pack_u64(pk, "id", id);
+	pack_key(pk, "outcome");
+	pack_key(pk, outcome_name(o));
+	pack_key(pk, "error");
+	pack_str(pk, error ? error : "", elen);
+	pack_u64(pk, "attempt", attempt);
+}
+
+void
+proto_pack_heartbeat(msgpack_packer *pk)
+{
+	pack_head(pk, "heartbeat", 0);
+}

@@ -1,0 +1,104 @@
+/*
+ * proto: the supervisor <-> worker wire protocol.
+ *
+ * A stream of msgpack maps over an AF_UNIX SOCK_STREAM socketpair, each
+ * at most PROTO_FRAME_MAX bytes, each with a string "t" naming its type.
+ * The first frame each way carries "v", the protocol version.
+ *
+ *   supervisor -> worker: welcome {v, settings...}, job {id, msg_id,
+ *                         data, size, attempt, deadline}, cancel {id},
+ *                         drain {}
+ *   worker -> supervisor: ready {v, pid, max_jobs}, done {id, outcome,
+ *                         error, attempt}, heartbeat {}
+ *
+ * Decoding is strict and total: every key of a type is required, no
+ * other key is allowed, every value has one type, and every failure is
+ * reported as a one-line reason.  Strings and binaries in a decoded
+ * message point into the unpacker's memory: valid until the next frame.
+ */
+#ifndef MANDRILL_PROTO_H
+#define MANDRILL_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#define PROTO_VERSION	1
+#define PROTO_FRAME_MAX	65536
+#define PROTO_DATA_MAX	32768	/* payload bytes carried in a job frame */
+#define PROTO_ERR_MAX	256	/* error text carried in a done frame */
+
+enum proto_type {
+	P_WELCOME, P_JOB, P_CANCEL, P_DRAIN, P_READY, P_DONE, P_HEARTBEAT,
+};
+
+/* What a job came to; see DESIGN.md's outcome table. */
+enum outcome {
+	OUT_RESTARTED, OUT_SKIPPED, OUT_DUPLICATE, OUT_FAILED, OUT_DEAD,
+	OUT_INVALID, OUT_DEFERRED, OUT_ERROR,
+	OUT_COUNT
+};
+
+const char *outcome_name(enum outcome o);
+int outcome_parse(const char *s, size_t len, enum outcome *out);
+
+struct pstr {
+	const char	*p;
+	size_t		 len;
+};
+
+/* The worker's effective settings, sent in the welcome frame. */
+struct worker_settings {
+	uint32_t	 gen;		/* supervisor's worker generation */
+	uint32_t	 slot;		/* worker index, for logs */
+	uint32_t	 max_jobs;
+	uint32_t	 log_level;
+	uint32_t	 synchronous;
+	uint32_t	 mode;
+	uint32_t	 max_attempts;
+	int64_t		 busy_timeout;
+	int64_t		 heartbeat;	/* send one when idle this long */
+	int64_t		 sim_latency_min;
+	int64_t		 sim_latency_max;
+	double		 sim_failure_rate;
+	uint64_t	 sim_seed;
+	int64_t		 min_interval;
+	int64_t		 restart_timeout;
+	struct pstr	 state_dir;
+	struct pstr	 domain;
+	struct pstr	 allow;
+	struct pstr	 deny;
+};
+
+struct proto_msg {
+	enum proto_type	 type;
+	uint32_t	 v;
+	uint64_t	 id;
+	struct pstr	 msg_id;
+	struct pstr	 data;
+	uint64_t	 size;		/* the payload's size before truncation */
+	uint32_t	 attempt;
+	int64_t		 deadline;	/* wall ms when the lease ends */
+	enum outcome	 outcome;
+	struct pstr	 error;
+	uint32_t	 pid;
+	uint32_t	 max_jobs;
+	struct worker_settings ws;
+};
+
+int proto_decode(const msgpack_object *o, struct proto_msg *m,
+    char *err, size_t errlen);
+
+void proto_pack_welcome(msgpack_packer *pk, const struct worker_settings *ws);
+void proto_pack_job(msgpack_packer *pk, uint64_t id, const char *msg_id,
+    size_t msg_id_len, const char *data, size_t len, uint32_t attempt,
+    int64_t deadline);
+void proto_pack_cancel(msgpack_packer *pk, uint64_t id);
+void proto_pack_drain(msgpack_packer *pk);
+void proto_pack_ready(msgpack_packer *pk, uint32_t pid, uint32_t max_jobs);
+void proto_pack_done(msgpack_packer *pk, uint64_t id, enum outcome o,
+    const char *error, uint32_t attempt);
+void proto_pack_heartbeat(msgpack_packer *pk);
+
+#endif

@@ -1,0 +1,386 @@
+/*
+ * dispatch: pull messages, hand them to workers, act on outcomes.
+ *
+ * Flow control: the supervisor asks the source for at most
+ * min(batch, max_in_flight - in_flight, free worker room - waiting), so
+ * nothing is pulled while the pool is full and no queue grows without
+ * bound.  A job goes to the least-loaded ready worker of the current
+ * generation.  A done frame maps the worker's outcome to a broker action
+ * (DESIGN.md's outcome table); the worker sends it only after it has
+ * committed the outcome, so an ack here always follows the commit.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backoff.h"
+#include "clock.h"
+#include "duration.h"
+#include "log.h"
+#include "supervisor.h"
+
+#define SLOT_BITS	21	/* job ids: sequence << SLOT_BITS | slot */
+#define SLOT_MASK	((UINT64_C(1) << SLOT_BITS) - 1)
+#define SLOT_NONE	UINT32_MAX
+#define DEFER_MIN	1000	/* ms: a deferred message comes back after */
+#define DEFER_JITTER	1000
+
+/* Lease callbacks: the lease is the first member of struct job. */
+static int
+lease_extend(void *arg, struct lease *l, int64_t ms)
+{
+	struct supervisor *s = arg;
+	struct job *j = (struct job *)l;
+	char a[32];
+
+	if (s->src->ops->extend(s->src, j->d, ms) < 0)
+		return -1;
+	log_info("Extended deadline msg_id=%s by %s", j->d->id,
+	    duration_fmt(ms, a, sizeof(a)));
+	return 0;
+}
+
+static void
+lease_lost(void *arg, struct lease *l, const char *why)
+{
+	struct supervisor *s = arg;
+	struct job *j = (struct job *)l;
+
+	s->n.lost++;
+	log_warn("Lease lost msg_id=%s: %s; the broker will redeliver it",
+	    j->d->id, why);
+}
+
+void
+dispatch_init(struct supervisor *s)
+{
+	lease_table_init(&s->leases, s->loop, s->src->ack_deadline,
+	    s->conf.max_lease, lease_extend, lease_lost, s);
+	TAILQ_INIT(&s->waiting);
+	s->free_slot = SLOT_NONE;
+}
+
+void
+dispatch_free(struct supervisor *s)
+{
+	for (uint32_t i = 0; i < s->nslots; i++)
+		free(s->slots[i]);
+	free(s->slots);
+	s->slots = NULL;
+	s->nslots = 0;
+	lease_table_free(&s->leases);
+}
+
+static struct job *
+job_new(struct supervisor *s, struct delivery *d)
+{
+	struct job *j;
+	uint32_t slot;
+
+	if (s->free_slot != SLOT_NONE) {
+		slot = s->free_slot;
+		j = s->slots[slot];
+		s->free_slot = j->next_free;
+	} else {
+		if (s->nslots > SLOT_MASK)
+			return NULL;
+		if ((s->nslots & (s->nslots - 1)) == 0) {
+			uint32_t cap = s->nslots ? s->nslots * 2 : 256;
+			struct job **v = realloc(s->slots, cap * sizeof(*v));
+
+			if (v == NULL)
+				return NULL;
+			s->slots = v;
+		}
+		if ((j = calloc(1, sizeof(*j))) == NULL)
+			return NULL;
+		slot = s->nslots++;
+		s->slots[slot] = j;
+	}
+	memset(j, 0, sizeof(*j));
+	j->slot = slot;
+	j->id = (++s->job_seq << SLOT_BITS) | slot;
+	j->d = d;
+	j->lease.hn.idx = HEAP_NONE;
+	return j;
+}
+
+/* A released slot keeps its struct, on the free list. */
+static void
+job_release(struct supervisor *s, struct job *j)
+{
+	lease_remove(&s->leases, &j->lease);
+	if (j->wp != NULL) {
+		TAILQ_REMOVE(&j->wp->jobs, j, link);
+		j->wp->njobs--;
+	} else {
+		TAILQ_REMOVE(&s->waiting, j, link);
+		s->nwaiting--;
+	}
+	j->d = NULL;
+	j->wp = NULL;
+	j->next_free = s->free_slot;
+	s->free_slot = j->slot;
+	s->in_flight--;
+}
+
+static struct job *
+job_find(struct supervisor *s, uint64_t id)
+{
+	uint32_t slot = (uint32_t)(id & SLOT_MASK);
+
+	if (slot >= s->nslots || s->slots[slot]->d == NULL ||
+	    s->slots[slot]->id != id)
+		return NULL;
+	return s->slots[slot];
+}
+
+static unsigned
+free_room(const struct supervisor *s)
+{
+	const struct wproc *wp;
+	unsigned room = 0;
+
+	TAILQ_FOREACH(wp, &s->workers, link)
+		if (wp->state == WP_READY && wp->gen == s->gen &&
+		    wp->max_jobs > wp->njobs)
+			room += wp->max_jobs - wp->njobs;
+	return room;
+}
+
+void
+dispatch_pull(struct supervisor *s)
+{
+	unsigned wanted, room, n;
+
+	if (s->state != SUP_RUNNING)
+		return;
+	wanted = s->src->ops->wanted(s->src);
+	room = free_room(s);
+	n = s->conf.max_in_flight - s->in_flight;
+	if (room < n)
+		n = room;
+	if (n <= s->nwaiting + wanted)
+		return;
+	n -= s->nwaiting + wanted;
+	if (n > s->conf.batch)
+		n = s->conf.batch;
+	/* Ask in batches: a trickle of 1-message pulls wastes round trips. */
+	if (n < s->conf.batch && wanted > 0)
+		return;
+	s->src->ops->pull(s->src, n);
+}
+
+static struct wproc *
+pick_worker(struct supervisor *s)
+{
+	struct wproc *wp, *best = NULL;
+
+	TAILQ_FOREACH(wp, &s->workers, link)
+		if (wp->state == WP_READY && wp->gen == s->gen &&
+		    wp->njobs < wp->max_jobs &&
+		    (best == NULL || wp->njobs < best->njobs))
+			best = wp;
+	return best;
+}
+
+static void
+send_job(struct supervisor *s, struct job *j, struct wproc *wp)
+{
+	int64_t deadline = clock_wall() + (j->lease.end - clock_now());
+
+	j->wp = wp;
+	wp->njobs++;
+	TAILQ_INSERT_TAIL(&wp->jobs, j, link);
+	proto_pack_job(chan_packer(wp->chan), j->id, j->d->id,
+	    strlen(j->d->id), j->d->data, j->d->len, j->d->count, deadline);
+}
+
+void
+dispatch_waiting(struct supervisor *s)
+{
+	struct wproc *wp;
+	struct job *j;
+
+	while ((j = TAILQ_FIRST(&s->waiting)) != NULL &&
+	    (wp = pick_worker(s)) != NULL) {
+		TAILQ_REMOVE(&s->waiting, j, link);
+		s->nwaiting--;
+		send_job(s, j, wp);
+	}
+}
+
+void
+dispatch_message(void *arg, struct delivery *d)
+{
+	struct supervisor *s = arg;
+	struct job *j;
+
+	s->n.pulled++;
+	if (d->count > 1)
+		s->n.redelivered++;
+	if (s->state == SUP_STOPPING || (j = job_new(s, d)) == NULL) {
+		if (s->state != SUP_STOPPING)
+			log_err("dispatch: out of memory; nacking msg_id=%s",
+			    d->id);
+		s->src->ops->nack(s->src, d, 0);
+		return;
+	}
+	s->in_flight++;
+	lease_add(&s->leases, &j->lease, clock_now());
+	log_info("Pulled msg_id=%s delivery=%" PRIu32, d->id, d->count);
+	TAILQ_INSERT_TAIL(&s->waiting, j, link);
+	s->nwaiting++;
+	dispatch_waiting(s);
+}
+
+static int64_t
+retry_delay(struct supervisor *s, enum outcome o, uint32_t attempts)
+{
+	if (o == OUT_DEFERRED)
+		return DEFER_MIN + rng_range(&s->rng, 0, DEFER_JITTER);
+	return backoff_delay(s->conf.backoff_min, s->conf.backoff_max,
+	    attempts ? attempts : 1, rng_unit(&s->rng));
+}
+
+/* DESIGN.md's table: what the broker is told for each outcome. */
+static void
+settle(struct supervisor *s, struct job *j, enum outcome o,
+    uint32_t attempts, const struct pstr *error)
+{
+	struct delivery *d = j->d;
+	char a[32];
+	int64_t delay;
+
+	s->n.outcome[o]++;
+	job_release(s, j);
+	switch (o) {
+	case OUT_RESTARTED:
+	case OUT_SKIPPED:
+	case OUT_DUPLICATE:
+	case OUT_DEAD:
+		log_info("Done. Acked msg_id=%s outcome=%s", d->id,
+		    outcome_name(o));
+		s->n.acked++;
+		s->src->ops->ack(s->src, d);
+		break;
+	case OUT_INVALID:
+		log_warn("Done. Terminated msg_id=%s outcome=invalid: %.*s",
+		    d->id, (int)error->len, error->p);
+		s->n.termed++;
+		s->src->ops->term(s->src, d, "invalid");
+		break;
+	case OUT_FAILED:
+	case OUT_ERROR:
+	case OUT_DEFERRED:
+	default:
+		delay = retry_delay(s, o, attempts);
+		log_info("Done. Nacked msg_id=%s outcome=%s retry in %s%s%.*s",
+		    d->id, outcome_name(o), duration_fmt(delay, a, sizeof(a)),
+		    error->len ? ": " : "", (int)error->len, error->p);
+		s->n.nacked++;
+		s->src->ops->nack(s->src, d, delay);
+		break;
+	}
+}
+
+static int
+on_ready(struct wproc *wp, const struct proto_msg *m)
+{
+	if (wp->state != WP_STARTING) {
+		log_err("worker %" PRIu32 ": ready frame twice; stopping it",
+		    wp->slot);
+		return -1;
+	}
+	if (m->v != PROTO_VERSION) {
+		log_err("worker %" PRIu32 ": protocol version %" PRIu32
+		    ", expected %d; stopping it", wp->slot, m->v, PROTO_VERSION);
+		return -1;
+	}
+	if (m->max_jobs == 0) {
+		log_err("worker %" PRIu32 ": ready with max_jobs 0; stopping it",
+		    wp->slot);
+		return -1;
+	}
+	wp->max_jobs = m->max_jobs;
+	wp->state = WP_READY;
+	log_info("worker %" PRIu32 " ready, pid %" PRIu32 ", %" PRIu32 " jobs",
+	    wp->slot, m->pid, m->max_jobs);
+	return 0;
+}
+
+static int
+on_done(struct wproc *wp, const struct proto_msg *m)
+{
+	struct supervisor *s = wp->sup;
+	struct job *j = job_find(s, m->id);
+
+	if (j == NULL && s->state != SUP_RUNNING) {
+		/* Given back at shutdown; the worker recorded it anyway. */
+		log_debug("worker %" PRIu32 ": done for job %" PRIu64
+		    " already given back", wp->slot, m->id);
+		return 0;
+	}
+	if (j == NULL || j->wp != wp) {
+		log_err("worker %" PRIu32 ": done for unknown job %" PRIu64
+		    "; stopping it", wp->slot, m->id);
+		return -1;
+	}
+	settle(s, j, m->outcome, m->attempt, &m->error);
+	return 0;
+}
+
+int
+dispatch_frame(struct wproc *wp, const struct proto_msg *m)
+{
+	struct supervisor *s = wp->sup;
+	int rc;
+
+	switch (m->type) {
+	case P_READY:
+		rc = on_ready(wp, m);
+		break;
+	case P_DONE:
+		rc = wp->state == WP_STARTING ? -1 : on_done(wp, m);
+		break;
+	case P_HEARTBEAT:
+		return 0;
+	default:
+		log_err("worker %" PRIu32 ": unexpected frame from a worker; "
+		    "stopping it", wp->slot);
+		rc = -1;
+		break;
+	}
+	if (rc < 0) {
+		pool_close(wp);
+		pool_kill(wp, SIGKILL);
+		return -1;
+	}
+	dispatch_waiting(s);
+	dispatch_pull(s);
+	supervisor_check_done(s);
+	return 0;
+}
+
+void
+dispatch_nack_all(struct supervisor *s, struct wproc *wp, const char *why)
+{
+	struct job_list *list = wp ? &wp->jobs : &s->waiting;
+	struct job *j;
+	unsigned n = 0;
+
+	while ((j = TAILQ_FIRST(list)) != NULL) {
+		struct delivery *d = j->d;
+
+		job_release(s, j);
+		s->n.nacked++;
+		s->src->ops->nack(s->src, d, 0);
+		n++;
+	}
+	if (n > 0)
+		log_warn("Nacked %u in-flight messages for redelivery: %s", n, why);
+}

@@ -1,0 +1,63 @@
+/*
+ * source: where messages come from, as a small vtable over one loop.
+ *
+ * A source hands the supervisor deliveries (one message, one delivery
+ * attempt) only while the supervisor has asked for more (pull), and
+ * takes back each delivery exactly once: ack, nack (with a delay) or
+ * term.  After that call the delivery is freed by the source and must
+ * not be touched.  extend() pushes the delivery's ack deadline out; it
+ * fails when the broker no longer holds the lease for this delivery.
+ */
+#ifndef MANDRILL_SOURCE_H
+#define MANDRILL_SOURCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ev.h>
+
+#include "conf.h"
+
+struct delivery {
+	const char	*id;		/* the broker's message id */
+	const char	*data;
+	size_t		 len;
+	uint32_t	 count;		/* delivery count, 1 on first */
+};
+
+struct source;
+
+struct source_cb {
+	void	(*message)(void *arg, struct delivery *d);
+	/* sim with a count: every published message is acked. */
+	void	(*exhausted)(void *arg);
+	void	*arg;
+};
+
+struct source_ops {
+	const char *name;
+	int	(*start)(struct source *, char *err, size_t len);
+	void	(*pull)(struct source *, unsigned n);
+	int	(*extend)(struct source *, struct delivery *, int64_t ms);
+	void	(*ack)(struct source *, struct delivery *);
+	void	(*nack)(struct source *, struct delivery *, int64_t delay_ms);
+	void	(*term)(struct source *, struct delivery *, const char *why);
+	void	(*stop)(struct source *);	/* stops and frees */
+	/* Forget what was asked for and not yet delivered. */
+	void	(*unpull)(struct source *);
+	/* Asked for and not yet delivered. */
+	unsigned (*wanted)(const struct source *);
+	void	(*dump)(const struct source *);	/* one log line of state */
+};
+
+struct source {
+	const struct source_ops	*ops;
+	struct ev_loop		*loop;
+	struct source_cb	 cb;
+	int64_t			 ack_deadline;	/* lease length, ms */
+};
+
+struct source *source_sim_new(struct ev_loop *loop, const struct conf *c,
+    const struct source_cb *cb);
+
+#endif

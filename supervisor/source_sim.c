@@ -1,0 +1,445 @@
+/*
+ * source_sim: the embedded publisher and broker (the seed's publish()).
+ *
+ * The publisher makes restart requests for random cattle-xxxx instances
+ * with uuid msg_ids, at `rate` a second (0: as fast as they are pulled),
+ * up to `count` (0: forever).  The broker gives them real semantics: a
+ * delivery holds a lease until its ack deadline; extend() moves the
+ * deadline; an expired lease makes the message ready again with a higher
+ * delivery count; nack() makes it ready after a delay; ack() and term()
+ * remove it.  An ack of an older delivery still removes the message (as
+ * JetStream does); a nack or extend of an older delivery is refused.
+ * All deadlines live in one heap behind one ev_timer.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include "clock.h"
+#include "heap.h"
+#include "log.h"
+#include "rng.h"
+#include "source.h"
+
+#define DELIVER_SLICE	1024	/* deliveries per loop iteration, at most */
+#define BACKLOG_MAX	1000000	/* the publisher pauses above this */
+#define PUBLISH_TICK	0.01
+
+enum sim_state { M_READY, M_LEASED, M_DELAYED };
+
+struct sim_delivery;
+
+struct sim_msg {
+	struct heap_node	 hn;	/* LEASED: deadline; DELAYED: ready at */
+	TAILQ_ENTRY(sim_msg)	 q;	/* READY */
+	enum sim_state		 state;
+	int			 acked;
+	unsigned		 refs;	/* deliveries not yet given back */
+	uint32_t		 deliveries;
+	struct sim_delivery	*cur;	/* the delivery holding the lease */
+	char			 id[37];
+	char			 data[96];
+	size_t			 len;
+};
+
+struct sim_delivery {
+	struct delivery		 pub;
+	struct sim_msg		*m;
+};
+
+struct sim {
+	struct source		 src;
+	struct heap		 timers;
+	TAILQ_HEAD(, sim_msg)	 ready;
+	ev_timer		 timer;
+	ev_idle			 deliverer;
+	ev_timer		 publisher;
+	struct rng		 rng;
+	unsigned		 want;
+	unsigned		 rate;
+	uint64_t		 count;
+	uint64_t		 published;
+	uint64_t		 live;		/* published, not acked */
+	uint64_t		 expired, nacked, acked, termed;
+	int64_t			 pub_start;
+	int			 exhausted;
+};
+
+static void sim_arm(struct sim *s);
+
+static void
+make_uuid(struct rng *r, char *out)
+{
+	uint64_t a = rng_next(r), b = rng_next(r);
+
+	a = (a & ~UINT64_C(0xf000)) | UINT64_C(0x4000);		/* version 4 */
+	b = (b & ~(UINT64_C(3) << 62)) | (UINT64_C(2) << 62);	/* variant */
+	snprintf(out, 37, "%08" PRIx32 "-%04" PRIx32 "-%04" PRIx32 "-%04"
+	    PRIx32 "-%012" PRIx64, (uint32_t)(a >> 32),
+	    (uint32_t)(a >> 16) & 0xffff, (uint32_t)a & 0xffff,
+	    (uint32_t)(b >> 48), b & UINT64_C(0xffffffffffff));
+}
+
+static int
+can_publish(const struct sim *s)
+{
+	return (s->count == 0 || s->published < s->count) &&
+	    s->live < BACKLOG_MAX;
+}
+
+static void
+publish_one(struct sim *s)
+{
+	struct sim_msg *m = calloc(1, sizeof(*m));
+
+	if (m == NULL) {
+		log_err("sim: out of memory publishing");
+		return;
+	}
+	make_uuid(&s->rng, m->id);
+	m->len = (size_t)snprintf(m->data, sizeof(m->data),
+	    "{\"msg_id\": \"%s\", \"instance_name\": \"cattle-%04x\"}",
+	    m->id, (unsigned)(rng_next(&s->rng) & 0xffff));
+	m->hn.idx = HEAP_NONE;
+	m->state = M_READY;
+	TAILQ_INSERT_TAIL(&s->ready, m, q);
+	s->published++;
+	s->live++;
+	log_debug("sim: published msg_id=%s", m->id);
+}
+
+static void
+deliver_one(struct sim *s, struct sim_msg *m)
+{
+	struct sim_delivery *d = calloc(1, sizeof(*d));
+
+	if (d == NULL) {
+		log_err("sim: out of memory delivering %s", m->id);
+		return;
+	}
+	TAILQ_REMOVE(&s->ready, m, q);
+	m->state = M_LEASED;
+	m->deliveries++;
+	m->refs++;
+	m->cur = d;
+	heap_push(&s->timers, &m->hn, clock_now() + s->src.ack_deadline);
+	d->m = m;
+	d->pub.id = m->id;
+	d->pub.data = m->data;
+	d->pub.len = m->len;
+	d->pub.count = m->deliveries;
+	s->want--;
+	s->src.cb.message(s->src.cb.arg, &d->pub);
+}
+
+static void
+deliver_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	struct sim *s = w->data;
+	struct sim_msg *m;
+
+	for (int n = 0; n < DELIVER_SLICE && s->want > 0; n++) {
+		if (TAILQ_EMPTY(&s->ready)) {
+			if (s->rate != 0 || !can_publish(s))
+				break;
+			publish_one(s);
+		}
+		if ((m = TAILQ_FIRST(&s->ready)) == NULL)
+			break;
+		deliver_one(s, m);
+	}
+	sim_arm(s);
+	if (s->want == 0 || (TAILQ_EMPTY(&s->ready) &&
+	    (s->rate != 0 || !can_publish(s))))
+		ev_idle_stop(loop, w);
+}
+
+static void
+wake_deliverer(struct sim *s)
+{
+	if (s->want > 0 && (!TAILQ_EMPTY(&s->ready) ||
+	    (s->rate == 0 && can_publish(s))))
+		ev_idle_start(s->src.loop, &s->deliverer);
+}
+
+static void
+make_ready(struct sim *s, struct sim_msg *m)
+{
+	heap_remove(&s->timers, &m->hn);
+	m->state = M_READY;
+	TAILQ_INSERT_TAIL(&s->ready, m, q);
+}
+
+/* Leases that ran out and nack delays that passed. */
+static void
+timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct sim *s = w->data;
+	struct heap_node *top;
+	int64_t now = clock_now();
+
+	while ((top = heap_top(&s->timers)) != NULL && top->key <= now) {
+		struct sim_msg *m = (struct sim_msg *)top;
+
+		if (m->state == M_LEASED) {
+			s->expired++;
+			m->cur = NULL;	/* that delivery is stale now */
+			log_info("sim: ack deadline of msg_id=%s passed; "
+			    "redelivering", m->id);
+		}
+		make_ready(s, m);
+	}
+	sim_arm(s);
+	wake_deliverer(s);
+}
+
+static void
+sim_arm(struct sim *s)
+{
+	struct heap_node *top = heap_top(&s->timers);
+	double after;
+
+	ev_timer_stop(s->src.loop, &s->timer);
+	if (top == NULL)
+		return;
+	after = (double)(top->key - clock_now()) / 1000.0;
+	ev_timer_set(&s->timer, after > 0 ? after : 0., 0.);
+	ev_timer_start(s->src.loop, &s->timer);
+}
+
+static void
+publish_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct sim *s = w->data;
+	int64_t elapsed = clock_now() - s->pub_start;
+	uint64_t due = (uint64_t)elapsed * s->rate / 1000 + 1;
+
+	if (s->count != 0 && due > s->count)
+		due = s->count;
+	while (s->published < due && can_publish(s))
+		publish_one(s);
+	if (s->count != 0 && s->published >= s->count)
+		ev_timer_stop(loop, w);
+	wake_deliverer(s);
+}
+
+static int
+sim_start(struct source *src, char *err, size_t len)
+{
+	struct sim *s = (struct sim *)src;
+
+	s->pub_start = clock_now();
+	if (s->rate > 0) {
+		ev_timer_set(&s->publisher, 0., PUBLISH_TICK);
+		ev_timer_start(src->loop, &s->publisher);
+	}
+	log_info("sim: publishing %s%" PRIu64 " messages at %s%u a second",
+	    s->count ? "" : "unlimited ", s->count,
+	    s->rate ? "" : "as fast as pulled, ", s->rate);
+	return 0;
+}
+
+static void
+sim_pull(struct source *src, unsigned n)
+{
+	struct sim *s = (struct sim *)src;
+
+	s->want += n;
+	wake_deliverer(s);
+}
+
+static void
+sim_unpull(struct source *src)
+{
+	struct sim *s = (struct sim *)src;
+
+	s->want = 0;
+	ev_idle_stop(src->loop, &s->deliverer);
+}
+
+static unsigned
+sim_wanted(const struct source *src)
+{
+	return ((const struct sim *)src)->want;
+}
+
+static void
+check_exhausted(struct sim *s)
+{
+	if (!s->exhausted && s->count != 0 && s->published >= s->count &&
+	    s->live == 0) {
+		s->exhausted = 1;
+		if (s->src.cb.exhausted)
+			s->src.cb.exhausted(s->src.cb.arg);
+	}
+}
+
+/* Give a delivery back; free the message once removed and unreferenced. */
+static void
+release(struct sim *s, struct sim_delivery *d)
+{
+	struct sim_msg *m = d->m;
+
+	if (m->cur == d)
+		m->cur = NULL;
+	free(d);
+	if (--m->refs == 0 && m->acked)
+		free(m);
+}
+
+static void
+remove_msg(struct sim *s, struct sim_msg *m)
+{
+	if (m->acked)
+		return;
+	m->acked = 1;
+	if (m->state == M_READY)
+		TAILQ_REMOVE(&s->ready, m, q);
+	else
+		heap_remove(&s->timers, &m->hn);
+	s->live--;
+}
+
+static void
+sim_ack(struct source *src, struct delivery *pub)
+{
+	struct sim *s = (struct sim *)src;
+	struct sim_delivery *d = (struct sim_delivery *)pub;
+
+	if (!d->m->acked)
+		s->acked++;
+	remove_msg(s, d->m);
+	release(s, d);
+	check_exhausted(s);
+}
+
+static void
+sim_term(struct source *src, struct delivery *pub, const char *why)
+{
+	struct sim *s = (struct sim *)src;
+	struct sim_delivery *d = (struct sim_delivery *)pub;
+
+	if (!d->m->acked) {
+		s->termed++;
+		log_info("sim: msg_id=%s terminated: %s", d->m->id, why);
+	}
+	remove_msg(s, d->m);
+	release(s, d);
+	check_exhausted(s);
+}
+
+static void
+sim_nack(struct source *src, struct delivery *pub, int64_t delay)
+{
+	struct sim *s = (struct sim *)src;
+	struct sim_delivery *d = (struct sim_delivery *)pub;
+	struct sim_msg *m = d->m;
+
+	if (!m->acked && m->cur == d) {
+		s->nacked++;
+		if (delay <= 0)
+			make_ready(s, m);
+		else {
+			m->state = M_DELAYED;
+			heap_update(&s->timers, &m->hn, clock_now() + delay);
+		}
+		sim_arm(s);
+		wake_deliverer(s);
+	}
+	release(s, d);
+}
+
+static int
+sim_extend(struct source *src, struct delivery *pub, int64_t ms)
+{
+	struct sim *s = (struct sim *)src;
+	struct sim_delivery *d = (struct sim_delivery *)pub;
+
+	if (d->m->acked || d->m->cur != d)
+		return -1;
+	heap_update(&s->timers, &d->m->hn, clock_now() + ms);
+	sim_arm(s);
+	return 0;
+}
+
+static void
+sim_stop(struct source *src)
+{
+	struct sim *s = (struct sim *)src;
+	struct sim_msg *m;
+
+	ev_timer_stop(src->loop, &s->timer);
+	ev_timer_stop(src->loop, &s->publisher);
+	ev_idle_stop(src->loop, &s->deliverer);
+	/* Messages still referenced by deliveries are the caller's leak. */
+	while ((m = TAILQ_FIRST(&s->ready)) != NULL) {
+		TAILQ_REMOVE(&s->ready, m, q);
+		if (m->refs == 0)
+			free(m);
+		else
+			m->acked = 1;
+	}
+	while (heap_top(&s->timers) != NULL) {
+		m = (struct sim_msg *)heap_pop(&s->timers);
+		if (m->refs == 0)
+			free(m);
+		else
+			m->acked = 1;
+	}
+	heap_free(&s->timers);
+	free(s);
+}
+
+static void
+sim_dump(const struct source *src)
+{
+	const struct sim *s = (const struct sim *)src;
+
+	log_info("sim: published %" PRIu64 ", unacked %" PRIu64 ", acked %"
+	    PRIu64 ", terminated %" PRIu64 ", nacked %" PRIu64 ", expired %"
+	    PRIu64 ", wanted %u", s->published, s->live, s->acked, s->termed,
+	    s->nacked, s->expired, s->want);
+}
+
+static const struct source_ops sim_ops = {
+	.name = "sim",
+	.start = sim_start,
+	.pull = sim_pull,
+	.extend = sim_extend,
+	.ack = sim_ack,
+	.nack = sim_nack,
+	.term = sim_term,
+	.stop = sim_stop,
+	.unpull = sim_unpull,
+	.wanted = sim_wanted,
+	.dump = sim_dump,
+};
+
+struct source *
+source_sim_new(struct ev_loop *loop, const struct conf *c,
+    const struct source_cb *cb)
+{
+	struct sim *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	s->src.ops = &sim_ops;
+	s->src.loop = loop;
+	s->src.cb = *cb;
+	s->src.ack_deadline = c->ack_deadline;
+	heap_init(&s->timers);
+	TAILQ_INIT(&s->ready);
+	rng_seed(&s->rng, c->seed);
+	s->rate = c->rate;
+	s->count = c->count;
+	ev_timer_init(&s->timer, timer_cb, 0., 0.);
+	ev_idle_init(&s->deliverer, deliver_cb);
+	ev_set_priority(&s->deliverer, EV_MAXPRI);
+	ev_timer_init(&s->publisher, publish_cb, 0., PUBLISH_TICK);
+	s->timer.data = s->deliverer.data = s->publisher.data = s;
+	return &s->src;
+}

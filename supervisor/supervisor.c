@@ -1,0 +1,406 @@
+/*
+ * supervisor: start-up, signals, worker policy, drain and shutdown.
+ *
+ * Signal handlers do no work: libev's ev_signal turns each signal into a
+ * callback on the loop.  TERM/INT drain (a second one escalates to the
+ * fast path), QUIT is the fast path, USR1 reopens the log, USR2 dumps
+ * state, TTIN/TTOU add or retire a worker.  Workers that die are reaped,
+ * their jobs nacked for redelivery, and respawned with a throttle that
+ * doubles the delay while they keep dying young (Postfix's
+ * master_throttle).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "duration.h"
+#include "log.h"
+#include "supervisor.h"
+
+#define YOUNG_MS	10000	/* a worker dying younger than this is throttled */
+#define THROTTLE_MAX	60000
+#define KILL_GRACE_MS	5000	/* TERM or ABRT, then KILL after this */
+
+static void spawn_missing(struct supervisor *s);
+
+static unsigned
+live_workers(const struct supervisor *s)
+{
+	const struct wproc *wp;
+	unsigned n = 0;
+
+	TAILQ_FOREACH(wp, &s->workers, link)
+		if (wp->gen == s->gen && (wp->state == WP_STARTING ||
+		    wp->state == WP_READY))
+			n++;
+	return n;
+}
+
+static uint32_t
+free_slot_number(const struct supervisor *s)
+{
+	const struct wproc *wp;
+	uint32_t slot = 1;
+
+again:
+	TAILQ_FOREACH(wp, &s->workers, link)
+		if (wp->slot == slot && wp->state != WP_GONE) {
+			slot++;
+			goto again;
+		}
+	return slot;
+}
+
+static void
+spawn_missing(struct supervisor *s)
+{
+	if (s->state != SUP_RUNNING)
+		return;
+	while (live_workers(s) < s->target_workers)
+		if (pool_spawn(s, free_slot_number(s)) == NULL)
+			break;
+}
+
+static void
+respawn_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	spawn_missing(t->data);
+}
+
+static void
+stop_everything(struct supervisor *s)
+{
+	ev_timer_stop(s->loop, &s->tick);
+	ev_timer_stop(s->loop, &s->respawn);
+	ev_timer_stop(s->loop, &s->drain_timer);
+	for (int i = 0; i < s->nsig; i++)
+		ev_signal_stop(s->loop, &s->sig[i]);
+	ev_break(s->loop, EVBREAK_ALL);
+}
+
+static void
+log_exit(const struct wproc *wp, int status, int expected)
+{
+	enum log_level level = expected ? LOG_INFO : LOG_ERR;
+
+	if (WIFSIGNALED(status))
+		log_msg(level, "worker %" PRIu32 " (pid %d) killed by signal %d%s",
+		    wp->slot, (int)wp->pid, WTERMSIG(status),
+		    WCOREDUMP(status) ? " (core dumped)" : "");
+	else
+		log_msg(level, "worker %" PRIu32 " (pid %d) exited with status %d",
+		    wp->slot, (int)wp->pid, WEXITSTATUS(status));
+}
+
+static void
+throttle(struct supervisor *s, const struct wproc *wp)
+{
+	int64_t delay = 0;
+	char a[32];
+
+	if (clock_now() - wp->started < YOUNG_MS)
+		s->fast_deaths++;
+	else
+		s->fast_deaths = 0;
+	if (s->fast_deaths > 0) {
+		delay = 1000;
+		for (unsigned i = 1; i < s->fast_deaths && delay < THROTTLE_MAX; i++)
+			delay *= 2;
+		if (delay > THROTTLE_MAX)
+			delay = THROTTLE_MAX;
+		log_warn("workers are dying young (%u in a row); next spawn "
+		    "in %s", s->fast_deaths, duration_fmt(delay, a, sizeof(a)));
+	}
+	if (!ev_is_active(&s->respawn)) {
+		ev_timer_set(&s->respawn, (double)delay / 1000.0, 0.);
+		ev_timer_start(s->loop, &s->respawn);
+	}
+}
+
+void
+supervisor_worker_gone(struct supervisor *s, struct wproc *wp, int status)
+{
+	int expected = wp->state == WP_DRAINING || s->state != SUP_RUNNING ||
+	    wp->gen != s->gen;
+
+	log_exit(wp, status, expected);
+	if (!expected)
+		s->n.crashes++;
+	pool_close(wp);
+	TAILQ_REMOVE(&s->workers, wp, link);
+	if (!expected)
+		throttle(s, wp);
+	free(wp);
+	if (expected)
+		spawn_missing(s);
+	dispatch_pull(s);
+	supervisor_check_done(s);
+}
+
+void
+supervisor_check_done(struct supervisor *s)
+{
+	struct wproc *wp;
+
+	if (s->state == SUP_DRAINING && s->in_flight == 0) {
+		log_info("Drained: nothing in flight; stopping workers");
+		s->state = SUP_STOPPING;
+		ev_timer_stop(s->loop, &s->drain_timer);
+		TAILQ_FOREACH(wp, &s->workers, link)
+			pool_send_drain(wp);
+	}
+	if (s->state == SUP_STOPPING && TAILQ_EMPTY(&s->workers)) {
+		log_info("All workers stopped; exiting");
+		stop_everything(s);
+	}
+}
+
+/* Nack everything now and ask the workers to go, KILL after a grace. */
+static void
+fast_shutdown(struct supervisor *s, const char *why)
+{
+	struct wproc *wp;
+	int64_t now = clock_now();
+
+	log_warn("Fast shutdown (%s): nacking %u in-flight messages", why,
+	    s->in_flight);
+	s->state = SUP_STOPPING;
+	s->src->ops->unpull(s->src);
+	ev_timer_stop(s->loop, &s->drain_timer);
+	dispatch_nack_all(s, NULL, why);
+	TAILQ_FOREACH(wp, &s->workers, link) {
+		if (wp->njobs > 0)
+			dispatch_nack_all(s, wp, why);
+		pool_kill(wp, SIGTERM);
+		wp->kill_at = now + KILL_GRACE_MS;
+		if (wp->state != WP_GONE)
+			wp->state = WP_DRAINING;
+	}
+	supervisor_check_done(s);
+}
+
+void
+supervisor_begin_drain(struct supervisor *s, const char *why)
+{
+	char a[32];
+
+	if (s->state != SUP_RUNNING)
+		return;
+	s->state = SUP_DRAINING;
+	s->src->ops->unpull(s->src);
+	log_info("Draining (%s): %u in flight, up to %s", why, s->in_flight,
+	    duration_fmt(s->conf.drain_timeout, a, sizeof(a)));
+	dispatch_nack_all(s, NULL, "draining; not yet dispatched");
+	ev_timer_set(&s->drain_timer, (double)s->conf.drain_timeout / 1000.0, 0.);
+	ev_timer_start(s->loop, &s->drain_timer);
+	supervisor_check_done(s);
+}
+
+static void
+drain_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	fast_shutdown(t->data, "drain_timeout passed");
+}
+
+static void
+dump_state(struct supervisor *s)
+{
+	static const char *states[] = { "starting", "ready", "draining", "gone" };
+	struct wproc *wp;
+	int64_t due = lease_next_due(&s->leases);
+
+	log_info("state: %s, generation %" PRIu32 ", %u in flight (%u waiting),"
+	    " next lease extension in %" PRId64 " ms, pulled %" PRIu64
+	    ", acked %" PRIu64 ", nacked %" PRIu64 ", crashes %" PRIu64,
+	    s->state == SUP_RUNNING ? "running" : s->state == SUP_DRAINING ?
+	    "draining" : "stopping", s->gen, s->in_flight, s->nwaiting,
+	    due < 0 ? (int64_t)-1 : due - clock_now(), s->n.pulled, s->n.acked,
+	    s->n.nacked, s->n.crashes);
+	TAILQ_FOREACH(wp, &s->workers, link)
+		log_info("state: worker %" PRIu32 " pid %d generation %" PRIu32
+		    " %s, %u/%u jobs, heard %" PRId64 " ms ago", wp->slot,
+		    (int)wp->pid, wp->gen, states[wp->state], wp->njobs,
+		    wp->max_jobs, clock_now() - wp->last_heard);
+	s->src->ops->dump(s->src);
+}
+
+static void
+retire_one(struct supervisor *s)
+{
+	struct wproc *wp, *best = NULL;
+
+	TAILQ_FOREACH(wp, &s->workers, link)
+		if (wp->gen == s->gen && wp->state == WP_READY &&
+		    (best == NULL || wp->njobs < best->njobs))
+			best = wp;
+	if (best != NULL) {
+		log_info("retiring worker %" PRIu32 " (pid %d)", best->slot,
+		    (int)best->pid);
+		pool_send_drain(best);
+	}
+}
+
+static void
+signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct supervisor *s = w->data;
+
+	switch (w->signum) {
+	case SIGTERM:
+	case SIGINT:
+		if (s->state == SUP_RUNNING)
+			supervisor_begin_drain(s, strsignal(w->signum));
+		else if (s->state == SUP_DRAINING)
+			fast_shutdown(s, "second signal during drain");
+		break;
+	case SIGQUIT:
+		if (s->state != SUP_STOPPING)
+			fast_shutdown(s, "SIGQUIT");
+		break;
+	case SIGHUP:
+		log_warn("SIGHUP: reloading is not implemented yet; "
+		    "configuration unchanged");
+		break;
+	case SIGUSR1:
+		if (log_reopen() < 0)
+			log_err("reopen log %s: %s", s->conf.log_file,
+			    strerror(errno));
+		else
+			log_info("log reopened");
+		break;
+	case SIGUSR2:
+		dump_state(s);
+		break;
+	case SIGTTIN:
+		if (s->state == SUP_RUNNING && s->target_workers < 256) {
+			s->target_workers++;
+			log_info("SIGTTIN: %u workers", s->target_workers);
+			spawn_missing(s);
+		}
+		break;
+	case SIGTTOU:
+		if (s->state == SUP_RUNNING && s->target_workers > 1) {
+			s->target_workers--;
+			log_info("SIGTTOU: %u workers", s->target_workers);
+			retire_one(s);
+		}
+		break;
+	}
+}
+
+/* Housekeeping: silent workers and overdue kills.  Workers are few. */
+static void
+tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct supervisor *s = t->data;
+	struct wproc *wp;
+	int64_t now = clock_now();
+
+	TAILQ_FOREACH(wp, &s->workers, link) {
+		if (wp->kill_at > 0 && now >= wp->kill_at) {
+			log_warn("worker %" PRIu32 " (pid %d) still running; "
+			    "killing it", wp->slot, (int)wp->pid);
+			pool_kill(wp, SIGKILL);
+			wp->kill_at = 0;
+		} else if (wp->kill_at == 0 && wp->state != WP_GONE &&
+		    now - wp->last_heard > s->conf.worker_timeout) {
+			log_err("worker %" PRIu32 " (pid %d) silent for %" PRId64
+			    " ms; aborting it", wp->slot, (int)wp->pid,
+			    now - wp->last_heard);
+			pool_close(wp);
+			pool_kill(wp, SIGABRT);
+			wp->kill_at = now + KILL_GRACE_MS;
+		}
+	}
+}
+
+static void
+exhausted_cb(void *arg)
+{
+	struct supervisor *s = arg;
+
+	if (s->conf.exit_when_done) {
+		log_info("All %" PRIu64 " messages are done", s->conf.count);
+		supervisor_begin_drain(s, "exit_when_done");
+	}
+}
+
+static void
+watch_signals(struct supervisor *s)
+{
+	static const int sigs[] = { SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1,
+	    SIGUSR2, SIGTTIN, SIGTTOU };
+
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		ev_signal_init(&s->sig[i], signal_cb, sigs[i]);
+		s->sig[i].data = s;
+		ev_signal_start(s->loop, &s->sig[i]);
+	}
+	s->nsig = sizeof(sigs) / sizeof(sigs[0]);
+}
+
+int
+supervisor_init(struct supervisor *s, struct ev_loop *loop,
+    const struct conf *c, const char *conf_path)
+{
+	struct source_cb cb = { dispatch_message, exhausted_cb, s };
+	char err[256];
+
+	memset(s, 0, sizeof(*s));
+	s->loop = loop;
+	s->conf = *c;
+	snprintf(s->conf_path, sizeof(s->conf_path), "%s", conf_path);
+	rng_seed(&s->rng, 0);
+	TAILQ_INIT(&s->workers);
+	s->gen = 1;
+	s->target_workers = c->workers;
+	if ((s->src = source_sim_new(loop, c, &cb)) == NULL) {
+		log_err("source: out of memory");
+		return -1;
+	}
+	dispatch_init(s);
+	watch_signals(s);
+	ev_timer_init(&s->tick, tick_cb, 1., 1.);
+	ev_timer_init(&s->respawn, respawn_cb, 0., 0.);
+	ev_timer_init(&s->drain_timer, drain_timeout_cb, 0., 0.);
+	s->tick.data = s->respawn.data = s->drain_timer.data = s;
+	ev_timer_start(loop, &s->tick);
+	if (s->src->ops->start(s->src, err, sizeof(err)) < 0) {
+		log_err("source %s: %s", s->src->ops->name, err);
+		return -1;
+	}
+	spawn_missing(s);
+	return 0;
+}
+
+int
+supervisor_run(struct supervisor *s)
+{
+	ev_run(s->loop, 0);
+	return s->exit_code;
+}
+
+void
+supervisor_free(struct supervisor *s)
+{
+	struct wproc *wp;
+
+	while ((wp = TAILQ_FIRST(&s->workers)) != NULL) {
+		TAILQ_REMOVE(&s->workers, wp, link);
+		if (wp->chan != NULL)
+			chan_free(wp->chan);
+		ev_child_stop(s->loop, &wp->child);
+		free(wp);
+	}
+	if (s->src != NULL)
+		s->src->ops->stop(s->src);
+	dispatch_free(s);
+}

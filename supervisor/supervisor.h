@@ -1,0 +1,138 @@
+/*
+ * supervisor: the state of mandrilld, one struct on one libev loop.
+ *
+ * It owns the source (the broker connection), the lease table, the
+ * worker processes and every signal.  It never parses a payload and never
+ * touches SQLite: workers do both.  Module split:
+ *   supervisor.c  start-up, signals, drain and shutdown (lifecycle)
+ *   pool.c        fork/exec, channel and reaping of one worker (mechanism)
+ *   dispatch.c    pulling, choosing a worker, outcomes to broker actions
+ *   lease.c       ack deadlines
+ *   backoff.c     retry delays
+ */
+#ifndef MANDRILL_SUPERVISOR_H
+#define MANDRILL_SUPERVISOR_H
+
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include <ev.h>
+
+#include "chan.h"
+#include "conf.h"
+#include "lease.h"
+#include "proto.h"
+#include "rng.h"
+#include "source.h"
+
+struct wproc;
+
+/* One in-flight message. */
+struct job {
+	struct lease		 lease;	/* first: lease callbacks cast back */
+	uint64_t		 id;
+	uint32_t		 slot;
+	uint32_t		 next_free;	/* free list of slots */
+	struct delivery		*d;
+	struct wproc		*wp;	/* NULL while waiting for a worker */
+	TAILQ_ENTRY(job)	 link;	/* in wp->jobs or sup->waiting */
+};
+
+TAILQ_HEAD(job_list, job);
+
+enum wp_state { WP_STARTING, WP_READY, WP_DRAINING, WP_GONE };
+
+/* One worker process. */
+struct wproc {
+	TAILQ_ENTRY(wproc)	 link;
+	struct supervisor	*sup;
+	pid_t			 pid;
+	uint32_t		 slot;
+	uint32_t		 gen;
+	enum wp_state		 state;
+	struct chan		*chan;
+	ev_child		 child;
+	struct job_list		 jobs;
+	unsigned		 njobs;
+	unsigned		 max_jobs;
+	int64_t			 started;
+	int64_t			 last_heard;
+	int64_t			 kill_at;	/* send KILL after this; 0 none */
+};
+
+TAILQ_HEAD(wproc_list, wproc);
+
+enum sup_state { SUP_RUNNING, SUP_DRAINING, SUP_STOPPING };
+
+struct counters {
+	uint64_t	 pulled;
+	uint64_t	 redelivered;
+	uint64_t	 outcome[OUT_COUNT];
+	uint64_t	 acked;
+	uint64_t	 nacked;
+	uint64_t	 termed;
+	uint64_t	 lost;
+	uint64_t	 crashes;
+};
+
+struct supervisor {
+	struct ev_loop		*loop;
+	struct conf		 conf;
+	char			 conf_path[CONF_PATH_MAX];
+	struct source		*src;
+	struct lease_table	 leases;
+	struct rng		 rng;
+	enum sup_state		 state;
+	int			 exit_code;
+
+	/* jobs: a slot table indexed by the low bits of the job id */
+	struct job		**slots;
+	uint32_t		 nslots;
+	uint32_t		 free_slot;	/* head of the free list */
+	uint64_t		 job_seq;
+	unsigned		 in_flight;
+	struct job_list		 waiting;	/* pulled, no worker yet */
+	unsigned		 nwaiting;
+
+	struct wproc_list	 workers;
+	uint32_t		 gen;
+	unsigned		 target_workers;
+	unsigned		 fast_deaths;	/* consecutive young deaths */
+	ev_timer		 respawn;
+	ev_timer		 tick;		/* 1 s housekeeping */
+	ev_timer		 drain_timer;
+
+	ev_signal		 sig[8];
+	int			 nsig;
+	struct counters		 n;
+};
+
+/* supervisor.c */
+int supervisor_init(struct supervisor *s, struct ev_loop *loop,
+    const struct conf *c, const char *conf_path);
+int supervisor_run(struct supervisor *s);
+void supervisor_free(struct supervisor *s);
+void supervisor_begin_drain(struct supervisor *s, const char *why);
+void supervisor_worker_gone(struct supervisor *s, struct wproc *wp,
+    int status);
+void supervisor_check_done(struct supervisor *s);
+
+/* pool.c */
+struct wproc *pool_spawn(struct supervisor *s, uint32_t slot);
+void pool_close(struct wproc *wp);
+void pool_kill(struct wproc *wp, int sig);
+void pool_send_drain(struct wproc *wp);
+unsigned pool_count(const struct supervisor *s, enum wp_state state);
+
+/* dispatch.c */
+void dispatch_init(struct supervisor *s);
+void dispatch_free(struct supervisor *s);
+void dispatch_pull(struct supervisor *s);
+void dispatch_message(void *arg, struct delivery *d);
+void dispatch_waiting(struct supervisor *s);
+int dispatch_frame(struct wproc *wp, const struct proto_msg *m);
+/* Give back every job of a worker (or all when wp is NULL) to the broker. */
+void dispatch_nack_all(struct supervisor *s, struct wproc *wp,
+    const char *why);
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * mandrill-worker: started by mandrilld with its socket on fd 3.
+ *
+ * It reads no configuration file: its settings come in the supervisor's
+ * welcome frame.  Run by hand it only answers --help and --version.
+ */
+#include "config.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "log.h"
+#include "worker.h"
+
+#define WORKER_FD 3
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: mandrill-worker\n"
+	    "Runs mandrill jobs for mandrilld, which starts it with its\n"
+	    "socket on file descriptor 3; see mandrill-worker(8).\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	struct ev_loop *loop;
+	struct worker w;
+	struct stat sb;
+
+	if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+		printf("mandrill-worker (%s) %s\n", PACKAGE_NAME, PACKAGE_VERSION);
+		return 0;
+	}
+	if (argc > 1) {
+		usage(strcmp(argv[1], "--help") == 0 ? stdout : stderr);
+		return strcmp(argv[1], "--help") == 0 ? 0 : 64;
+	}
+	if (fstat(WORKER_FD, &sb) < 0 || !S_ISSOCK(sb.st_mode)) {
+		fprintf(stderr, "mandrill-worker: fd 3 is not a socket; "
+		    "this program is started by mandrilld\n");
+		return 64;
+	}
+	log_init("worker");
+	/* Ctrl-C belongs to the supervisor, which decides and tells us. */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	fcntl(WORKER_FD, F_SETFD, FD_CLOEXEC);
+	fcntl(WORKER_FD, F_SETFL, fcntl(WORKER_FD, F_GETFL) | O_NONBLOCK);
+	loop = ev_default_loop(EVFLAG_AUTO);
+	if (worker_init(&w, loop, WORKER_FD) < 0) {
+		log_err("out of memory");
+		return 71;
+	}
+	ev_run(loop, 0);
+	worker_cleanup(&w);
+	return w.exit_code;
+}

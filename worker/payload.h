@@ -1,0 +1,31 @@
+/*
+ * payload: parse and validate a restart request (untrusted JSON).
+ *
+ *   {"msg_id": "...", "instance_name": "cattle-1a2b"}
+ *   {"msg_id": "...", "host": "db1.example.com"}
+ *
+ * The payload must be at most PAYLOAD_MAX bytes of UTF-8 JSON, an object
+ * with a string msg_id (1 to 128 printable ASCII characters, no spaces)
+ * and exactly one of instance_name or host.  The host is instance_name,
+ * plus "." and the domain when one is configured, or host as given; it
+ * must then be an RFC 1123 name.  Other keys are ignored.
+ */
+#ifndef MANDRILL_PAYLOAD_H
+#define MANDRILL_PAYLOAD_H
+
+#include <stddef.h>
+
+#define PAYLOAD_MAX	16384
+#define MSG_ID_MAX	128
+
+struct payload {
+	char	msg_id[MSG_ID_MAX + 1];	/* "" when none could be read */
+	char	instance[254];
+	char	host[254];
+};
+
+/* 0, or -1 with a one-line reason; p->msg_id is kept when it was read. */
+int payload_parse(const char *data, size_t len, size_t size,
+    const char *domain, struct payload *p, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,665 @@
+/*
+ * store: schema, migrations and the exactly-once decisions in SQLite.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "clock.h"
+#include "conf.h"
+#include "store.h"
+
+enum stmt {
+	S_SEL_MSG, S_INS_MSG, S_UPD_MSG, S_SEL_BUSY, S_SEL_LAST_OK,
+	S_INS_RESTART, S_FIN_RESTART, S_LOST_RESTART, S_INS_DEAD,
+	S_BEGIN, S_COMMIT, S_ROLLBACK,
+	S_COUNT
+};
+
+static const char *sql[S_COUNT] = {
+	[S_SEL_MSG] = "SELECT state, attempts, owner, host FROM messages "
+	    "WHERE msg_id = ?1",
+	[S_INS_MSG] = "INSERT INTO messages (msg_id, instance, host, state, "
+	    "attempts, deliveries, first_seen, updated, error, payload) "
+	    "VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?6, ?7, ?8)",
+	[S_UPD_MSG] = "UPDATE messages SET state = ?2, attempts = ?3, "
+	    "owner = ?4, error = ?5, updated = ?6, "
+	    "deliveries = max(deliveries, ?7) WHERE msg_id = ?1",
+	[S_SEL_BUSY] = "SELECT owner FROM messages WHERE host = ?1 AND "
+	    "state = 'restarting' AND msg_id <> ?2",
+	[S_SEL_LAST_OK] = "SELECT max(finished) FROM restarts WHERE "
+	    "host = ?1 AND outcome = 'restarted'",
+	[S_INS_RESTART] = "INSERT INTO restarts (msg_id, host, attempt, "
+	    "started) VALUES (?1, ?2, ?3, ?4)",
+	[S_FIN_RESTART] = "UPDATE restarts SET finished = ?2, "
+	    "exit_status = ?3, outcome = ?4, error = ?5, output = ?6 "
+	    "WHERE id = ?1 AND finished IS NULL",
+	[S_LOST_RESTART] = "UPDATE restarts SET finished = ?2, "
+	    "outcome = 'lost', error = ?3 WHERE msg_id = ?1 AND "
+	    "finished IS NULL",
+	[S_INS_DEAD] = "INSERT INTO dead_letters (msg_id, broker_id, reason, "
+	    "payload, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+};
+
+/* Version 1.  Times are ISO 8601 UTC text, which sorts as time does. */
+static const char schema_v1[] =
+    "CREATE TABLE messages ("
+    " msg_id TEXT PRIMARY KEY NOT NULL,"
+    " instance TEXT,"
+    " host TEXT,"
+    " state TEXT NOT NULL CHECK (state IN ('received', 'restarting',"
+    "  'restarted', 'skipped', 'failed', 'dead', 'invalid')),"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " deliveries INTEGER NOT NULL DEFAULT 0,"
+    " first_seen TEXT NOT NULL,"
+    " updated TEXT NOT NULL,"
+    " error TEXT,"
+    " owner TEXT,"
+    " payload TEXT);"
+    "CREATE INDEX messages_restarting ON messages (host)"
+    " WHERE state = 'restarting';"
+    "CREATE INDEX messages_state ON messages (state, updated);"
+    "CREATE TABLE restarts ("
+    " id INTEGER PRIMARY KEY,"
+    " msg_id TEXT NOT NULL,"
+    " host TEXT NOT NULL,"
+    " attempt INTEGER NOT NULL,"
+    " started TEXT NOT NULL,"
+    " finished TEXT,"
+    " exit_status INTEGER,"
+    " outcome TEXT CHECK (outcome IN ('restarted', 'failed', 'lost')),"
+    " error TEXT,"
+    " output TEXT);"
+    "CREATE INDEX restarts_msg ON restarts (msg_id);"
+    "CREATE INDEX restarts_host ON restarts (host, outcome, finished);"
+    "CREATE TABLE dead_letters ("
+    " id INTEGER PRIMARY KEY,"
+    " msg_id TEXT,"
+    " broker_id TEXT,"
+    " reason TEXT NOT NULL,"
+    " payload BLOB,"
+    " created TEXT NOT NULL);"
+    "CREATE VIEW last_restart AS"
+    " SELECT host, max(finished) AS finished, msg_id FROM restarts"
+    " WHERE outcome = 'restarted' GROUP BY host;"
+    "CREATE VIEW failures_last_hour AS"
+    " SELECT msg_id, host, attempt, finished, outcome, error FROM restarts"
+    " WHERE outcome IN ('failed', 'lost') AND finished >="
+    " strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 hour');"
+    "CREATE VIEW in_progress AS"
+    " SELECT msg_id, host, state, attempts, first_seen, updated FROM"
+    " messages WHERE state IN ('received', 'restarting', 'failed');"
+    "CREATE VIEW outcomes_per_minute AS"
+    " SELECT substr(updated, 1, 16) AS minute, state, count(*) AS n"
+    " FROM messages GROUP BY minute, state;";
+
+static const char *migrations[] = { schema_v1 };
+
+struct store {
+	sqlite3		*db;
+	sqlite3_stmt	*st[S_COUNT];
+	char		 owner[64];
+	int		 in_txn;
+};
+
+const char *
+store_errmsg(struct store *s)
+{
+	return sqlite3_errmsg(s->db);
+}
+
+/*
+ * Switching to WAL needs an exclusive lock and does not wait on the busy
+ * handler: workers starting together retry here for up to busy_timeout.
+ */
+static int
+exec_patiently(sqlite3 *db, const char *stmts, int64_t busy_ms, char **msg)
+{
+	int rc;
+
+	for (int64_t waited = 0;; waited += 10) {
+		rc = sqlite3_exec(db, stmts, NULL, NULL, msg);
+		if ((rc & 0xff) != SQLITE_BUSY || waited >= busy_ms)
+			return rc;
+		sqlite3_free(*msg);
+		*msg = NULL;
+		usleep(10000);
+	}
+}
+
+static int
+migrate(struct store *s, int64_t busy_ms, char *err, size_t len)
+{
+	const int want = sizeof(migrations) / sizeof(migrations[0]);
+	sqlite3_stmt *st;
+	char *msg = NULL;
+	int have;
+
+	if (exec_patiently(s->db, "BEGIN IMMEDIATE", busy_ms, &msg) != SQLITE_OK)
+		goto fail;
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) !=
+	    SQLITE_OK)
+		goto fail;
+	have = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+	sqlite3_finalize(st);
+	if (have < 0 || have > want) {
+		snprintf(err, len, "store: schema version %d is newer than "
+		    "this mandrill (%d)", have, want);
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	for (int v = have; v < want; v++) {
+		char pragma[64];
+
+		if (sqlite3_exec(s->db, migrations[v], NULL, NULL, &msg) != SQLITE_OK)
+			goto fail;
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", v + 1);
+		if (sqlite3_exec(s->db, pragma, NULL, NULL, &msg) != SQLITE_OK)
+			goto fail;
+	}
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, len, "store: migrate schema: %s",
+	    msg ? msg : sqlite3_errmsg(s->db));
+	sqlite3_free(msg);
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+static int
+open_db(struct store *s, const struct store_opts *o, char *err, size_t len)
+{
+	static const char *syncs[] = { "OFF", "NORMAL", "FULL" };
+	char path[CONF_PATH_MAX + 16], pragmas[160];
+	char *msg = NULL;
+	int fd;
+
+	if (mkdir(o->state_dir, 0750) < 0 && errno != EEXIST) {
+		snprintf(err, len, "store: mkdir %s: %s", o->state_dir,
+		    strerror(errno));
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/mandrill.db", o->state_dir);
+	/* Create the file ourselves so that it is 0640 whatever the umask. */
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) < 0) {
+		snprintf(err, len, "store: open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	close(fd);
+	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		snprintf(err, len, "store: open %s: %s", path,
+		    s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		return -1;
+	}
+	sqlite3_extended_result_codes(s->db, 1);
+	sqlite3_busy_timeout(s->db, (int)o->busy_timeout);
+	snprintf(pragmas, sizeof(pragmas), "PRAGMA journal_mode = WAL; "
+	    "PRAGMA synchronous = %s; PRAGMA foreign_keys = OFF",
+	    syncs[o->synchronous]);
+	if (exec_patiently(s->db, pragmas, o->busy_timeout, &msg) != SQLITE_OK) {
+		snprintf(err, len, "store: %s: %s", path, msg);
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+struct store *
+store_open(const struct store_opts *o, char *err, size_t len)
+{
+	struct store *s = calloc(1, sizeof(*s));
+
+	if (s == NULL) {
+		snprintf(err, len, "store: out of memory");
+		return NULL;
+	}
+	snprintf(s->owner, sizeof(s->owner), "%s", o->owner);
+	if (open_db(s, o, err, len) < 0 || migrate(s, o->busy_timeout, err, len) < 0)
+		goto fail;
+	for (int i = 0; i < S_COUNT; i++)
+		if (sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+		    &s->st[i], NULL) != SQLITE_OK) {
+			snprintf(err, len, "store: prepare: %s",
+			    sqlite3_errmsg(s->db));
+			goto fail;
+		}
+	return s;
+fail:
+	store_close(s);
+	return NULL;
+}
+
+void
+store_close(struct store *s)
+{
+	if (s == NULL)
+		return;
+	for (int i = 0; i < S_COUNT; i++)
+		sqlite3_finalize(s->st[i]);
+	sqlite3_close(s->db);
+	free(s);
+}
+
+/* Run a statement that returns no rows; binds are already set. */
+static int
+run(struct store *s, enum stmt i)
+{
+	int rc = sqlite3_step(s->st[i]);
+
+	sqlite3_reset(s->st[i]);
+	sqlite3_clear_bindings(s->st[i]);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_begin(struct store *s)
+{
+	if (run(s, S_BEGIN) < 0)
+		return -1;
+	s->in_txn = 1;
+	return 0;
+}
+
+int
+store_commit(struct store *s)
+{
+	if (run(s, S_COMMIT) < 0)
+		return -1;
+	s->in_txn = 0;
+	return 0;
+}
+
+void
+store_rollback(struct store *s)
+{
+	/* A failed COMMIT may have rolled back already. */
+	if (!sqlite3_get_autocommit(s->db))
+		run(s, S_ROLLBACK);
+	s->in_txn = 0;
+}
+
+static void
+bind_text(sqlite3_stmt *st, int i, const char *t)
+{
+	if (t == NULL)
+		sqlite3_bind_null(st, i);
+	else
+		sqlite3_bind_text(st, i, t, -1, SQLITE_STATIC);
+}
+
+static void
+now_iso(char *buf, size_t len)
+{
+	clock_iso(clock_wall(), buf, len);
+}
+
+int
+store_owner_alive(const char *owner)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long start, want;
+	int pid, fd;
+	ssize_t n;
+
+	if (owner == NULL || sscanf(owner, "%d:%llu", &pid, &want) != 2 || pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* Field 22, starttime, counted after the ")" that ends comm. */
+	if ((p = strrchr(buf, ')')) == NULL)
+		return 0;
+	for (int field = 2; field < 22 && p; field++)
+		p = strchr(p + 1, ' ');
+	if (p == NULL || sscanf(p + 1, "%llu", &start) != 1)
+		return 0;
+	return start == want;
+}
+
+void
+store_owner_self(char *buf, size_t len)
+{
+	char path[64], tmp[1024], *p;
+	unsigned long long start = 0;
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)getpid());
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+		n = read(fd, tmp, sizeof(tmp) - 1);
+		close(fd);
+		if (n > 0) {
+			tmp[n] = '\0';
+			p = strrchr(tmp, ')');
+			for (int field = 2; field < 22 && p; field++)
+				p = strchr(p + 1, ' ');
+			if (p)
+				sscanf(p + 1, "%llu", &start);
+		}
+	}
+	snprintf(buf, len, "%d:%llu", (int)getpid(), start);
+}
+
+static int
+set_msg(struct store *s, const struct store_msg *m, const char *state,
+    uint32_t attempts, const char *owner, const char *error)
+{
+	sqlite3_stmt *st = s->st[S_UPD_MSG];
+	char now[32];
+
+	now_iso(now, sizeof(now));
+	bind_text(st, 1, m->msg_id);
+	bind_text(st, 2, state);
+	sqlite3_bind_int64(st, 3, attempts);
+	bind_text(st, 4, owner);
+	bind_text(st, 5, error && *error ? error : NULL);
+	bind_text(st, 6, now);
+	sqlite3_bind_int64(st, 7, m->delivery);
+	return run(s, S_UPD_MSG);
+}
+
+static int
+insert_msg(struct store *s, const struct store_msg *m, const char *state,
+    const char *error)
+{
+	sqlite3_stmt *st = s->st[S_INS_MSG];
+	char now[32];
+
+	now_iso(now, sizeof(now));
+	bind_text(st, 1, m->msg_id);
+	bind_text(st, 2, m->instance);
+	bind_text(st, 3, m->host);
+	bind_text(st, 4, state);
+	sqlite3_bind_int64(st, 5, m->delivery);
+	bind_text(st, 6, now);
+	bind_text(st, 7, error);
+	/* An invalid payload may not be text; dead_letters keeps its bytes. */
+	if (m->payload != NULL && strcmp(state, "invalid") != 0)
+		sqlite3_bind_text(st, 8, m->payload, (int)m->payload_len,
+		    SQLITE_STATIC);
+	return run(s, S_INS_MSG);
+}
+
+static int
+dead_letter(struct store *s, const struct store_msg *m, const char *reason)
+{
+	sqlite3_stmt *st = s->st[S_INS_DEAD];
+	char now[32];
+
+	now_iso(now, sizeof(now));
+	bind_text(st, 1, m->msg_id);
+	bind_text(st, 2, m->broker_id);
+	bind_text(st, 3, reason);
+	if (m->payload != NULL)
+		sqlite3_bind_blob(st, 4, m->payload, (int)m->payload_len,
+		    SQLITE_STATIC);
+	bind_text(st, 5, now);
+	return run(s, S_INS_DEAD);
+}
+
+static int
+is_final(const char *state)
+{
+	return !strcmp(state, "restarted") || !strcmp(state, "skipped") ||
+	    !strcmp(state, "dead") || !strcmp(state, "invalid");
+}
+
+/* Is another live worker restarting this host? -1 on error. */
+static int
+host_busy(struct store *s, const struct store_msg *m)
+{
+	sqlite3_stmt *st = s->st[S_SEL_BUSY];
+	int rc, busy = 0;
+
+	bind_text(st, 1, m->host);
+	bind_text(st, 2, m->msg_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (store_owner_alive((const char *)sqlite3_column_text(st, 0))) {
+			busy = 1;
+			break;
+		}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		busy = -1;
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return busy;
+}
+
+/* Was the host restarted successfully less than min_interval ago? */
+static int
+host_recent(struct store *s, const struct store_msg *m, int64_t min_interval,
+    char *last, size_t len)
+{
+	sqlite3_stmt *st = s->st[S_SEL_LAST_OK];
+	char since[32];
+	int rc, recent = 0;
+
+	if (min_interval <= 0)
+		return 0;
+	clock_iso(clock_wall() - min_interval, since, sizeof(since));
+	bind_text(st, 1, m->host);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT) {
+		snprintf(last, len, "%s", sqlite3_column_text(st, 0));
+		recent = strcmp(last, since) > 0;
+	} else if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		recent = -1;
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return recent;
+}
+
+/*
+ * A previous attempt started and its worker died before recording the
+ * outcome.  Whether the host restarted is unknown: record the attempt as
+ * lost and treat it as failed, so that the ordinary retry policy (and
+ * max_attempts) decides, never an immediate blind second restart.
+ */
+static int
+recover_lost(struct store *s, const struct store_msg *m,
+    const struct store_rules *r, uint32_t attempts, struct store_verdict *v)
+{
+	sqlite3_stmt *st = s->st[S_LOST_RESTART];
+	const char *why = "worker died during the restart; outcome unknown";
+	char now[32];
+
+	now_iso(now, sizeof(now));
+	bind_text(st, 1, m->msg_id);
+	bind_text(st, 2, now);
+	bind_text(st, 3, why);
+	if (run(s, S_LOST_RESTART) < 0)
+		return -1;
+	v->attempts = attempts;
+	snprintf(v->error, sizeof(v->error), "%s", why);
+	if (attempts >= r->max_attempts) {
+		v->outcome = OUT_DEAD;
+		if (dead_letter(s, m, why) < 0)
+			return -1;
+		return set_msg(s, m, "dead", attempts, NULL, why);
+	}
+	v->outcome = OUT_FAILED;
+	return set_msg(s, m, "failed", attempts, NULL, why);
+}
+
+static int
+start_attempt(struct store *s, const struct store_msg *m, uint32_t attempts,
+    struct store_verdict *v)
+{
+	sqlite3_stmt *st = s->st[S_INS_RESTART];
+	char now[32];
+
+	now_iso(now, sizeof(now));
+	bind_text(st, 1, m->msg_id);
+	bind_text(st, 2, m->host);
+	sqlite3_bind_int64(st, 3, attempts + 1);
+	bind_text(st, 4, now);
+	if (run(s, S_INS_RESTART) < 0)
+		return -1;
+	v->restart_id = sqlite3_last_insert_rowid(s->db);
+	v->attempts = attempts + 1;
+	v->outcome = OUT_RESTARTED;
+	return set_msg(s, m, "restarting", attempts + 1, s->owner, NULL);
+}
+
+/* Decide for a message whose row exists; state and owner as read. */
+static int
+admit_known(struct store *s, const struct store_msg *m,
+    const struct store_rules *r, const char *state, uint32_t attempts,
+    const char *owner, struct store_verdict *v)
+{
+	v->attempts = attempts;
+	if (is_final(state)) {
+		v->outcome = OUT_DUPLICATE;
+		snprintf(v->error, sizeof(v->error), "already %s", state);
+		return 0;
+	}
+	if (strcmp(state, "restarting") == 0) {
+		if (store_owner_alive(owner)) {
+			v->outcome = OUT_DEFERRED;
+			snprintf(v->error, sizeof(v->error), "msg_id is being "
+			    "restarted by worker %s", owner);
+			return 0;
+		}
+		return recover_lost(s, m, r, attempts, v);
+	}
+	if (attempts >= r->max_attempts) {
+		v->outcome = OUT_DEAD;
+		snprintf(v->error, sizeof(v->error), "no attempts left");
+		if (dead_letter(s, m, v->error) < 0)
+			return -1;
+		return set_msg(s, m, "dead", attempts, NULL, v->error);
+	}
+	return 1;	/* go on: check the host */
+}
+
+int
+store_admit(struct store *s, const struct store_msg *m,
+    const struct store_rules *r, struct store_verdict *v)
+{
+	sqlite3_stmt *st = s->st[S_SEL_MSG];
+	char state[16] = "", owner[64] = "", last[32];
+	uint32_t attempts = 0;
+	int rc, found, busy, recent;
+
+	memset(v, 0, sizeof(*v));
+	bind_text(st, 1, m->msg_id);
+	rc = sqlite3_step(st);
+	found = rc == SQLITE_ROW;
+	if (found) {
+		snprintf(state, sizeof(state), "%s", sqlite3_column_text(st, 0));
+		attempts = (uint32_t)sqlite3_column_int64(st, 1);
+		if (sqlite3_column_type(st, 2) == SQLITE_TEXT)
+			snprintf(owner, sizeof(owner), "%s",
+			    sqlite3_column_text(st, 2));
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return -1;
+	if (found) {
+		if ((rc = admit_known(s, m, r, state, attempts, owner, v)) <= 0)
+			return rc;
+	} else if (insert_msg(s, m, "received", NULL) < 0)
+		return -1;
+
+	if ((busy = host_busy(s, m)) != 0) {
+		v->outcome = OUT_DEFERRED;
+		snprintf(v->error, sizeof(v->error), "host %s is being "
+		    "restarted for another message", m->host);
+		return busy < 0 ? -1 : 0;
+	}
+	if ((recent = host_recent(s, m, r->min_interval, last,
+	    sizeof(last))) != 0) {
+		if (recent < 0)
+			return -1;
+		v->outcome = OUT_SKIPPED;
+		snprintf(v->error, sizeof(v->error), "host %s restarted at %s, "
+		    "within min_interval", m->host, last);
+		return set_msg(s, m, "skipped", attempts, NULL, v->error);
+	}
+	return start_attempt(s, m, attempts, v);
+}
+
+int
+store_finish(struct store *s, const struct store_msg *m,
+    const struct store_rules *r, int exit_status, const char *output,
+    struct store_verdict *v)
+{
+	sqlite3_stmt *st = s->st[S_FIN_RESTART];
+	int ok = v->outcome == OUT_RESTARTED;
+	char now[32];
+
+	now_iso(now, sizeof(now));
+	sqlite3_bind_int64(st, 1, v->restart_id);
+	bind_text(st, 2, now);
+	sqlite3_bind_int(st, 3, exit_status);
+	bind_text(st, 4, ok ? "restarted" : "failed");
+	bind_text(st, 5, ok || v->error[0] == '\0' ? NULL : v->error);
+	bind_text(st, 6, output);
+	if (run(s, S_FIN_RESTART) < 0)
+		return -1;
+	if (ok)
+		return set_msg(s, m, "restarted", v->attempts, NULL, NULL);
+	if (v->attempts >= r->max_attempts) {
+		v->outcome = OUT_DEAD;
+		if (dead_letter(s, m, v->error) < 0)
+			return -1;
+		return set_msg(s, m, "dead", v->attempts, NULL, v->error);
+	}
+	v->outcome = OUT_FAILED;
+	return set_msg(s, m, "failed", v->attempts, NULL, v->error);
+}
+
+int
+store_invalid(struct store *s, const struct store_msg *m, const char *reason,
+    struct store_verdict *v)
+{
+	sqlite3_stmt *st = s->st[S_SEL_MSG];
+	char state[16] = "";
+	int rc, found;
+
+	memset(v, 0, sizeof(*v));
+	v->outcome = OUT_INVALID;
+	snprintf(v->error, sizeof(v->error), "%s", reason);
+	if (m->msg_id != NULL) {
+		bind_text(st, 1, m->msg_id);
+		rc = sqlite3_step(st);
+		found = rc == SQLITE_ROW;
+		if (found)
+			snprintf(state, sizeof(state), "%s",
+			    sqlite3_column_text(st, 0));
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			return -1;
+		if (found && is_final(state)) {
+			v->outcome = OUT_DUPLICATE;
+			return 0;
+		}
+		rc = found ? set_msg(s, m, "invalid", 0, NULL, reason) :
+		    insert_msg(s, m, "invalid", reason);
+		if (rc < 0)
+			return -1;
+	}
+	return dead_letter(s, m, reason);
+}

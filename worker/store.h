@@ -1,0 +1,86 @@
+/*
+ * store: the worker's SQLite database, the audit log of every message.
+ *
+ * One file, <state_dir>/mandrill.db, in WAL mode, schema version in
+ * PRAGMA user_version, migrated forward on open.  Callers group all the
+ * changes of one loop iteration between store_begin() and store_commit()
+ * (group commit); nothing that depends on a change (a restart, a done
+ * frame) may happen before store_commit() returns 0.
+ *
+ * The decisions that keep restarts exactly-once are taken here, inside
+ * the transaction, because only the database sees every worker:
+ *   - a msg_id with a final state is a duplicate;
+ *   - a msg_id or host being restarted by a live worker is deferred;
+ *   - a msg_id left "restarting" by a worker that died has its attempt
+ *     recorded as lost (outcome unknown) and counts as a failed attempt:
+ *     it is retried after the backoff, or is dead when out of attempts;
+ *   - a host restarted successfully less than min_interval ago is skipped.
+ */
+#ifndef MANDRILL_STORE_H
+#define MANDRILL_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+#define STORE_SCHEMA_VERSION 1
+
+struct store;
+
+struct store_opts {
+	const char	*state_dir;
+	int		 synchronous;	/* enum sync_mode */
+	int64_t		 busy_timeout;
+	const char	*owner;		/* this worker: "pid:starttime" */
+};
+
+/* A message as the worker understood it. */
+struct store_msg {
+	const char	*msg_id;	/* NULL when the payload had none */
+	const char	*broker_id;
+	const char	*instance;
+	const char	*host;
+	const char	*payload;
+	size_t		 payload_len;
+	uint32_t	 delivery;
+};
+
+struct store_rules {
+	uint32_t	 max_attempts;
+	int64_t		 min_interval;
+};
+
+/* What the store decided for a message. */
+struct store_verdict {
+	enum outcome	 outcome;	/* OUT_RESTARTED means: go and restart */
+	uint32_t	 attempts;	/* attempts made, this one included */
+	int64_t		 restart_id;	/* restarts row of this attempt */
+	char		 error[256];
+};
+
+struct store *store_open(const struct store_opts *o, char *err, size_t len);
+void store_close(struct store *s);
+const char *store_errmsg(struct store *s);
+
+int store_begin(struct store *s);
+int store_commit(struct store *s);
+void store_rollback(struct store *s);
+
+/* Record a message and decide; -1 on a database error. */
+int store_admit(struct store *s, const struct store_msg *m,
+    const struct store_rules *r, struct store_verdict *v);
+/* Record the end of an attempt; the verdict's outcome may become dead. */
+int store_finish(struct store *s, const struct store_msg *m,
+    const struct store_rules *r, int exit_status, const char *output,
+    struct store_verdict *v);
+/* Record a message that failed validation; it may already be final. */
+int store_invalid(struct store *s, const struct store_msg *m,
+    const char *reason, struct store_verdict *v);
+
+/* Is the worker named by an owner string still running? */
+int store_owner_alive(const char *owner);
+/* This process's owner string. */
+void store_owner_self(char *buf, size_t len);
+
+#endif

@@ -1,0 +1,484 @@
+/*
+ * worker: jobs, group commit and the done frames of one worker process.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "hostname.h"
+#include "log.h"
+#include "worker.h"
+
+#define RETRY_SECONDS	1.0	/* after a failed commit of outcomes */
+
+static void schedule_commit(struct worker *w);
+static void maybe_exit(struct worker *w);
+
+static void
+job_free(struct wjob *j)
+{
+	free(j->payload);
+	free(j);
+}
+
+static void
+send_done(struct worker *w, struct wjob *j)
+{
+	if (w->chan != NULL) {
+		proto_pack_done(chan_packer(w->chan), j->id, j->v.outcome,
+		    j->v.error, j->v.attempts);
+		w->sent++;
+	}
+	w->njobs--;
+	job_free(j);
+}
+
+static void
+log_verdict(struct worker *w, const struct wjob *j)
+{
+	const char *id = j->p.msg_id[0] ? j->p.msg_id : j->broker_id;
+
+	switch (j->v.outcome) {
+	case OUT_RESTARTED:
+		log_info("Restarted host=%s msg_id=%s attempt=%" PRIu32,
+		    j->p.host, id, j->v.attempts);
+		break;
+	case OUT_FAILED:
+	case OUT_DEAD:
+		log_warn("Restart %s host=%s msg_id=%s attempt=%" PRIu32
+		    ": %s", j->v.outcome == OUT_DEAD ? "dead" : "failed",
+		    j->p.host, id, j->v.attempts, j->v.error);
+		break;
+	case OUT_INVALID:
+		log_warn("Invalid msg_id=%s: %s", id, j->v.error);
+		break;
+	case OUT_ERROR:
+		log_err("Not recorded msg_id=%s: %s", id, j->v.error);
+		break;
+	default:
+		log_info("%s msg_id=%s host=%s: %s",
+		    j->v.outcome == OUT_SKIPPED ? "Skipped" :
+		    j->v.outcome == OUT_DUPLICATE ? "Duplicate" : "Deferred",
+		    id, j->p.host, j->v.error);
+		break;
+	}
+}
+
+static void
+restart_done(struct restart_run *run, int exit_status, const char *error,
+    const char *output)
+{
+	struct wjob *j = (struct wjob *)((char *)run -
+	    offsetof(struct wjob, run));
+	struct worker *w = j->w;
+
+	TAILQ_REMOVE(&w->running, j, link);
+	j->exit_status = exit_status;
+	j->v.outcome = exit_status == 0 ? OUT_RESTARTED : OUT_FAILED;
+	snprintf(j->v.error, sizeof(j->v.error), "%s", error ? error : "");
+	j->state = JS_FINISH;
+	TAILQ_INSERT_TAIL(&w->todo, j, link);
+	schedule_commit(w);
+}
+
+static void
+store_msg_of(const struct wjob *j, struct store_msg *m)
+{
+	m->msg_id = j->p.msg_id[0] ? j->p.msg_id : NULL;
+	m->broker_id = j->broker_id;
+	m->instance = j->p.instance[0] ? j->p.instance : NULL;
+	m->host = j->p.host[0] ? j->p.host : NULL;
+	m->payload = j->payload;
+	m->payload_len = j->payload_len;
+	m->delivery = j->delivery;
+}
+
+/* One job's share of the transaction; -1 on a database error. */
+static int
+apply(struct worker *w, struct wjob *j)
+{
+	struct store_msg m;
+
+	store_msg_of(j, &m);
+	switch (j->state) {
+	case JS_ADMIT:
+		if (w->draining) {
+			/* Start nothing new; not an attempt, redelivered later. */
+			j->v.outcome = OUT_DEFERRED;
+			snprintf(j->v.error, sizeof(j->v.error),
+			    "worker is stopping");
+			return 0;
+		}
+		return store_admit(w->store, &m, &w->rules, &j->v);
+	case JS_INVALID:
+		return store_invalid(w->store, &m, j->v.error, &j->v);
+	case JS_FINISH:
+		return store_finish(w->store, &m, &w->rules, j->exit_status,
+		    NULL, &j->v);
+	case JS_RUNNING:
+		break;
+	}
+	return 0;
+}
+
+/* After the commit: start what was admitted, report the rest. */
+static void
+settle(struct worker *w, struct wjob *j)
+{
+	if (j->state == JS_ADMIT && j->v.outcome == OUT_RESTARTED) {
+		log_info("Saved msg_id=%s instance=%s host=%s attempt=%" PRIu32,
+		    j->p.msg_id, j->p.instance, j->p.host, j->v.attempts);
+		j->state = JS_RUNNING;
+		j->started = clock_now();
+		TAILQ_INSERT_TAIL(&w->running, j, link);
+		restart_start(&w->rs, &j->run, j->p.host, restart_done);
+		return;
+	}
+	log_verdict(w, j);
+	send_done(w, j);
+}
+
+/* The transaction failed: nothing of it happened. */
+static void
+unwind(struct worker *w, struct wjob_list *batch, const char *why)
+{
+	struct wjob *j;
+
+	while ((j = TAILQ_FIRST(batch)) != NULL) {
+		TAILQ_REMOVE(batch, j, link);
+		if (j->state == JS_FINISH) {
+			/* The restart happened; keep its outcome until recorded. */
+			j->v.outcome = j->exit_status == 0 ? OUT_RESTARTED :
+			    OUT_FAILED;
+			TAILQ_INSERT_TAIL(&w->blocked, j, link);
+			continue;
+		}
+		j->v.outcome = OUT_ERROR;
+		snprintf(j->v.error, sizeof(j->v.error), "store: %.200s", why);
+		log_verdict(w, j);
+		send_done(w, j);
+	}
+	if (!TAILQ_EMPTY(&w->blocked) && !ev_is_active(&w->retry)) {
+		ev_timer_set(&w->retry, RETRY_SECONDS, 0.);
+		ev_timer_start(w->loop, &w->retry);
+	}
+}
+
+static void
+commit_cb(struct ev_loop *loop, ev_prepare *p, int revents)
+{
+	struct worker *w = p->data;
+	struct wjob_list batch = TAILQ_HEAD_INITIALIZER(batch);
+	struct wjob *j;
+	char why[256];
+
+	ev_prepare_stop(loop, p);
+	if (TAILQ_EMPTY(&w->todo))
+		return;
+	TAILQ_CONCAT(&batch, &w->todo, link);
+	if (store_begin(w->store) < 0)
+		goto fail;
+	TAILQ_FOREACH(j, &batch, link)
+		if (apply(w, j) < 0)
+			goto fail;
+	if (store_commit(w->store) < 0)
+		goto fail;
+	while ((j = TAILQ_FIRST(&batch)) != NULL) {
+		TAILQ_REMOVE(&batch, j, link);
+		settle(w, j);
+	}
+	if (w->chan != NULL)
+		chan_flush(w->chan);
+	maybe_exit(w);
+	return;
+fail:
+	snprintf(why, sizeof(why), "%s", store_errmsg(w->store));
+	log_err("store: transaction failed: %s", why);
+	store_rollback(w->store);
+	unwind(w, &batch, why);
+	if (w->chan != NULL)
+		chan_flush(w->chan);
+	maybe_exit(w);
+}
+
+static void
+schedule_commit(struct worker *w)
+{
+	if (!ev_is_active(&w->committer))
+		ev_prepare_start(w->loop, &w->committer);
+}
+
+static void
+retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct worker *w = t->data;
+
+	TAILQ_CONCAT(&w->todo, &w->blocked, link);
+	schedule_commit(w);
+}
+
+static void
+maybe_exit(struct worker *w)
+{
+	if (w->draining && w->njobs == 0) {
+		log_debug("no jobs left, exiting");
+		ev_break(w->loop, EVBREAK_ALL);
+	}
+}
+
+static void
+begin_drain(struct worker *w, const char *why)
+{
+	if (!w->draining)
+		log_info("draining (%s), %" PRIu32 " jobs left", why,
+		    w->njobs);
+	w->draining = 1;
+	maybe_exit(w);
+}
+
+static int
+copy_pstr(char *dst, size_t size, const struct pstr *s)
+{
+	if (s->len >= size)
+		return -1;
+	memcpy(dst, s->p, s->len);
+	dst[s->len] = '\0';
+	return 0;
+}
+
+static void
+heartbeat_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct worker *w = t->data;
+
+	if (w->chan != NULL && w->sent == w->sent_at_tick) {
+		proto_pack_heartbeat(chan_packer(w->chan));
+		w->sent++;
+	}
+	w->sent_at_tick = w->sent;
+}
+
+static int
+welcome(struct worker *w, const struct proto_msg *m)
+{
+	const struct worker_settings *ws = &m->ws;
+	struct store_opts so;
+	char err[512];
+
+	if (m->v != PROTO_VERSION) {
+		log_err("protocol version %" PRIu32 ", expected %d",
+		    m->v, PROTO_VERSION);
+		return -1;
+	}
+	if (copy_pstr(w->state_dir, sizeof(w->state_dir), &ws->state_dir) ||
+	    copy_pstr(w->domain, sizeof(w->domain), &ws->domain) ||
+	    copy_pstr(w->allow, sizeof(w->allow), &ws->allow) ||
+	    copy_pstr(w->deny, sizeof(w->deny), &ws->deny) ||
+	    ws->max_jobs == 0 || ws->synchronous > SYNC_FULL ||
+	    ws->mode > RESTART_COMMAND || ws->log_level > LOG_ERR ||
+	    ws->max_attempts == 0 || ws->heartbeat <= 0) {
+		log_err("welcome frame has settings out of range");
+		return -1;
+	}
+	log_set_level((enum log_level)ws->log_level);
+	snprintf(err, sizeof(err), "worker %" PRIu32, ws->slot);
+	log_init(err);
+	w->slot = ws->slot;
+	w->max_jobs = ws->max_jobs;
+	w->rules.max_attempts = ws->max_attempts;
+	w->rules.min_interval = ws->min_interval;
+	store_owner_self(w->owner, sizeof(w->owner));
+	so.state_dir = w->state_dir;
+	so.synchronous = (int)ws->synchronous;
+	so.busy_timeout = ws->busy_timeout;
+	so.owner = w->owner;
+	if ((w->store = store_open(&so, err, sizeof(err))) == NULL) {
+		log_err("%s", err);
+		return -1;
+	}
+	restart_init(&w->rs, w->loop, (int)ws->mode, ws->sim_latency_min,
+	    ws->sim_latency_max, ws->sim_failure_rate,
+	    ws->sim_seed ? ws->sim_seed + ws->slot : 0, ws->restart_timeout);
+	ev_timer_init(&w->heartbeat, heartbeat_cb, ws->heartbeat / 1000.0,
+	    ws->heartbeat / 1000.0);
+	w->heartbeat.data = w;
+	ev_timer_start(w->loop, &w->heartbeat);
+	w->welcomed = 1;
+	proto_pack_ready(chan_packer(w->chan), (uint32_t)getpid(), w->max_jobs);
+	w->sent++;
+	log_debug("ready, generation %" PRIu32 ", %" PRIu32 " jobs",
+	    ws->gen, w->max_jobs);
+	return 0;
+}
+
+/* Validate the payload now; the database decides in the next commit. */
+static void
+job_accept(struct worker *w, const struct proto_msg *m)
+{
+	struct wjob *j = calloc(1, sizeof(*j));
+	const char *why;
+	char err[256];
+
+	if (j == NULL || (m->data.len > 0 &&
+	    (j->payload = malloc(m->data.len)) == NULL)) {
+		log_err("out of memory for job %" PRIu64, m->id);
+		free(j);
+		if (w->chan) {	/* tell the supervisor: nack, not lost */
+			proto_pack_done(chan_packer(w->chan), m->id, OUT_ERROR,
+			    "worker out of memory", 0);
+			w->sent++;
+		}
+		return;
+	}
+	j->w = w;
+	j->id = m->id;
+	j->delivery = m->attempt;
+	copy_pstr(j->broker_id, sizeof(j->broker_id), &m->msg_id);
+	if (m->data.len > 0)
+		memcpy(j->payload, m->data.p, m->data.len);
+	j->payload_len = m->data.len;
+	w->njobs++;
+	j->state = JS_ADMIT;
+	if (payload_parse(m->data.p, m->data.len, m->size, w->domain, &j->p,
+	    err, sizeof(err)) < 0)
+		j->state = JS_INVALID;
+	else if (!hostname_allowed(j->p.host, w->allow, w->deny, &why)) {
+		snprintf(err, sizeof(err), "%s: %s", why, j->p.host);
+		j->state = JS_INVALID;
+	}
+	if (j->state == JS_INVALID)
+		snprintf(j->v.error, sizeof(j->v.error), "%s", err);
+	else
+		log_debug("Received msg_id=%s instance=%s", j->p.msg_id,
+		    j->p.instance);
+	TAILQ_INSERT_TAIL(&w->todo, j, link);
+	schedule_commit(w);
+}
+
+static int
+on_frame(struct chan *c, const struct proto_msg *m, void *arg)
+{
+	struct worker *w = arg;
+
+	if (!w->welcomed && m->type != P_WELCOME) {
+		log_err("first frame is not welcome");
+		goto fatal;
+	}
+	switch (m->type) {
+	case P_WELCOME:
+		if (w->welcomed) {
+			log_err("second welcome frame");
+			goto fatal;
+		}
+		if (welcome(w, m) < 0)
+			goto fatal;
+		return 0;
+	case P_JOB:
+		if (w->njobs >= w->max_jobs)
+			log_warn("job %" PRIu64 " beyond max_jobs %"
+			    PRIu32, m->id, w->max_jobs);
+		job_accept(w, m);
+		return 0;
+	case P_DRAIN:
+		begin_drain(w, "asked by the supervisor");
+		return 0;
+	case P_CANCEL:
+		log_warn("cancel of job %" PRIu64 " ignored: "
+		    "cancelling is not implemented", m->id);
+		return 0;
+	default:
+		log_err("unexpected frame type from the supervisor");
+		goto fatal;
+	}
+fatal:
+	w->exit_code = 70;
+	chan_free(w->chan);
+	w->chan = NULL;
+	begin_drain(w, "protocol error");
+	return -1;
+}
+
+static void
+on_close(struct chan *c, const char *why, void *arg)
+{
+	struct worker *w = arg;
+
+	if (strcmp(why, "end of file") == 0)
+		log_info("supervisor closed the socket");
+	else {
+		log_err("supervisor socket: %s", why);
+		w->exit_code = 70;
+	}
+	chan_free(w->chan);
+	w->chan = NULL;
+	begin_drain(w, "supervisor gone");
+}
+
+static void
+signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
+{
+	struct worker *w = s->data;
+	struct wjob *j;
+
+	if (s->signum == SIGTERM) {
+		begin_drain(w, "SIGTERM");
+		return;
+	}
+	/* SIGQUIT: stop running restarts now, record them failed, exit. */
+	while ((j = TAILQ_FIRST(&w->running)) != NULL) {
+		restart_cancel(&j->run);
+		restart_done(&j->run, -1, "worker stopped by SIGQUIT", NULL);
+	}
+	begin_drain(w, "SIGQUIT");
+}
+
+int
+worker_init(struct worker *w, struct ev_loop *loop, int fd)
+{
+	memset(w, 0, sizeof(*w));
+	w->loop = loop;
+	TAILQ_INIT(&w->todo);
+	TAILQ_INIT(&w->blocked);
+	TAILQ_INIT(&w->running);
+	ev_prepare_init(&w->committer, commit_cb);
+	w->committer.data = w;
+	ev_timer_init(&w->retry, retry_cb, RETRY_SECONDS, 0.);
+	w->retry.data = w;
+	ev_signal_init(&w->sigterm, signal_cb, SIGTERM);
+	ev_signal_init(&w->sigquit, signal_cb, SIGQUIT);
+	w->sigterm.data = w->sigquit.data = w;
+	ev_signal_start(loop, &w->sigterm);
+	ev_signal_start(loop, &w->sigquit);
+	w->chan = chan_new(loop, fd, on_frame, on_close, w);
+	return w->chan != NULL ? 0 : -1;
+}
+
+void
+worker_cleanup(struct worker *w)
+{
+	struct wjob *j;
+
+	while ((j = TAILQ_FIRST(&w->todo)) != NULL) {
+		TAILQ_REMOVE(&w->todo, j, link);
+		job_free(j);
+	}
+	while ((j = TAILQ_FIRST(&w->blocked)) != NULL) {
+		TAILQ_REMOVE(&w->blocked, j, link);
+		job_free(j);
+	}
+	while ((j = TAILQ_FIRST(&w->running)) != NULL) {
+		TAILQ_REMOVE(&w->running, j, link);
+		restart_cancel(&j->run);
+		job_free(j);
+	}
+	if (w->chan != NULL)
+		chan_free(w->chan);
+	store_close(w->store);
+}

@@ -1,0 +1,82 @@
+/*
+ * worker: one mandrill-worker process and its jobs.
+ *
+ * A job arrives in a job frame, is validated here (untrusted payload),
+ * then lives through: admit (record and decide, in the next group
+ * commit) -> running (restart in progress) -> finish (record the
+ * outcome, in the next group commit) -> done frame.  All database work of
+ * one loop iteration is one transaction, committed in an ev_prepare
+ * watcher before any done frame of that iteration is queued: a done frame
+ * therefore always follows the commit of what it reports.
+ */
+#ifndef MANDRILL_WORKER_H
+#define MANDRILL_WORKER_H
+
+#include <sys/queue.h>
+
+#include <ev.h>
+
+#include "chan.h"
+#include "conf.h"
+#include "payload.h"
+#include "proto.h"
+#include "restart.h"
+#include "store.h"
+
+enum wjob_state { JS_ADMIT, JS_INVALID, JS_RUNNING, JS_FINISH };
+
+struct worker;
+
+struct wjob {
+	TAILQ_ENTRY(wjob) link;
+	struct worker	*w;
+	uint64_t	 id;
+	uint32_t	 delivery;
+	enum wjob_state	 state;
+	char		 broker_id[257];
+	struct payload	 p;
+	char		*payload;
+	size_t		 payload_len;
+	struct store_verdict v;
+	int		 exit_status;
+	int64_t		 started;
+	struct restart_run run;
+};
+
+TAILQ_HEAD(wjob_list, wjob);
+
+struct worker {
+	struct ev_loop	*loop;
+	struct chan	*chan;
+	struct store	*store;
+	struct restarter rs;
+	struct store_rules rules;
+	char		 state_dir[CONF_PATH_MAX];
+	char		 domain[256];
+	char		 allow[CONF_LIST_MAX];
+	char		 deny[CONF_LIST_MAX];
+	char		 owner[64];
+	uint32_t	 slot;
+	uint32_t	 max_jobs;
+	uint32_t	 njobs;
+	struct wjob_list todo;		/* waiting for the next commit */
+	struct wjob_list blocked;	/* outcomes whose commit failed */
+	struct wjob_list running;
+	ev_prepare	 committer;
+	ev_timer	 retry;
+	ev_timer	 heartbeat;
+	ev_signal	 sigterm;
+	ev_signal	 sigquit;
+	uint64_t	 sent;		/* frames sent, for the heartbeat */
+	uint64_t	 sent_at_tick;
+	int		 welcomed;
+	int		 draining;
+	int		 exit_code;
+};
+
+/* Set up on loop with the supervisor's socket; 0 or -1. */
+int worker_init(struct worker *w, struct ev_loop *loop, int fd);
+/* Free what is left after the loop ends. */
+void worker_cleanup(struct worker *w);
+
+#endif
