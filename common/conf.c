@@ -468,9 +468,8 @@ conf_check(const struct conf *c, char *err, size_t errlen)
 		    "backoff_max");
 		return -1;
 	}
-	if (c->state_dir[0] != '/') {
-		snprintf(err, errlen, "[mandrill] state_dir must be an "
-		    "absolute path");
+	if (c->state_dir[0] == '\0') {
+		snprintf(err, errlen, "[mandrill] state_dir is empty");
 		return -1;
 	}
 	if (c->source == SOURCE_NATS) {

@@ -100,6 +100,23 @@ parse_args(int argc, char **argv, struct options *o)
 	return 0;
 }
 
+/* Relative paths are taken from the directory mandrilld starts in. */
+static int
+absolute(char *path, size_t size)
+{
+	char cwd[CONF_PATH_MAX], tmp[CONF_PATH_MAX];
+
+	if (path[0] == '/')
+		return 0;
+	if (getcwd(cwd, sizeof(cwd)) == NULL ||
+	    (size_t)snprintf(tmp, sizeof(tmp), "%s/%s", cwd, path) >= size) {
+		fprintf(stderr, "mandrilld: %s: path too long\n", path);
+		return -1;
+	}
+	memcpy(path, tmp, strlen(tmp) + 1);
+	return 0;
+}
+
 static int
 load_conf(const struct options *o, struct conf *c)
 {
@@ -126,7 +143,8 @@ load_conf(const struct options *o, struct conf *c)
 		    o->conf_path, c->worker_path, strerror(errno));
 		return -1;
 	}
-	return 0;
+	return absolute(c->worker_path, sizeof(c->worker_path)) < 0 ||
+	    absolute(c->state_dir, sizeof(c->state_dir)) < 0 ? -1 : 0;
 }
 
 static int

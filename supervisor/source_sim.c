@@ -231,15 +231,21 @@ static int
 sim_start(struct source *src, char *err, size_t len)
 {
 	struct sim *s = (struct sim *)src;
+	char limit[64];
 
 	s->pub_start = clock_now();
 	if (s->rate > 0) {
 		ev_timer_set(&s->publisher, 0., PUBLISH_TICK);
 		ev_timer_start(src->loop, &s->publisher);
 	}
-	log_info("sim: publishing %s%" PRIu64 " messages at %s%u a second",
-	    s->count ? "" : "unlimited ", s->count,
-	    s->rate ? "" : "as fast as pulled, ", s->rate);
+	if (s->count > 0)
+		snprintf(limit, sizeof(limit), "%" PRIu64 " messages", s->count);
+	else
+		snprintf(limit, sizeof(limit), "messages without end");
+	if (s->rate > 0)
+		log_info("sim: publishing %s, %u a second", limit, s->rate);
+	else
+		log_info("sim: publishing %s, as fast as they are pulled", limit);
 	return 0;
 }
 

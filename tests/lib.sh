@@ -1,0 +1,156 @@
+# Shared helpers for the integration tests: each test runs the built
+# mandrilld in its own temporary directory, stops what it started by PID,
+# and judges the run by its log and by SQL on the database it left.
+#
+# Sourced by tests/test_*.sh; $top_builddir comes from the test harness.
+
+set -u
+
+: "${top_builddir:=$(cd "$(dirname "$0")/.." && pwd)}"
+MANDRILLD=$top_builddir/mandrilld
+WORKER=$top_builddir/mandrill-worker
+T=$(mktemp -d "${TMPDIR:-/tmp}/mandrill-test.XXXXXX")
+DB=$T/state/mandrill.db
+LOG=$T/mandrilld.log
+PID=
+FAILS=0
+CHECKS=0
+
+cleanup() {
+	if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
+		kill -KILL "$PID" 2>/dev/null
+	fi
+	# Workers are in their own process groups: stop any left by PID.
+	for p in $(pgrep -f "^$WORKER\$" -P "${PID:-1}" 2>/dev/null); do
+		kill -KILL "$p" 2>/dev/null
+	done
+	if [ "$FAILS" -eq 0 ]; then
+		rm -rf "$T"
+	else
+		echo "# kept $T for inspection"
+	fi
+}
+trap cleanup EXIT
+
+note() { echo "# $*"; }
+
+fail() {
+	echo "FAIL: $*"
+	FAILS=$((FAILS + 1))
+}
+
+# check DESCRIPTION ACTUAL EXPECTED
+check() {
+	CHECKS=$((CHECKS + 1))
+	if [ "$2" = "$3" ]; then
+		echo "ok - $1"
+	else
+		fail "$1: got '$2', expected '$3'"
+	fi
+}
+
+# check_cmd DESCRIPTION COMMAND...: passes when the command succeeds
+check_cmd() {
+	desc=$1
+	shift
+	CHECKS=$((CHECKS + 1))
+	if "$@"; then
+		echo "ok - $desc"
+	else
+		fail "$desc"
+	fi
+}
+
+sql() { sqlite3 -batch -noheader "$DB" "$@"; }
+
+# write_conf [SECTION-KEY=VALUE lines appended under their sections]
+# Usage: write_conf <<EOF ... EOF, with the test's own sections; the
+# base settings below are prepended.
+write_conf() {
+	{
+		cat <<CONF
+[mandrill]
+state_dir = $T/state
+worker_path = $WORKER
+log_level = info
+CONF
+		cat
+	} > "$T/mandrill.conf"
+}
+
+# start_mandrilld: in the background, log to $LOG
+start_mandrilld() {
+	"$MANDRILLD" -f -c "$T/mandrill.conf" >"$LOG" 2>&1 &
+	PID=$!
+}
+
+# wait_exit SECONDS: wait for mandrilld to exit; sets RC (124 on timeout)
+wait_exit() {
+	limit=$(($1 * 10))
+	i=0
+	while kill -0 "$PID" 2>/dev/null; do
+		i=$((i + 1))
+		if [ "$i" -gt "$limit" ]; then
+			RC=124
+			kill -KILL "$PID" 2>/dev/null
+			wait "$PID" 2>/dev/null
+			return
+		fi
+		sleep 0.1
+	done
+	wait "$PID"
+	RC=$?
+}
+
+# wait_for PATTERN SECONDS: wait until the log has a line matching PATTERN
+wait_for() {
+	limit=$(($2 * 10))
+	i=0
+	until grep -q -- "$1" "$LOG" 2>/dev/null; do
+		i=$((i + 1))
+		[ "$i" -gt "$limit" ] && return 1
+		sleep 0.1
+	done
+	return 0
+}
+
+# wait_count PATTERN N SECONDS: wait until N log lines match PATTERN
+wait_count() {
+	limit=$(($3 * 10))
+	i=0
+	until [ "$(grep -c -- "$1" "$LOG" 2>/dev/null)" -ge "$2" ]; do
+		i=$((i + 1))
+		[ "$i" -gt "$limit" ] && return 1
+		sleep 0.1
+	done
+	return 0
+}
+
+# worker_pids: the live workers of mandrilld
+worker_pids() { pgrep -P "$PID" 2>/dev/null; }
+
+# The invariant, from both sides: every message the log shows acked has a
+# final outcome committed, and no msg_id has two successful restarts.
+check_invariant() {
+	grep -o 'Done. Acked msg_id=[^ ]*' "$LOG" | sed 's/.*msg_id=//' |
+	    sort -u > "$T/acked.txt"
+	sql "SELECT msg_id FROM messages WHERE state IN
+	    ('restarted','skipped','dead','invalid')" | sort -u > "$T/final.txt"
+	check "every acked message has a committed final outcome" \
+	    "$(comm -23 "$T/acked.txt" "$T/final.txt" | wc -l)" 0
+	check "no msg_id has two successful restarts" \
+	    "$(sql "SELECT count(*) FROM (SELECT msg_id FROM restarts
+	        WHERE outcome = 'restarted' GROUP BY msg_id
+	        HAVING count(*) > 1)")" 0
+	check "no restart of one host overlaps another" \
+	    "$(sql "SELECT count(*) FROM restarts a JOIN restarts b
+	        ON a.host = b.host AND a.id < b.id
+	        WHERE a.outcome IS NOT 'lost' AND b.outcome IS NOT 'lost'
+	        AND b.started < coalesce(a.finished, '9999')
+	        AND a.started < coalesce(b.finished, '9999')")" 0
+}
+
+finish() {
+	echo "# $CHECKS checks, $FAILS failed"
+	[ "$FAILS" -eq 0 ]
+}
