@@ -98,8 +98,8 @@ deliver(struct chan *c)
 	for (;;) {
 		rc = msgpack_unpacker_next_with_size(&c->up, &c->result, &bytes);
 		if (rc == MSGPACK_UNPACK_CONTINUE) {
-			if (msgpack_unpacker_message_size(&c->up) -
-			    msgpack_unpacker_parsed_size(&c->up) > PROTO_FRAME_MAX) {
+			/* All bytes of the frame so far, parsed or not. */
+			if (msgpack_unpacker_message_size(&c->up) > PROTO_FRAME_MAX) {
 				snprintf(err, sizeof(err), "frame larger than "
 				    "%d bytes", PROTO_FRAME_MAX);
 				chan_close(c, err);

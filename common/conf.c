@@ -21,10 +21,11 @@
 
 #include "conf.h"
 #include "duration.h"
+#include "hostname.h"
 
 #define OFF(f)		offsetof(struct conf, f)
 #define STR(f)		OFF(f), sizeof(((struct conf *)0)->f)
-#define INI_LINE_MAX	199	/* inih's INI_MAX_LINE, less the newline */
+#define INI_LINE_MAX	198	/* inih's INI_MAX_LINE less newline and NUL */
 
 #ifndef LIBEXECDIR
 #define LIBEXECDIR "/usr/local/libexec"
@@ -160,7 +161,8 @@ conf_key_form(const struct conf_key *k, char *buf, size_t len)
 		snprintf(buf, len, "one of %s", k->choices);
 		break;
 	case CT_STR:
-		snprintf(buf, len, "text of at most %zu bytes", k->off2 - 1);
+		snprintf(buf, len, "text without control characters, at most "
+		    "%zu bytes", k->off2 - 1);
 		break;
 	case CT_LIST:
 		snprintf(buf, len, "globs separated by spaces or commas, "
@@ -310,12 +312,21 @@ conf_defaults(struct conf *c)
 			abort();	/* a default that does not parse is a bug */
 }
 
+static void
+bad_value(const struct conf_key *k, const char *value, char *err,
+    size_t errlen)
+{
+	char form[160];
+
+	snprintf(err, errlen, "[%s] %s = \"%.64s\": expected %s", k->section,
+	    k->name, value, conf_key_form(k, form, sizeof(form)));
+}
+
 int
 conf_set(struct conf *c, const char *section, const char *name,
     const char *value, char *err, size_t errlen)
 {
 	const struct conf_key *k = conf_key_find(section, name);
-	char form[160];
 
 	if (k == NULL) {
 		if (conf_key_find(section, "workers") == NULL &&
@@ -329,8 +340,7 @@ conf_set(struct conf *c, const char *section, const char *name,
 		return -1;
 	}
 	if (key_set(c, k, value, 0) < 0) {
-		snprintf(err, errlen, "[%s] %s = \"%.64s\": expected %s",
-		    section, name, value, conf_key_form(k, form, sizeof(form)));
+		bad_value(k, value, err, errlen);
 		return -1;
 	}
 	return 0;
@@ -351,18 +361,19 @@ conf_ini_cb(void *user, const char *section, const char *name,
 	if (k != NULL) {
 		i = (size_t)(k - conf_keys);
 		if (p->seen[i] && k->type != CT_LIST) {
-			snprintf(msg, sizeof(msg), "[%s] %s given twice",
-			    section, name);
+			snprintf(msg, sizeof(msg), "[%s] %s given twice (or "
+			    "continued on an indented line, which only allow "
+			    "and deny may be)", section, name);
 			goto fail;
 		}
 		if (key_set(p->conf, k, value, p->seen[i]) == 0) {
 			p->seen[i] = 1;
 			return 1;
 		}
+		bad_value(k, value, msg, sizeof(msg));
+		goto fail;
 	}
-	/* Unknown or bad: conf_set words the message. */
-	if (conf_set(p->conf, section, name, value, msg, sizeof(msg)) == 0)
-		return 1;
+	conf_set(p->conf, section, name, value, msg, sizeof(msg));	/* words it */
 fail:
 	snprintf(p->err, p->errlen, "%s", msg);
 	p->failed = 1;
@@ -460,12 +471,47 @@ conf_load(struct conf *c, const char *path, char *err, size_t errlen)
 	return rc;
 }
 
+/* Globs are matched with a 255-byte buffer: refuse longer ones. */
+static int
+check_globs(const char *key, const char *list, char *err, size_t errlen)
+{
+	while (*list) {
+		size_t n = strcspn(list, " ,\t");
+
+		if (n > CONF_GLOB_MAX) {
+			snprintf(err, errlen, "[restart] %s: glob \"%.32s...\" "
+			    "longer than %d bytes", key, list, CONF_GLOB_MAX);
+			return -1;
+		}
+		list += n;
+		list += strspn(list, " ,\t");
+	}
+	return 0;
+}
+
 int
 conf_check(const struct conf *c, char *err, size_t errlen)
 {
+	const char *why;
+
 	if (c->backoff_min > c->backoff_max) {
 		snprintf(err, errlen, "[restart] backoff_min is longer than "
 		    "backoff_max");
+		return -1;
+	}
+	if (c->domain[0] != '\0' &&
+	    (why = hostname_check(c->domain, strlen(c->domain))) != NULL) {
+		snprintf(err, errlen, "[restart] domain \"%s\": %s", c->domain,
+		    why);
+		return -1;
+	}
+	if (check_globs("allow", c->allow, err, errlen) < 0 ||
+	    check_globs("deny", c->deny, err, errlen) < 0)
+		return -1;
+	if (c->busy_timeout * 2 > c->worker_timeout) {
+		snprintf(err, errlen, "[mandrill] busy_timeout must be at most "
+		    "half of worker_timeout: a worker waiting for the database "
+		    "sends no heartbeat");
 		return -1;
 	}
 	if (c->state_dir[0] == '\0') {

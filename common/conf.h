@@ -21,6 +21,7 @@
 #define CONF_PATH_MAX	1024
 #define CONF_LIST_MAX	4096
 #define CONF_ERR_MAX	512
+#define CONF_GLOB_MAX	255	/* bytes in one allow or deny glob */
 
 enum source_type { SOURCE_SIM, SOURCE_NATS };
 enum restart_mode { RESTART_SIM, RESTART_COMMAND };

@@ -60,6 +60,7 @@ list_match(const char *host, const char *list)
 	while (*list) {
 		size_t n = strcspn(list, " ,\t");
 
+		/* conf_check() refuses longer globs; never match a cut one. */
 		if (n > 0 && n < sizeof(glob)) {
 			memcpy(glob, list, n);
 			glob[n] = '\0';

@@ -39,6 +39,7 @@ static const struct field f_welcome[] = {
 	{ "restart_timeout", F_I64, W(restart_timeout) },
 	{ "state_dir", F_STR, W(state_dir) }, { "domain", F_STR, W(domain) },
 	{ "allow", F_STR, W(allow) }, { "deny", F_STR, W(deny) },
+	{ "log_file", F_STR, W(log_file) },
 	{ NULL, 0, 0 }
 };
 static const struct field f_job[] = {
@@ -66,6 +67,7 @@ static const struct ftype {
 } types[] = {
 	{ "welcome", P_WELCOME, f_welcome }, { "job", P_JOB, f_job },
 	{ "cancel", P_CANCEL, f_cancel }, { "drain", P_DRAIN, f_none },
+	{ "reopen", P_REOPEN, f_none },
 	{ "ready", P_READY, f_ready }, { "done", P_DONE, f_done },
 	{ "heartbeat", P_HEARTBEAT, f_none },
 };
@@ -308,7 +310,7 @@ pack_pstr(msgpack_packer *pk, const char *key, const struct pstr *s)
 void
 proto_pack_welcome(msgpack_packer *pk, const struct worker_settings *ws)
 {
-	pack_head(pk, "welcome", 20);
+	pack_head(pk, "welcome", 21);
 	pack_u64(pk, "v", PROTO_VERSION);
 	pack_u64(pk, "gen", ws->gen);
 	pack_u64(pk, "slot", ws->slot);
@@ -330,6 +332,7 @@ proto_pack_welcome(msgpack_packer *pk, const struct worker_settings *ws)
 	pack_pstr(pk, "domain", &ws->domain);
 	pack_pstr(pk, "allow", &ws->allow);
 	pack_pstr(pk, "deny", &ws->deny);
+	pack_pstr(pk, "log_file", &ws->log_file);
 }
 
 void
@@ -366,6 +369,12 @@ void
 proto_pack_drain(msgpack_packer *pk)
 {
 	pack_head(pk, "drain", 0);
+}
+
+void
+proto_pack_reopen(msgpack_packer *pk)
+{
+	pack_head(pk, "reopen", 0);
 }
 
 void

@@ -7,7 +7,7 @@
  *
  *   supervisor -> worker: welcome {v, settings...}, job {id, msg_id,
  *                         data, size, attempt, deadline}, cancel {id},
- *                         drain {}
+ *                         drain {}, reopen {} (the log file)
  *   worker -> supervisor: ready {v, pid, max_jobs}, done {id, outcome,
  *                         error, attempt}, heartbeat {}
  *
@@ -30,7 +30,8 @@
 #define PROTO_ERR_MAX	256	/* error text carried in a done frame */
 
 enum proto_type {
-	P_WELCOME, P_JOB, P_CANCEL, P_DRAIN, P_READY, P_DONE, P_HEARTBEAT,
+	P_WELCOME, P_JOB, P_CANCEL, P_DRAIN, P_REOPEN, P_READY, P_DONE,
+	P_HEARTBEAT,
 };
 
 /* What a job came to; see DESIGN.md's outcome table. */
@@ -69,6 +70,7 @@ struct worker_settings {
 	struct pstr	 domain;
 	struct pstr	 allow;
 	struct pstr	 deny;
+	struct pstr	 log_file;	/* "": keep stderr */
 };
 
 struct proto_msg {
@@ -96,6 +98,7 @@ void proto_pack_job(msgpack_packer *pk, uint64_t id, const char *msg_id,
     int64_t deadline);
 void proto_pack_cancel(msgpack_packer *pk, uint64_t id);
 void proto_pack_drain(msgpack_packer *pk);
+void proto_pack_reopen(msgpack_packer *pk);
 void proto_pack_ready(msgpack_packer *pk, uint32_t pid, uint32_t max_jobs);
 void proto_pack_done(msgpack_packer *pk, uint64_t id, enum outcome o,
     const char *error, uint32_t attempt);

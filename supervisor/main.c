@@ -49,6 +49,8 @@ usage(FILE *f)
 	    "  -l, --log-level L    debug, info, warning or error\n"
 	    "  -V, --version        print the version and exit\n"
 	    "  -h, --help           print this help and exit\n"
+	    "      --sample-config  print every configuration key with its\n"
+	    "                       default, as a sample mandrill.conf\n"
 	    "See mandrilld(8) and mandrill.conf(5).\n",
 	    SYSCONFDIR "/mandrill/mandrill.conf");
 }
@@ -129,11 +131,7 @@ load_conf(const struct options *o, struct conf *c)
 		return -1;
 	}
 	if (o->level != NULL) {
-		if (log_level_parse(o->level, &level) < 0) {
-			fprintf(stderr, "mandrilld: -l %s: expected debug, info, "
-			    "warning or error\n", o->level);
-			return -1;
-		}
+		log_level_parse(o->level, &level);	/* checked in main() */
 		c->log_level = level;
 	}
 	if (o->pid_file != NULL)
@@ -143,8 +141,14 @@ load_conf(const struct options *o, struct conf *c)
 		    o->conf_path, c->worker_path, strerror(errno));
 		return -1;
 	}
-	return absolute(c->worker_path, sizeof(c->worker_path)) < 0 ||
-	    absolute(c->state_dir, sizeof(c->state_dir)) < 0 ? -1 : 0;
+	if (absolute(c->worker_path, sizeof(c->worker_path)) < 0 ||
+	    absolute(c->state_dir, sizeof(c->state_dir)) < 0)
+		return -1;
+	if (c->log_file[0] && absolute(c->log_file, sizeof(c->log_file)) < 0)
+		return -1;
+	if (c->pid_file[0] && absolute(c->pid_file, sizeof(c->pid_file)) < 0)
+		return -1;
+	return 0;
 }
 
 static int
@@ -203,11 +207,17 @@ main(int argc, char **argv)
 	struct conf c;
 	struct supervisor s;
 	struct ev_loop *loop;
+	enum log_level level;
 	int rc;
 
 	memset(&o, 0, sizeof(o));
 	if (parse_args(argc, argv, &o) < 0)
 		return EX_USAGE;
+	if (o.level != NULL && log_level_parse(o.level, &level) < 0) {
+		fprintf(stderr, "mandrilld: -l %s: expected debug, info, warning "
+		    "or error\n", o.level);
+		return EX_USAGE;
+	}
 	if (load_conf(&o, &c) < 0)
 		return EX_CONFIG;
 	if (o.test) {
@@ -226,14 +236,15 @@ main(int argc, char **argv)
 		    strerror(errno));
 		return EX_CANTCREAT;
 	}
+	/* Everything that can fail at start-up fails before we detach. */
+	if (prepare_state_dir(&c) < 0)
+		return EX_CANTCREAT;
 	if (!o.foreground && detach() < 0) {
 		log_err("detach: %s", strerror(errno));
 		return EX_OSERR;
 	}
 	if (c.log_file[0] != '\0' && !o.foreground)
 		dup2(log_fd(), STDERR_FILENO);
-	if (prepare_state_dir(&c) < 0)
-		return EX_CANTCREAT;
 	if (write_pid(c.pid_file) < 0) {
 		log_err("pid_file %s: %s", c.pid_file, strerror(errno));
 		return EX_CANTCREAT;

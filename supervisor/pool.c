@@ -111,6 +111,7 @@ send_welcome(struct wproc *wp)
 	ws.domain = (struct pstr){ c->domain, strlen(c->domain) };
 	ws.allow = (struct pstr){ c->allow, strlen(c->allow) };
 	ws.deny = (struct pstr){ c->deny, strlen(c->deny) };
+	ws.log_file = (struct pstr){ c->log_file, strlen(c->log_file) };
 	proto_pack_welcome(chan_packer(wp->chan), &ws);
 }
 
@@ -184,6 +185,13 @@ pool_kill(struct wproc *wp, int sig)
 {
 	if (ev_is_active(&wp->child) && wp->pid > 0)
 		kill(wp->pid, sig);
+}
+
+void
+pool_send_reopen(struct wproc *wp)
+{
+	if (wp->chan != NULL)
+		proto_pack_reopen(chan_packer(wp->chan));
 }
 
 void

@@ -252,6 +252,7 @@ static void
 signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	struct supervisor *s = w->data;
+	struct wproc *wp;
 
 	switch (w->signum) {
 	case SIGTERM:
@@ -275,6 +276,8 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 			    strerror(errno));
 		else
 			log_info("log reopened");
+		TAILQ_FOREACH(wp, &s->workers, link)
+			pool_send_reopen(wp);
 		break;
 	case SIGUSR2:
 		dump_state(s);

@@ -122,6 +122,7 @@ struct wproc *pool_spawn(struct supervisor *s, uint32_t slot);
 void pool_close(struct wproc *wp);
 void pool_kill(struct wproc *wp, int sig);
 void pool_send_drain(struct wproc *wp);
+void pool_send_reopen(struct wproc *wp);
 unsigned pool_count(const struct supervisor *s, enum wp_state state);
 
 /* dispatch.c */

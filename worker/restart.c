@@ -51,6 +51,14 @@ restart_start(struct restarter *rs, struct restart_run *run,
 	}
 	ev_timer_init(&run->timer, sim_done, (double)ms / 1000.0, 0.);
 	run->timer.data = run;
+	if (ms == 0) {
+		/*
+		 * An instant restart ends now: a 0 s timer would cost a trip
+		 * through the poll (libev waits at least a millisecond).
+		 */
+		sim_done(rs->loop, &run->timer, 0);
+		return;
+	}
 	ev_timer_start(rs->loop, &run->timer);
 }
 

@@ -4,7 +4,8 @@
  * mode = sim draws a duration from sim_latency and fails with
  * sim_failure_rate, deterministically for a given sim_seed and job
  * order.  Every restart ends in exactly one call of the done callback,
- * unless it is cancelled first with restart_cancel().
+ * unless it is cancelled first with restart_cancel(); a restart that
+ * takes no time calls it before restart_start() returns.
  */
 #ifndef MANDRILL_RESTART_H
 #define MANDRILL_RESTART_H

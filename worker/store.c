@@ -109,6 +109,8 @@ static const char *migrations[] = { schema_v1 };
 
 struct store {
 	sqlite3		*db;
+	int64_t		 busy_timeout;
+	int64_t		 busy_since;
 	sqlite3_stmt	*st[S_COUNT];
 	char		 owner[64];
 	int		 in_txn;
@@ -118,6 +120,26 @@ const char *
 store_errmsg(struct store *s)
 {
 	return sqlite3_errmsg(s->db);
+}
+
+/*
+ * SQLite's own busy handler sleeps for up to 100 ms at a time, which
+ * leaves the database idle while workers take turns at the write lock.
+ * Transactions here are short (one loop iteration's changes), so poll
+ * the lock every 100 us instead, up to busy_timeout.
+ */
+static int
+busy_wait(void *arg, int count)
+{
+	struct store *s = arg;
+	int64_t now = clock_now();
+
+	if (count == 0)
+		s->busy_since = now;
+	if (now - s->busy_since >= s->busy_timeout)
+		return 0;
+	usleep(count < 100 ? 100 : 1000);
+	return 1;
 }
 
 /*
@@ -207,9 +229,11 @@ open_db(struct store *s, const struct store_opts *o, char *err, size_t len)
 		return -1;
 	}
 	sqlite3_extended_result_codes(s->db, 1);
-	sqlite3_busy_timeout(s->db, (int)o->busy_timeout);
+	s->busy_timeout = o->busy_timeout;
+	sqlite3_busy_handler(s->db, busy_wait, s);
 	snprintf(pragmas, sizeof(pragmas), "PRAGMA journal_mode = WAL; "
-	    "PRAGMA synchronous = %s; PRAGMA foreign_keys = OFF",
+	    "PRAGMA synchronous = %s; PRAGMA foreign_keys = OFF; "
+	    "PRAGMA mmap_size = 268435456",
 	    syncs[o->synchronous]);
 	if (exec_patiently(s->db, pragmas, o->busy_timeout, &msg) != SQLITE_OK) {
 		snprintf(err, len, "store: %s: %s", path, msg);
@@ -635,31 +659,47 @@ store_invalid(struct store *s, const struct store_msg *m, const char *reason,
     struct store_verdict *v)
 {
 	sqlite3_stmt *st = s->st[S_SEL_MSG];
-	char state[16] = "";
-	int rc, found;
+	char why[sizeof(v->error)], state[16] = "", owner[64] = "";
+	uint32_t attempts = 0;
+	int rc, found = 0;
 
+	snprintf(why, sizeof(why), "%s", reason);	/* reason may be v->error */
 	memset(v, 0, sizeof(*v));
 	v->outcome = OUT_INVALID;
-	snprintf(v->error, sizeof(v->error), "%s", reason);
-	if (m->msg_id != NULL) {
-		bind_text(st, 1, m->msg_id);
-		rc = sqlite3_step(st);
-		found = rc == SQLITE_ROW;
-		if (found)
-			snprintf(state, sizeof(state), "%s",
-			    sqlite3_column_text(st, 0));
-		sqlite3_reset(st);
-		sqlite3_clear_bindings(st);
-		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-			return -1;
-		if (found && is_final(state)) {
-			v->outcome = OUT_DUPLICATE;
-			return 0;
-		}
-		rc = found ? set_msg(s, m, "invalid", 0, NULL, reason) :
-		    insert_msg(s, m, "invalid", reason);
-		if (rc < 0)
-			return -1;
+	snprintf(v->error, sizeof(v->error), "%s", why);
+	if (m->msg_id == NULL)
+		return dead_letter(s, m, why);
+	bind_text(st, 1, m->msg_id);
+	rc = sqlite3_step(st);
+	if ((found = rc == SQLITE_ROW)) {
+		snprintf(state, sizeof(state), "%s", sqlite3_column_text(st, 0));
+		attempts = (uint32_t)sqlite3_column_int64(st, 1);
+		if (sqlite3_column_type(st, 2) == SQLITE_TEXT)
+			snprintf(owner, sizeof(owner), "%s",
+			    sqlite3_column_text(st, 2));
 	}
-	return dead_letter(s, m, reason);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return -1;
+	if (found && is_final(state)) {
+		v->outcome = OUT_DUPLICATE;
+		v->attempts = attempts;
+		return 0;
+	}
+	/* A live restart of this msg_id is not undone by a bad copy of it. */
+	if (found && strcmp(state, "restarting") == 0 &&
+	    store_owner_alive(owner)) {
+		v->outcome = OUT_DEFERRED;
+		v->attempts = attempts;
+		snprintf(v->error, sizeof(v->error), "msg_id is being restarted "
+		    "by worker %s", owner);
+		return 0;
+	}
+	v->attempts = attempts;
+	rc = found ? set_msg(s, m, "invalid", attempts, NULL, why) :
+	    insert_msg(s, m, "invalid", why);
+	if (rc < 0)
+		return -1;
+	return dead_letter(s, m, why);
 }

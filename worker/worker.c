@@ -171,17 +171,14 @@ unwind(struct worker *w, struct wjob_list *batch, const char *why)
 	}
 }
 
+/* One transaction over everything waiting; then act on it. */
 static void
-commit_cb(struct ev_loop *loop, ev_prepare *p, int revents)
+commit_batch(struct worker *w)
 {
-	struct worker *w = p->data;
 	struct wjob_list batch = TAILQ_HEAD_INITIALIZER(batch);
 	struct wjob *j;
 	char why[256];
 
-	ev_prepare_stop(loop, p);
-	if (TAILQ_EMPTY(&w->todo))
-		return;
 	TAILQ_CONCAT(&batch, &w->todo, link);
 	if (store_begin(w->store) < 0)
 		goto fail;
@@ -194,15 +191,30 @@ commit_cb(struct ev_loop *loop, ev_prepare *p, int revents)
 		TAILQ_REMOVE(&batch, j, link);
 		settle(w, j);
 	}
-	if (w->chan != NULL)
-		chan_flush(w->chan);
-	maybe_exit(w);
 	return;
 fail:
 	snprintf(why, sizeof(why), "%s", store_errmsg(w->store));
 	log_err("store: transaction failed: %s", why);
 	store_rollback(w->store);
 	unwind(w, &batch, why);
+}
+
+/*
+ * Group commit, once per loop iteration.  Restarts that end at once
+ * (settle() may finish them synchronously) are recorded in a second
+ * round here rather than waiting for the next iteration.
+ */
+static void
+commit_cb(struct ev_loop *loop, ev_prepare *p, int revents)
+{
+	struct worker *w = p->data;
+
+	ev_prepare_stop(loop, p);
+	for (int round = 0; round < 4 && !TAILQ_EMPTY(&w->todo); round++)
+		commit_batch(w);
+	/* Still more: make sure the loop comes back without blocking. */
+	if (!TAILQ_EMPTY(&w->todo))
+		ev_feed_event(loop, &w->committer, EV_CUSTOM);
 	if (w->chan != NULL)
 		chan_flush(w->chan);
 	maybe_exit(w);
@@ -281,6 +293,7 @@ welcome(struct worker *w, const struct proto_msg *m)
 	    copy_pstr(w->domain, sizeof(w->domain), &ws->domain) ||
 	    copy_pstr(w->allow, sizeof(w->allow), &ws->allow) ||
 	    copy_pstr(w->deny, sizeof(w->deny), &ws->deny) ||
+	    copy_pstr(w->log_file, sizeof(w->log_file), &ws->log_file) ||
 	    ws->max_jobs == 0 || ws->synchronous > SYNC_FULL ||
 	    ws->mode > RESTART_COMMAND || ws->log_level > LOG_ERR ||
 	    ws->max_attempts == 0 || ws->heartbeat <= 0) {
@@ -290,6 +303,10 @@ welcome(struct worker *w, const struct proto_msg *m)
 	log_set_level((enum log_level)ws->log_level);
 	snprintf(err, sizeof(err), "worker %" PRIu32, ws->slot);
 	log_init(err);
+	/* Our own descriptor, so that a reopen (logrotate) reaches us too. */
+	if (log_open(w->log_file) < 0)
+		log_err("log_file %s: %s; logging to stderr", w->log_file,
+		    strerror(errno));
 	w->slot = ws->slot;
 	w->max_jobs = ws->max_jobs;
 	w->rules.max_attempts = ws->max_attempts;
@@ -388,6 +405,10 @@ on_frame(struct chan *c, const struct proto_msg *m, void *arg)
 		return 0;
 	case P_DRAIN:
 		begin_drain(w, "asked by the supervisor");
+		return 0;
+	case P_REOPEN:
+		if (log_reopen() < 0)
+			log_err("reopen %s: %s", w->log_file, strerror(errno));
 		return 0;
 	case P_CANCEL:
 		log_warn("cancel of job %" PRIu64 " ignored: "

@@ -55,6 +55,7 @@ struct worker {
 	char		 domain[256];
 	char		 allow[CONF_LIST_MAX];
 	char		 deny[CONF_LIST_MAX];
+	char		 log_file[CONF_PATH_MAX];
 	char		 owner[64];
 	uint32_t	 slot;
 	uint32_t	 max_jobs;

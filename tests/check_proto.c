@@ -1,0 +1,1270 @@
+/*
+ * check_proto: the supervisor <-> worker wire protocol and its channel.
+ *
+ * Every frame type survives a pack/unpack/decode round trip with all its
+ * fields; malformed frames are rejected with a reason that names the
+ * problem; a chan on a socketpair delivers frames in order, reassembles
+ * split frames and reports garbage, oversize frames and EOF exactly once.
+ */
+#include "config.h"
+
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <check.h>
+#include <ev.h>
+#include <msgpack.h>
+
+#include "chan.h"
+#include "proto.h"
+
+/* ---------------------------------------------------------------------
+ * Frame fixture: one buffer, one packer, one decoded message per test.
+ */
+
+static msgpack_sbuffer sb;
+static msgpack_packer pk;
+static msgpack_unpacked up;
+static struct proto_msg msg;
+static char err[256];
+
+static void
+frame_setup(void)
+{
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_unpacked_init(&up);
+	memset(&msg, 0, sizeof(msg));
+	err[0] = '\0';
+}
+
+static void
+frame_teardown(void)
+{
+	msgpack_unpacked_destroy(&up);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/* Unpack the one frame in sb (it must be complete msgpack) and decode it. */
+static int
+decode(void)
+{
+	size_t off = 0;
+	msgpack_unpack_return rc;
+
+	rc = msgpack_unpack_next(&up, sb.data, sb.size, &off);
+	ck_assert_int_eq(rc, MSGPACK_UNPACK_SUCCESS);
+	ck_assert_uint_eq(off, sb.size);
+	err[0] = '\0';
+	return proto_decode(&up.data, &msg, err, sizeof(err));
+}
+
+/* Decode and expect a rejection whose reason contains want. */
+static void
+decode_fails(const char *want)
+{
+	ck_assert_int_eq(decode(), -1);
+	ck_assert_msg(strstr(err, want) != NULL,
+	    "error \"%s\" does not contain \"%s\"", err, want);
+}
+
+static void
+decode_ok(void)
+{
+	int rc = decode();
+
+	ck_assert_msg(rc == 0, "decode failed: %s", err);
+}
+
+static void
+pk_str(const char *s)
+{
+	msgpack_pack_str(&pk, strlen(s));
+	msgpack_pack_str_body(&pk, s, strlen(s));
+}
+
+static void
+pk_strn(const char *s, size_t n)
+{
+	msgpack_pack_str(&pk, n);
+	msgpack_pack_str_body(&pk, s, n);
+}
+
+static void
+pk_bin(const char *s, size_t n)
+{
+	msgpack_pack_bin(&pk, n);
+	msgpack_pack_bin_body(&pk, s, n);
+}
+
+static void
+pk_kv_u64(const char *k, uint64_t v)
+{
+	pk_str(k);
+	msgpack_pack_uint64(&pk, v);
+}
+
+static void
+pk_kv_i64(const char *k, int64_t v)
+{
+	pk_str(k);
+	msgpack_pack_int64(&pk, v);
+}
+
+static void
+pk_kv_str(const char *k, const char *v)
+{
+	pk_str(k);
+	pk_str(v);
+}
+
+static void
+assert_pstr(struct pstr s, const char *want, size_t wantlen)
+{
+	ck_assert_uint_eq(s.len, wantlen);
+	ck_assert_msg(wantlen == 0 || memcmp(s.p, want, wantlen) == 0,
+	    "string differs from \"%.*s\"", (int)wantlen, want);
+}
+
+/* ---------------------------------------------------------------------
+ * Round trips.
+ */
+
+START_TEST(test_welcome_roundtrip)
+{
+	struct worker_settings ws;
+
+	memset(&ws, 0, sizeof(ws));
+	ws.gen = 7;
+	ws.slot = 3;
+	ws.max_jobs = 64;
+	ws.log_level = 2;
+	ws.synchronous = 1;
+	ws.mode = 0;
+	ws.max_attempts = 5;
+	ws.busy_timeout = 5000;
+	ws.heartbeat = 1500;
+	ws.sim_latency_min = 100;
+	ws.sim_latency_max = 1000;
+	ws.sim_failure_rate = 0.37;
+	ws.sim_seed = UINT64_MAX;
+	ws.min_interval = -1;		/* negative integers survive */
+	ws.restart_timeout = INT64_MAX;
+	ws.state_dir.p = "/var/lib/mandrill";
+	ws.state_dir.len = strlen(ws.state_dir.p);
+	ws.domain.p = "example.com";
+	ws.domain.len = strlen(ws.domain.p);
+	ws.allow.p = "cattle-* db*";
+	ws.allow.len = strlen(ws.allow.p);
+	/* deny left NULL: sent as an empty string */
+
+	proto_pack_welcome(&pk, &ws);
+	decode_ok();
+	ck_assert_int_eq(msg.type, P_WELCOME);
+	ck_assert_uint_eq(msg.v, PROTO_VERSION);
+	ck_assert_uint_eq(msg.ws.gen, 7);
+	ck_assert_uint_eq(msg.ws.slot, 3);
+	ck_assert_uint_eq(msg.ws.max_jobs, 64);
+	ck_assert_uint_eq(msg.ws.log_level, 2);
+	ck_assert_uint_eq(msg.ws.synchronous, 1);
+	ck_assert_uint_eq(msg.ws.mode, 0);
+	ck_assert_uint_eq(msg.ws.max_attempts, 5);
+	ck_assert_int_eq(msg.ws.busy_timeout, 5000);
+	ck_assert_int_eq(msg.ws.heartbeat, 1500);
+	ck_assert_int_eq(msg.ws.sim_latency_min, 100);
+	ck_assert_int_eq(msg.ws.sim_latency_max, 1000);
+	ck_assert_double_eq(msg.ws.sim_failure_rate, 0.37);
+	ck_assert_uint_eq(msg.ws.sim_seed, UINT64_MAX);
+	ck_assert_int_eq(msg.ws.min_interval, -1);
+	ck_assert_int_eq(msg.ws.restart_timeout, INT64_MAX);
+	assert_pstr(msg.ws.state_dir, "/var/lib/mandrill", 17);
+	assert_pstr(msg.ws.domain, "example.com", 11);
+	assert_pstr(msg.ws.allow, "cattle-* db*", 12);
+	assert_pstr(msg.ws.deny, "", 0);
+}
+END_TEST
+
+START_TEST(test_job_roundtrip)
+{
+	static const char data[] = "{\"a\":\0\"b\"}\0\xff\x00tail";
+	size_t dlen = sizeof(data) - 1;
+
+	proto_pack_job(&pk, UINT64_MAX, "msg-1", 5, data, dlen, 3,
+	    INT64_C(1764324236842));
+	decode_ok();
+	ck_assert_int_eq(msg.type, P_JOB);
+	ck_assert_uint_eq(msg.id, UINT64_MAX);
+	assert_pstr(msg.msg_id, "msg-1", 5);
+	assert_pstr(msg.data, data, dlen);
+	ck_assert_uint_eq(msg.size, dlen);
+	ck_assert_uint_eq(msg.attempt, 3);
+	ck_assert_int_eq(msg.deadline, INT64_C(1764324236842));
+}
+END_TEST
+
+START_TEST(test_job_empty_data)
+{
+	proto_pack_job(&pk, 1, "m", 1, "", 0, 1, 0);
+	decode_ok();
+	ck_assert_int_eq(msg.type, P_JOB);
+	ck_assert_uint_eq(msg.data.len, 0);
+	ck_assert_uint_eq(msg.size, 0);
+}
+END_TEST
+
+START_TEST(test_job_data_truncated)
+{
+	size_t n = PROTO_DATA_MAX + 7232;
+	char *data = malloc(n);
+
+	ck_assert_ptr_nonnull(data);
+	for (size_t i = 0; i < n; i++)
+		data[i] = (char)(i * 31 + 7);
+	proto_pack_job(&pk, 42, "big", 3, data, n, 1, 1000);
+	decode_ok();
+	ck_assert_uint_eq(msg.data.len, PROTO_DATA_MAX);
+	ck_assert_uint_eq(msg.size, n);
+	ck_assert(memcmp(msg.data.p, data, PROTO_DATA_MAX) == 0);
+	free(data);
+}
+END_TEST
+
+START_TEST(test_job_data_at_limit)
+{
+	char *data = calloc(1, PROTO_DATA_MAX);
+
+	ck_assert_ptr_nonnull(data);
+	proto_pack_job(&pk, 1, "m", 1, data, PROTO_DATA_MAX, 1, 1);
+	decode_ok();
+	ck_assert_uint_eq(msg.data.len, PROTO_DATA_MAX);
+	ck_assert_uint_eq(msg.size, PROTO_DATA_MAX);
+	free(data);
+}
+END_TEST
+
+START_TEST(test_job_long_msg_id_bounded)
+{
+	char id[300];
+
+	memset(id, 'x', sizeof(id));
+	proto_pack_job(&pk, 1, id, sizeof(id), "{}", 2, 1, 1);
+	decode_ok();
+	ck_assert_uint_eq(msg.msg_id.len, 256);
+	ck_assert(memcmp(msg.msg_id.p, id, 256) == 0);
+}
+END_TEST
+
+START_TEST(test_cancel_roundtrip)
+{
+	proto_pack_cancel(&pk, UINT64_C(1234567890123));
+	decode_ok();
+	ck_assert_int_eq(msg.type, P_CANCEL);
+	ck_assert_uint_eq(msg.id, UINT64_C(1234567890123));
+}
+END_TEST
+
+START_TEST(test_drain_roundtrip)
+{
+	proto_pack_drain(&pk);
+	decode_ok();
+	ck_assert_int_eq(msg.type, P_DRAIN);
+}
+END_TEST
+
+START_TEST(test_heartbeat_roundtrip)
+{
+	proto_pack_heartbeat(&pk);
+	decode_ok();
+	ck_assert_int_eq(msg.type, P_HEARTBEAT);
+}
+END_TEST
+
+START_TEST(test_ready_roundtrip)
+{
+	proto_pack_ready(&pk, UINT32_MAX, 64);
+	decode_ok();
+	ck_assert_int_eq(msg.type, P_READY);
+	ck_assert_uint_eq(msg.v, PROTO_VERSION);
+	ck_assert_uint_eq(msg.pid, UINT32_MAX);
+	ck_assert_uint_eq(msg.max_jobs, 64);
+}
+END_TEST
+
+/* Looped over every outcome (tcase_add_loop_test). */
+START_TEST(test_done_roundtrip)
+{
+	enum outcome o = (enum outcome)_i;
+
+	proto_pack_done(&pk, 99 + _i, o, "exit status 1", 4);
+	decode_ok();
+	ck_assert_int_eq(msg.type, P_DONE);
+	ck_assert_uint_eq(msg.id, 99 + _i);
+	ck_assert_int_eq(msg.outcome, o);
+	assert_pstr(msg.error, "exit status 1", 13);
+	ck_assert_uint_eq(msg.attempt, 4);
+}
+END_TEST
+
+START_TEST(test_done_null_error)
+{
+	proto_pack_done(&pk, 1, OUT_RESTARTED, NULL, 1);
+	decode_ok();
+	ck_assert_int_eq(msg.outcome, OUT_RESTARTED);
+	ck_assert_uint_eq(msg.error.len, 0);
+}
+END_TEST
+
+START_TEST(test_done_long_error_bounded)
+{
+	char e[PROTO_ERR_MAX + 100];
+
+	memset(e, 'e', sizeof(e) - 1);
+	e[sizeof(e) - 1] = '\0';
+	proto_pack_done(&pk, 1, OUT_FAILED, e, 2);
+	decode_ok();
+	ck_assert_uint_eq(msg.error.len, PROTO_ERR_MAX);
+	ck_assert(memcmp(msg.error.p, e, PROTO_ERR_MAX) == 0);
+}
+END_TEST
+
+START_TEST(test_several_frames_one_buffer)
+{
+	size_t off = 0;
+
+	proto_pack_cancel(&pk, 5);
+	proto_pack_drain(&pk);
+	ck_assert_int_eq(msgpack_unpack_next(&up, sb.data, sb.size, &off),
+	    MSGPACK_UNPACK_SUCCESS);
+	ck_assert_int_eq(proto_decode(&up.data, &msg, err, sizeof(err)), 0);
+	ck_assert_int_eq(msg.type, P_CANCEL);
+	ck_assert_uint_eq(msg.id, 5);
+	ck_assert_int_eq(msgpack_unpack_next(&up, sb.data, sb.size, &off),
+	    MSGPACK_UNPACK_SUCCESS);
+	ck_assert_int_eq(proto_decode(&up.data, &msg, err, sizeof(err)), 0);
+	ck_assert_int_eq(msg.type, P_DRAIN);
+	ck_assert_uint_eq(off, sb.size);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------
+ * Malformed frames.
+ */
+
+START_TEST(test_bad_not_map)
+{
+	msgpack_pack_array(&pk, 2);
+	pk_str("t");
+	pk_str("drain");
+	decode_fails("not a map");
+}
+END_TEST
+
+START_TEST(test_bad_not_map_scalar)
+{
+	msgpack_pack_uint64(&pk, 7);
+	decode_fails("not a map");
+}
+END_TEST
+
+START_TEST(test_bad_no_type)
+{
+	msgpack_pack_map(&pk, 1);
+	pk_kv_u64("id", 1);
+	decode_fails("no \"t\"");
+}
+END_TEST
+
+START_TEST(test_bad_empty_map)
+{
+	msgpack_pack_map(&pk, 0);
+	decode_fails("no \"t\"");
+}
+END_TEST
+
+START_TEST(test_bad_type_not_string)
+{
+	msgpack_pack_map(&pk, 1);
+	pk_kv_u64("t", 3);
+	decode_fails("\"t\" is not a string");
+}
+END_TEST
+
+START_TEST(test_bad_unknown_type)
+{
+	msgpack_pack_map(&pk, 1);
+	pk_kv_str("t", "reboot");
+	decode_fails("unknown frame type");
+	ck_assert_ptr_nonnull(strstr(err, "reboot"));
+}
+END_TEST
+
+START_TEST(test_bad_type_prefix)
+{
+	/* "drai" is not "drain": names compare by length too */
+	msgpack_pack_map(&pk, 1);
+	pk_kv_str("t", "drai");
+	decode_fails("unknown frame type");
+}
+END_TEST
+
+START_TEST(test_bad_nonstring_key)
+{
+	msgpack_pack_map(&pk, 2);
+	pk_kv_str("t", "drain");
+	msgpack_pack_uint64(&pk, 1);
+	msgpack_pack_uint64(&pk, 2);
+	decode_fails("key that is not a string");
+}
+END_TEST
+
+START_TEST(test_bad_unknown_key)
+{
+	msgpack_pack_map(&pk, 3);
+	pk_kv_str("t", "cancel");
+	pk_kv_u64("id", 1);
+	pk_kv_u64("force", 1);
+	decode_fails("unknown key");
+	ck_assert_ptr_nonnull(strstr(err, "\"force\""));
+	ck_assert_ptr_nonnull(strstr(err, "cancel"));
+}
+END_TEST
+
+START_TEST(test_bad_key_on_empty_type)
+{
+	msgpack_pack_map(&pk, 2);
+	pk_kv_str("t", "drain");
+	pk_kv_u64("now", 1);
+	decode_fails("unknown key");
+	ck_assert_ptr_nonnull(strstr(err, "\"now\""));
+}
+END_TEST
+
+START_TEST(test_bad_repeated_key)
+{
+	msgpack_pack_map(&pk, 3);
+	pk_kv_str("t", "cancel");
+	pk_kv_u64("id", 1);
+	pk_kv_u64("id", 2);
+	decode_fails("repeated");
+	ck_assert_ptr_nonnull(strstr(err, "\"id\""));
+}
+END_TEST
+
+START_TEST(test_bad_missing_key)
+{
+	msgpack_pack_map(&pk, 6);
+	pk_kv_str("t", "job");
+	pk_kv_u64("id", 1);
+	pk_kv_str("msg_id", "m");
+	pk_str("data");
+	pk_bin("{}", 2);
+	pk_kv_u64("size", 2);
+	pk_kv_i64("deadline", 1000);
+	decode_fails("missing key");
+	ck_assert_ptr_nonnull(strstr(err, "\"attempt\""));
+}
+END_TEST
+
+START_TEST(test_bad_missing_only_key)
+{
+	msgpack_pack_map(&pk, 1);
+	pk_kv_str("t", "cancel");
+	decode_fails("missing key \"id\"");
+}
+END_TEST
+
+START_TEST(test_bad_string_for_integer)
+{
+	msgpack_pack_map(&pk, 2);
+	pk_kv_str("t", "cancel");
+	pk_kv_str("id", "1");
+	decode_fails("wrong type");
+	ck_assert_ptr_nonnull(strstr(err, "\"id\""));
+	ck_assert_ptr_nonnull(strstr(err, "unsigned integer"));
+}
+END_TEST
+
+START_TEST(test_bad_negative_for_unsigned)
+{
+	msgpack_pack_map(&pk, 4);
+	pk_kv_str("t", "ready");
+	pk_kv_u64("v", 1);
+	pk_kv_i64("pid", -1);
+	pk_kv_u64("max_jobs", 4);
+	decode_fails("wrong type");
+	ck_assert_ptr_nonnull(strstr(err, "\"pid\""));
+}
+END_TEST
+
+START_TEST(test_bad_negative_for_u64)
+{
+	msgpack_pack_map(&pk, 2);
+	pk_kv_str("t", "cancel");
+	pk_kv_i64("id", -5);
+	decode_fails("wrong type");
+}
+END_TEST
+
+START_TEST(test_bad_u32_overflow)
+{
+	msgpack_pack_map(&pk, 4);
+	pk_kv_str("t", "ready");
+	pk_kv_u64("v", 1);
+	pk_kv_u64("pid", UINT64_C(1) + UINT32_MAX);
+	pk_kv_u64("max_jobs", 4);
+	decode_fails("wrong type");
+	ck_assert_ptr_nonnull(strstr(err, "\"pid\""));
+	ck_assert_ptr_nonnull(strstr(err, "32-bit"));
+}
+END_TEST
+
+START_TEST(test_bad_i64_overflow)
+{
+	msgpack_pack_map(&pk, 7);
+	pk_kv_str("t", "job");
+	pk_kv_u64("id", 1);
+	pk_kv_str("msg_id", "m");
+	pk_str("data");
+	pk_bin("{}", 2);
+	pk_kv_u64("size", 2);
+	pk_kv_u64("attempt", 1);
+	pk_kv_u64("deadline", UINT64_C(1) + INT64_MAX);
+	decode_fails("wrong type");
+	ck_assert_ptr_nonnull(strstr(err, "\"deadline\""));
+}
+END_TEST
+
+START_TEST(test_bad_str_for_bin)
+{
+	msgpack_pack_map(&pk, 7);
+	pk_kv_str("t", "job");
+	pk_kv_u64("id", 1);
+	pk_kv_str("msg_id", "m");
+	pk_kv_str("data", "{}");
+	pk_kv_u64("size", 2);
+	pk_kv_u64("attempt", 1);
+	pk_kv_i64("deadline", 1);
+	decode_fails("wrong type");
+	ck_assert_ptr_nonnull(strstr(err, "\"data\""));
+	ck_assert_ptr_nonnull(strstr(err, "binary"));
+}
+END_TEST
+
+START_TEST(test_bad_bin_for_str)
+{
+	msgpack_pack_map(&pk, 7);
+	pk_kv_str("t", "job");
+	pk_kv_u64("id", 1);
+	pk_str("msg_id");
+	pk_bin("m", 1);
+	pk_str("data");
+	pk_bin("{}", 2);
+	pk_kv_u64("size", 2);
+	pk_kv_u64("attempt", 1);
+	pk_kv_i64("deadline", 1);
+	decode_fails("wrong type");
+	ck_assert_ptr_nonnull(strstr(err, "\"msg_id\""));
+}
+END_TEST
+
+START_TEST(test_bad_bin_too_long)
+{
+	char *data = calloc(1, PROTO_DATA_MAX + 1);
+
+	ck_assert_ptr_nonnull(data);
+	msgpack_pack_map(&pk, 7);
+	pk_kv_str("t", "job");
+	pk_kv_u64("id", 1);
+	pk_kv_str("msg_id", "m");
+	pk_str("data");
+	pk_bin(data, PROTO_DATA_MAX + 1);
+	pk_kv_u64("size", PROTO_DATA_MAX + 1);
+	pk_kv_u64("attempt", 1);
+	pk_kv_i64("deadline", 1);
+	decode_fails("too long");
+	free(data);
+}
+END_TEST
+
+START_TEST(test_bad_int_for_float)
+{
+	struct worker_settings ws;
+	size_t off = 0;
+	msgpack_object *o;
+
+	/* Pack a valid welcome, then turn its float into an integer. */
+	memset(&ws, 0, sizeof(ws));
+	proto_pack_welcome(&pk, &ws);
+	ck_assert_int_eq(msgpack_unpack_next(&up, sb.data, sb.size, &off),
+	    MSGPACK_UNPACK_SUCCESS);
+	o = &up.data;
+	for (uint32_t i = 0; i < o->via.map.size; i++) {
+		msgpack_object_kv *kv = &o->via.map.ptr[i];
+
+		if (kv->key.via.str.size == 16 &&
+		    memcmp(kv->key.via.str.ptr, "sim_failure_rate", 16) == 0) {
+			kv->val.type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+			kv->val.via.u64 = 0;
+		}
+	}
+	ck_assert_int_eq(proto_decode(o, &msg, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "\"sim_failure_rate\""));
+	ck_assert_ptr_nonnull(strstr(err, "float"));
+}
+END_TEST
+
+START_TEST(test_bad_unknown_outcome)
+{
+	msgpack_pack_map(&pk, 5);
+	pk_kv_str("t", "done");
+	pk_kv_u64("id", 1);
+	pk_kv_str("outcome", "exploded");
+	pk_kv_str("error", "");
+	pk_kv_u64("attempt", 1);
+	decode_fails("unknown outcome");
+}
+END_TEST
+
+START_TEST(test_bad_outcome_not_string)
+{
+	msgpack_pack_map(&pk, 5);
+	pk_kv_str("t", "done");
+	pk_kv_u64("id", 1);
+	pk_kv_u64("outcome", OUT_RESTARTED);
+	pk_kv_str("error", "");
+	pk_kv_u64("attempt", 1);
+	decode_fails("wrong type");
+	ck_assert_ptr_nonnull(strstr(err, "\"outcome\""));
+}
+END_TEST
+
+START_TEST(test_bad_nul_in_string)
+{
+	msgpack_pack_map(&pk, 5);
+	pk_kv_str("t", "done");
+	pk_kv_u64("id", 1);
+	pk_kv_str("outcome", "failed");
+	pk_str("error");
+	pk_strn("exit\0status", 11);
+	pk_kv_u64("attempt", 1);
+	decode_fails("NUL");
+	ck_assert_ptr_nonnull(strstr(err, "\"error\""));
+}
+END_TEST
+
+START_TEST(test_bad_two_types)
+{
+	msgpack_pack_map(&pk, 2);
+	pk_kv_str("t", "drain");
+	pk_kv_str("t", "drain");
+	decode_fails("two \"t\"");
+}
+END_TEST
+
+START_TEST(test_bad_two_different_types)
+{
+	msgpack_pack_map(&pk, 3);
+	pk_kv_str("t", "cancel");
+	pk_kv_u64("id", 1);
+	pk_kv_str("t", "drain");
+	decode_fails("two \"t\"");
+}
+END_TEST
+
+/* ---------------------------------------------------------------------
+ * Outcome names.
+ */
+
+START_TEST(test_outcome_names_roundtrip)
+{
+	const char *seen[OUT_COUNT];
+
+	for (int i = 0; i < OUT_COUNT; i++) {
+		const char *n = outcome_name((enum outcome)i);
+		enum outcome o = OUT_COUNT;
+
+		ck_assert_ptr_nonnull(n);
+		ck_assert_str_ne(n, "?");
+		ck_assert_int_eq(outcome_parse(n, strlen(n), &o), 0);
+		ck_assert_int_eq(o, i);
+		for (int j = 0; j < i; j++)
+			ck_assert_str_ne(seen[j], n);
+		seen[i] = n;
+	}
+	ck_assert_str_eq(outcome_name(OUT_RESTARTED), "restarted");
+	ck_assert_str_eq(outcome_name(OUT_DEFERRED), "deferred");
+	ck_assert_str_eq(outcome_name(OUT_INVALID), "invalid");
+}
+END_TEST
+
+START_TEST(test_outcome_parse_rejects)
+{
+	enum outcome o = OUT_DEAD;
+
+	ck_assert_int_eq(outcome_parse("exploded", 8, &o), -1);
+	ck_assert_int_eq(outcome_parse("", 0, &o), -1);
+	ck_assert_int_eq(outcome_parse("restart", 7, &o), -1);
+	ck_assert_int_eq(outcome_parse("restarted!", 10, &o), -1);
+	ck_assert_int_eq(outcome_parse("RESTARTED", 9, &o), -1);
+	ck_assert_int_eq(outcome_parse("dead\0x", 6, &o), -1);
+	ck_assert_int_eq(o, OUT_DEAD);		/* untouched on failure */
+	ck_assert_str_eq(outcome_name(OUT_COUNT), "?");
+}
+END_TEST
+
+START_TEST(test_outcome_parse_uses_length)
+{
+	enum outcome o = OUT_COUNT;
+
+	/* Not NUL-terminated: msgpack strings point into a buffer. */
+	ck_assert_int_eq(outcome_parse("deadbeef", 4, &o), 0);
+	ck_assert_int_eq(o, OUT_DEAD);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------
+ * chan: framing on a real socketpair and libev loop.
+ */
+
+#define REC_MAX	16
+
+struct rec {
+	int		 nframes;
+	enum proto_type	 type[REC_MAX];
+	uint64_t	 id[REC_MAX];
+	char		 msg_id[REC_MAX][64];
+	size_t		 data_len[REC_MAX];
+	int		 ncloses;
+	char		 why[256];
+	int		 free_on_frame;
+	int		 free_on_close;
+};
+
+static struct ev_loop *loop;
+static int sv[2];
+static struct chan *ch;
+static struct rec rec;
+
+static int
+on_frame(struct chan *c, const struct proto_msg *m, void *arg)
+{
+	struct rec *r = arg;
+	int i = r->nframes++;
+
+	if (i < REC_MAX) {
+		r->type[i] = m->type;
+		r->id[i] = m->id;
+		snprintf(r->msg_id[i], sizeof(r->msg_id[i]), "%.*s",
+		    (int)m->msg_id.len, m->msg_id.p ? m->msg_id.p : "");
+		r->data_len[i] = m->data.len;
+	}
+	if (r->free_on_frame) {
+		chan_free(c);
+		ch = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+on_close(struct chan *c, const char *why, void *arg)
+{
+	struct rec *r = arg;
+
+	r->ncloses++;
+	snprintf(r->why, sizeof(r->why), "%s", why ? why : "(null)");
+	if (r->free_on_close) {
+		chan_free(c);
+		ch = NULL;
+	}
+}
+
+static void
+chan_setup(void)
+{
+	memset(&rec, 0, sizeof(rec));
+	loop = ev_loop_new(0);
+	ck_assert_ptr_nonnull(loop);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+	ch = chan_new(loop, sv[0], on_frame, on_close, &rec);
+	ck_assert_ptr_nonnull(ch);
+}
+
+static void
+chan_teardown(void)
+{
+	if (ch != NULL)
+		chan_free(ch);		/* closes sv[0] */
+	ch = NULL;
+	if (sv[1] >= 0)
+		close(sv[1]);
+	ev_loop_destroy(loop);
+}
+
+/* Run the loop without blocking until cond holds or a bound is reached. */
+static void
+pump(const int *counter, int want)
+{
+	for (int i = 0; i < 200 && *counter < want; i++)
+		ev_run(loop, EVRUN_NOWAIT);
+	/* and a few more turns, so that extra callbacks would show */
+	for (int i = 0; i < 5; i++)
+		ev_run(loop, EVRUN_NOWAIT);
+}
+
+static void
+write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		ck_assert_msg(n > 0, "write to peer failed");
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+static void
+write_sb(void)
+{
+	write_all(sv[1], sb.data, sb.size);
+}
+
+START_TEST(test_chan_several_frames_one_write)
+{
+	proto_pack_cancel(&pk, 1);
+	proto_pack_job(&pk, 2, "m-2", 3, "{}", 2, 1, 10);
+	proto_pack_drain(&pk);
+	proto_pack_cancel(&pk, 4);
+	write_sb();
+	pump(&rec.nframes, 4);
+	ck_assert_int_eq(rec.nframes, 4);
+	ck_assert_int_eq(rec.ncloses, 0);
+	ck_assert_int_eq(rec.type[0], P_CANCEL);
+	ck_assert_uint_eq(rec.id[0], 1);
+	ck_assert_int_eq(rec.type[1], P_JOB);
+	ck_assert_uint_eq(rec.id[1], 2);
+	ck_assert_str_eq(rec.msg_id[1], "m-2");
+	ck_assert_uint_eq(rec.data_len[1], 2);
+	ck_assert_int_eq(rec.type[2], P_DRAIN);
+	ck_assert_int_eq(rec.type[3], P_CANCEL);
+	ck_assert_uint_eq(rec.id[3], 4);
+}
+END_TEST
+
+START_TEST(test_chan_split_frame)
+{
+	size_t half;
+
+	proto_pack_job(&pk, 77, "split-me", 8, "{\"msg_id\":\"x\"}", 14, 2, 5);
+	half = sb.size / 2;
+	write_all(sv[1], sb.data, half);
+	pump(&rec.nframes, 1);
+	ck_assert_int_eq(rec.nframes, 0);	/* nothing until complete */
+	ck_assert_int_eq(rec.ncloses, 0);
+	write_all(sv[1], sb.data + half, sb.size - half);
+	pump(&rec.nframes, 1);
+	ck_assert_int_eq(rec.nframes, 1);
+	ck_assert_int_eq(rec.ncloses, 0);
+	ck_assert_int_eq(rec.type[0], P_JOB);
+	ck_assert_uint_eq(rec.id[0], 77);
+	ck_assert_str_eq(rec.msg_id[0], "split-me");
+	ck_assert_uint_eq(rec.data_len[0], 14);
+}
+END_TEST
+
+START_TEST(test_chan_byte_by_byte)
+{
+	proto_pack_cancel(&pk, 300);
+	proto_pack_heartbeat(&pk);
+	for (size_t i = 0; i < sb.size; i++) {
+		write_all(sv[1], sb.data + i, 1);
+		ev_run(loop, EVRUN_NOWAIT);
+	}
+	pump(&rec.nframes, 2);
+	ck_assert_int_eq(rec.nframes, 2);
+	ck_assert_int_eq(rec.type[0], P_CANCEL);
+	ck_assert_uint_eq(rec.id[0], 300);
+	ck_assert_int_eq(rec.type[1], P_HEARTBEAT);
+	ck_assert_int_eq(rec.ncloses, 0);
+}
+END_TEST
+
+START_TEST(test_chan_garbage)
+{
+	static const unsigned char junk[] = { 0xc1, 0xc1, 0x00, 0xc1 };
+
+	proto_pack_cancel(&pk, 1);		/* a good frame first */
+	write_sb();
+	write_all(sv[1], junk, sizeof(junk));
+	pump(&rec.ncloses, 1);
+	ck_assert_int_eq(rec.nframes, 1);
+	ck_assert_int_eq(rec.ncloses, 1);
+	ck_assert_str_ne(rec.why, "");
+	ck_assert_ptr_nonnull(strstr(rec.why, "malformed"));
+	/* Nothing more is delivered once closed. */
+	msgpack_sbuffer_clear(&sb);
+	proto_pack_drain(&pk);
+	write_sb();
+	write_all(sv[1], junk, sizeof(junk));
+	pump(&rec.ncloses, 2);
+	ck_assert_int_eq(rec.nframes, 1);
+	ck_assert_int_eq(rec.ncloses, 1);
+}
+END_TEST
+
+START_TEST(test_chan_bad_frame_closes_with_reason)
+{
+	msgpack_pack_map(&pk, 1);
+	pk_kv_str("t", "reboot");
+	write_sb();
+	pump(&rec.ncloses, 1);
+	ck_assert_int_eq(rec.nframes, 0);
+	ck_assert_int_eq(rec.ncloses, 1);
+	ck_assert_ptr_nonnull(strstr(rec.why, "unknown frame type"));
+}
+END_TEST
+
+START_TEST(test_chan_oversize_incomplete_bin)
+{
+	char chunk[8192];
+	size_t sent = 0;
+
+	/* A map whose binary announces 1 MiB; send 80 KiB of it. */
+	msgpack_pack_map(&pk, 2);
+	pk_kv_str("t", "job");
+	pk_str("data");
+	msgpack_pack_bin(&pk, 1024 * 1024);
+	write_sb();
+	memset(chunk, 'x', sizeof(chunk));
+	while (sent < 80 * 1024 && rec.ncloses == 0) {
+		write_all(sv[1], chunk, sizeof(chunk));
+		sent += sizeof(chunk);
+		pump(&rec.ncloses, 1);
+	}
+	ck_assert_int_eq(rec.ncloses, 1);
+	ck_assert_int_eq(rec.nframes, 0);
+	ck_assert_msg(strstr(rec.why, "65536") != NULL,
+	    "reason \"%s\" does not name the size", rec.why);
+}
+END_TEST
+
+/*
+ * Regression (fixed): chan.c deliver() measured an incomplete frame as
+ * msgpack_unpacker_message_size() - msgpack_unpacker_parsed_size(), which
+ * is only the bytes the parser has not consumed yet.  msgpack-c consumes
+ * small elements (here, nils in an array) as they arrive, so that
+ * difference stays near 0 and an endless incomplete frame is buffered
+ * without limit.  The frame's size so far is message_size() itself.
+ */
+START_TEST(test_chan_oversize_incomplete_array)
+{
+	char chunk[8192];
+	size_t sent = 0;
+
+	msgpack_pack_map(&pk, 2);
+	pk_kv_str("t", "job");
+	pk_str("data");
+	msgpack_pack_array(&pk, 1000000);
+	write_sb();
+	memset(chunk, 0xc0, sizeof(chunk));	/* nil, nil, nil, ... */
+	while (sent < 160 * 1024 && rec.ncloses == 0) {
+		write_all(sv[1], chunk, sizeof(chunk));
+		sent += sizeof(chunk);
+		pump(&rec.ncloses, 1);
+	}
+	ck_assert_msg(rec.ncloses == 1, "%zu bytes of one frame buffered "
+	    "without on_close", sent);
+	ck_assert_int_eq(rec.nframes, 0);
+	ck_assert_msg(strstr(rec.why, "65536") != NULL,
+	    "reason \"%s\" does not name the size", rec.why);
+}
+END_TEST
+
+START_TEST(test_chan_oversize_complete_frame)
+{
+	char *big = calloc(1, 70000);
+
+	/* A complete but oversize frame, arriving in one write. */
+	ck_assert_ptr_nonnull(big);
+	msgpack_pack_map(&pk, 2);
+	pk_kv_str("t", "job");
+	pk_str("data");
+	pk_bin(big, 70000);
+	write_sb();
+	pump(&rec.ncloses, 1);
+	ck_assert_int_eq(rec.ncloses, 1);
+	ck_assert_int_eq(rec.nframes, 0);
+	ck_assert_msg(strstr(rec.why, "65536") != NULL,
+	    "reason \"%s\" does not name the size", rec.why);
+	free(big);
+}
+END_TEST
+
+START_TEST(test_chan_eof)
+{
+	proto_pack_heartbeat(&pk);
+	write_sb();
+	close(sv[1]);
+	sv[1] = -1;
+	pump(&rec.ncloses, 1);
+	ck_assert_int_eq(rec.nframes, 1);
+	ck_assert_int_eq(rec.ncloses, 1);
+	ck_assert_str_eq(rec.why, "end of file");
+}
+END_TEST
+
+START_TEST(test_chan_free_in_on_close)
+{
+	rec.free_on_close = 1;
+	close(sv[1]);
+	sv[1] = -1;
+	pump(&rec.ncloses, 1);
+	ck_assert_int_eq(rec.ncloses, 1);
+	ck_assert_ptr_null(ch);
+}
+END_TEST
+
+START_TEST(test_chan_free_in_on_close_from_decode)
+{
+	rec.free_on_close = 1;
+	msgpack_pack_map(&pk, 0);		/* no "t": decode error */
+	write_sb();
+	pump(&rec.ncloses, 1);
+	ck_assert_int_eq(rec.ncloses, 1);
+	ck_assert_ptr_nonnull(strstr(rec.why, "no \"t\""));
+	ck_assert_ptr_null(ch);
+}
+END_TEST
+
+START_TEST(test_chan_free_in_on_frame)
+{
+	rec.free_on_frame = 1;
+	proto_pack_cancel(&pk, 1);
+	proto_pack_cancel(&pk, 2);
+	write_sb();
+	pump(&rec.nframes, 1);
+	/* Freed after the first: the second is never delivered. */
+	ck_assert_int_eq(rec.nframes, 1);
+	ck_assert_uint_eq(rec.id[0], 1);
+	ck_assert_int_eq(rec.ncloses, 0);
+	ck_assert_ptr_null(ch);
+}
+END_TEST
+
+/* Read everything the peer end has, up to cap bytes, with a bound. */
+static size_t
+peer_read(char *buf, size_t cap, size_t want)
+{
+	size_t got = 0;
+
+	fcntl(sv[1], F_SETFL, fcntl(sv[1], F_GETFL) | O_NONBLOCK);
+	for (int i = 0; i < 1000 && got < want; i++) {
+		ssize_t n = read(sv[1], buf + got, cap - got);
+
+		if (n > 0)
+			got += (size_t)n;
+		else
+			ev_run(loop, EVRUN_NOWAIT);
+	}
+	return got;
+}
+
+START_TEST(test_chan_flush_writes_frames)
+{
+	msgpack_packer *cpk = chan_packer(ch);
+	char buf[4096];
+	size_t got, off = 0;
+
+	ck_assert_ptr_nonnull(cpk);
+	ck_assert_uint_eq(chan_pending(ch), 0);
+	proto_pack_ready(cpk, 4242, 64);
+	proto_pack_done(cpk, 9, OUT_SKIPPED, "recent", 2);
+	ck_assert_uint_gt(chan_pending(ch), 0);
+	ck_assert_int_eq(chan_flush(ch), 0);
+	ck_assert_uint_eq(chan_pending(ch), 0);
+
+	got = peer_read(buf, sizeof(buf), 1);
+	ck_assert_uint_gt(got, 0);
+	ck_assert_int_eq(msgpack_unpack_next(&up, buf, got, &off),
+	    MSGPACK_UNPACK_SUCCESS);
+	ck_assert_int_eq(proto_decode(&up.data, &msg, err, sizeof(err)), 0);
+	ck_assert_int_eq(msg.type, P_READY);
+	ck_assert_uint_eq(msg.pid, 4242);
+	ck_assert_uint_eq(msg.max_jobs, 64);
+	ck_assert_int_eq(msgpack_unpack_next(&up, buf, got, &off),
+	    MSGPACK_UNPACK_SUCCESS);
+	ck_assert_int_eq(proto_decode(&up.data, &msg, err, sizeof(err)), 0);
+	ck_assert_int_eq(msg.type, P_DONE);
+	ck_assert_uint_eq(msg.id, 9);
+	ck_assert_int_eq(msg.outcome, OUT_SKIPPED);
+	assert_pstr(msg.error, "recent", 6);
+	ck_assert_uint_eq(off, got);
+}
+END_TEST
+
+START_TEST(test_chan_loop_flushes)
+{
+	char buf[4096];
+	size_t got, off = 0;
+
+	/* No explicit flush: one loop iteration sends what was queued. */
+	proto_pack_cancel(chan_packer(ch), 11);
+	proto_pack_drain(chan_packer(ch));
+	ev_run(loop, EVRUN_NOWAIT);
+	ck_assert_uint_eq(chan_pending(ch), 0);
+	got = peer_read(buf, sizeof(buf), 1);
+	ck_assert_int_eq(msgpack_unpack_next(&up, buf, got, &off),
+	    MSGPACK_UNPACK_SUCCESS);
+	ck_assert_int_eq(proto_decode(&up.data, &msg, err, sizeof(err)), 0);
+	ck_assert_int_eq(msg.type, P_CANCEL);
+	ck_assert_uint_eq(msg.id, 11);
+	ck_assert_int_eq(msgpack_unpack_next(&up, buf, got, &off),
+	    MSGPACK_UNPACK_SUCCESS);
+	ck_assert_int_eq(proto_decode(&up.data, &msg, err, sizeof(err)), 0);
+	ck_assert_int_eq(msg.type, P_DRAIN);
+}
+END_TEST
+
+START_TEST(test_chan_large_output)
+{
+	/* More than the socket buffer holds: the rest leaves as the peer reads. */
+	char *data = calloc(1, PROTO_DATA_MAX);
+	char *buf;
+	size_t want = 0, got, off = 0;
+	int n = 0;
+
+	ck_assert_ptr_nonnull(data);
+	for (int i = 0; i < 40; i++)
+		proto_pack_job(chan_packer(ch), (uint64_t)i, "m", 1, data,
+		    PROTO_DATA_MAX, 1, 1);
+	want = chan_pending(ch);
+	ck_assert_int_eq(chan_flush(ch), 0);
+	buf = malloc(want);
+	ck_assert_ptr_nonnull(buf);
+	got = peer_read(buf, want, want);
+	ck_assert_uint_eq(got, want);
+	ck_assert_uint_eq(chan_pending(ch), 0);
+	while (msgpack_unpack_next(&up, buf, got, &off) ==
+	    MSGPACK_UNPACK_SUCCESS) {
+		ck_assert_int_eq(proto_decode(&up.data, &msg, err,
+		    sizeof(err)), 0);
+		ck_assert_uint_eq(msg.id, (uint64_t)n);
+		n++;
+	}
+	ck_assert_int_eq(n, 40);
+	free(buf);
+	free(data);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------
+ */
+
+static Suite *
+proto_suite(void)
+{
+	Suite *s = suite_create("proto");
+	TCase *tc;
+
+	tc = tcase_create("roundtrip");
+	tcase_set_timeout(tc, 30);
+	tcase_add_checked_fixture(tc, frame_setup, frame_teardown);
+	tcase_add_test(tc, test_welcome_roundtrip);
+	tcase_add_test(tc, test_job_roundtrip);
+	tcase_add_test(tc, test_job_empty_data);
+	tcase_add_test(tc, test_job_data_truncated);
+	tcase_add_test(tc, test_job_data_at_limit);
+	tcase_add_test(tc, test_job_long_msg_id_bounded);
+	tcase_add_test(tc, test_cancel_roundtrip);
+	tcase_add_test(tc, test_drain_roundtrip);
+	tcase_add_test(tc, test_heartbeat_roundtrip);
+	tcase_add_test(tc, test_ready_roundtrip);
+	tcase_add_loop_test(tc, test_done_roundtrip, 0, OUT_COUNT);
+	tcase_add_test(tc, test_done_null_error);
+	tcase_add_test(tc, test_done_long_error_bounded);
+	tcase_add_test(tc, test_several_frames_one_buffer);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("malformed");
+	tcase_set_timeout(tc, 30);
+	tcase_add_checked_fixture(tc, frame_setup, frame_teardown);
+	tcase_add_test(tc, test_bad_not_map);
+	tcase_add_test(tc, test_bad_not_map_scalar);
+	tcase_add_test(tc, test_bad_no_type);
+	tcase_add_test(tc, test_bad_empty_map);
+	tcase_add_test(tc, test_bad_type_not_string);
+	tcase_add_test(tc, test_bad_unknown_type);
+	tcase_add_test(tc, test_bad_type_prefix);
+	tcase_add_test(tc, test_bad_nonstring_key);
+	tcase_add_test(tc, test_bad_unknown_key);
+	tcase_add_test(tc, test_bad_key_on_empty_type);
+	tcase_add_test(tc, test_bad_repeated_key);
+	tcase_add_test(tc, test_bad_missing_key);
+	tcase_add_test(tc, test_bad_missing_only_key);
+	tcase_add_test(tc, test_bad_string_for_integer);
+	tcase_add_test(tc, test_bad_negative_for_unsigned);
+	tcase_add_test(tc, test_bad_negative_for_u64);
+	tcase_add_test(tc, test_bad_u32_overflow);
+	tcase_add_test(tc, test_bad_i64_overflow);
+	tcase_add_test(tc, test_bad_str_for_bin);
+	tcase_add_test(tc, test_bad_bin_for_str);
+	tcase_add_test(tc, test_bad_bin_too_long);
+	tcase_add_test(tc, test_bad_int_for_float);
+	tcase_add_test(tc, test_bad_unknown_outcome);
+	tcase_add_test(tc, test_bad_outcome_not_string);
+	tcase_add_test(tc, test_bad_nul_in_string);
+	tcase_add_test(tc, test_bad_two_types);
+	tcase_add_test(tc, test_bad_two_different_types);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("outcome");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_outcome_names_roundtrip);
+	tcase_add_test(tc, test_outcome_parse_rejects);
+	tcase_add_test(tc, test_outcome_parse_uses_length);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("chan");
+	tcase_set_timeout(tc, 30);
+	tcase_add_checked_fixture(tc, frame_setup, frame_teardown);
+	tcase_add_checked_fixture(tc, chan_setup, chan_teardown);
+	tcase_add_test(tc, test_chan_several_frames_one_write);
+	tcase_add_test(tc, test_chan_split_frame);
+	tcase_add_test(tc, test_chan_byte_by_byte);
+	tcase_add_test(tc, test_chan_garbage);
+	tcase_add_test(tc, test_chan_bad_frame_closes_with_reason);
+	tcase_add_test(tc, test_chan_oversize_incomplete_bin);
+	tcase_add_test(tc, test_chan_oversize_incomplete_array);
+	tcase_add_test(tc, test_chan_oversize_complete_frame);
+	tcase_add_test(tc, test_chan_eof);
+	tcase_add_test(tc, test_chan_free_in_on_close);
+	tcase_add_test(tc, test_chan_free_in_on_close_from_decode);
+	tcase_add_test(tc, test_chan_free_in_on_frame);
+	tcase_add_test(tc, test_chan_flush_writes_frames);
+	tcase_add_test(tc, test_chan_loop_flushes);
+	tcase_add_test(tc, test_chan_large_output);
+	suite_add_tcase(s, tc);
+
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(proto_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
