@@ -26,6 +26,12 @@ clock_now(void)
 }
 
 int64_t
+clock_real(void)
+{
+	return ts_ms(CLOCK_MONOTONIC);
+}
+
+int64_t
 clock_wall(void)
 {
 	/* The fake clock starts wall time at an arbitrary fixed epoch. */

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <ini.h>
 
@@ -553,4 +554,36 @@ conf_write_sample(FILE *f)
 		fprintf(f, "\n# %s\n# %s\n#%s = %s\n", k->help,
 		    conf_key_form(k, form, sizeof(form)), k->name, k->def);
 	}
+}
+
+static int
+resolve_one(char *path, size_t size, const char *base)
+{
+	char tmp[CONF_PATH_MAX * 2];
+
+	if (path[0] == '\0' || path[0] == '/')
+		return 0;
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/%s", base, path) >= size)
+		return -1;
+	memcpy(path, tmp, strlen(tmp) + 1);
+	return 0;
+}
+
+int
+conf_resolve(struct conf *c, const char *base, char *err, size_t errlen)
+{
+	if (resolve_one(c->worker_path, sizeof(c->worker_path), base) < 0 ||
+	    resolve_one(c->state_dir, sizeof(c->state_dir), base) < 0 ||
+	    resolve_one(c->log_file, sizeof(c->log_file), base) < 0 ||
+	    resolve_one(c->pid_file, sizeof(c->pid_file), base) < 0) {
+		snprintf(err, errlen, "a path is too long once made absolute "
+		    "from %s", base);
+		return -1;
+	}
+	if (access(c->worker_path, X_OK) < 0) {
+		snprintf(err, errlen, "[mandrill] worker_path %s: %s",
+		    c->worker_path, strerror(errno));
+		return -1;
+	}
+	return 0;
 }

@@ -104,6 +104,11 @@ int conf_set(struct conf *c, const char *section, const char *name,
 int conf_check(const struct conf *c, char *err, size_t errlen);
 /* The accepted form of a key, for error messages and the sample file. */
 const char *conf_key_form(const struct conf_key *k, char *buf, size_t len);
+/*
+ * Make relative paths absolute from base (the directory mandrilld
+ * started in) and check that the worker program can be run.
+ */
+int conf_resolve(struct conf *c, const char *base, char *err, size_t errlen);
 /* Every key, commented, with its default: the sample mandrill.conf. */
 void conf_write_sample(FILE *f);
 const struct conf_key *conf_key_find(const char *section, const char *name);

@@ -109,6 +109,8 @@ run_one(struct lease_table *lt, struct lease *l, int64_t now)
 	}
 	lt->extended++;
 	l->end = now + ms;
+	if (!heap_contains(&l->hn))	/* the callback gave it up */
+		return;
 	/* At the cap, come back when max_lease is reached to give it up. */
 	heap_update(&lt->heap, &l->hn, l->end >= limit ? limit :
 	    extend_at(lt, l));

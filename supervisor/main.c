@@ -30,9 +30,7 @@
 #define EX_CONFIG	78
 
 struct options {
-	const char	*conf_path;
-	const char	*pid_file;
-	const char	*level;
+	struct overrides ov;
 	int		 test;
 	int		 foreground;
 };
@@ -69,16 +67,31 @@ parse_args(int argc, char **argv, struct options *o)
 		{ "sample-config", no_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 }
 	};
+	struct overrides *ov = &o->ov;
+	enum log_level level;
 	int ch;
 
-	o->conf_path = SYSCONFDIR "/mandrill/mandrill.conf";
+	snprintf(ov->conf_path, sizeof(ov->conf_path), "%s",
+	    SYSCONFDIR "/mandrill/mandrill.conf");
+	ov->level = -1;
 	while ((ch = getopt_long(argc, argv, "c:tfp:l:Vh", longopts, NULL)) != -1) {
 		switch (ch) {
-		case 'c': o->conf_path = optarg; break;
+		case 'c':
+			snprintf(ov->conf_path, sizeof(ov->conf_path), "%s", optarg);
+			break;
 		case 't': o->test = 1; break;
 		case 'f': o->foreground = 1; break;
-		case 'p': o->pid_file = optarg; break;
-		case 'l': o->level = optarg; break;
+		case 'p':
+			snprintf(ov->pid_file, sizeof(ov->pid_file), "%s", optarg);
+			break;
+		case 'l':
+			if (log_level_parse(optarg, &level) < 0) {
+				fprintf(stderr, "mandrilld: -l %s: expected debug, "
+				    "info, warning or error\n", optarg);
+				return -1;
+			}
+			ov->level = (int)level;
+			break;
 		case 'V':
 			printf("mandrilld (%s) %s\n", PACKAGE_NAME, PACKAGE_VERSION);
 			exit(0);
@@ -99,55 +112,10 @@ parse_args(int argc, char **argv, struct options *o)
 		usage(stderr);
 		return -1;
 	}
-	return 0;
-}
-
-/* Relative paths are taken from the directory mandrilld starts in. */
-static int
-absolute(char *path, size_t size)
-{
-	char cwd[CONF_PATH_MAX], tmp[CONF_PATH_MAX];
-
-	if (path[0] == '/')
-		return 0;
-	if (getcwd(cwd, sizeof(cwd)) == NULL ||
-	    (size_t)snprintf(tmp, sizeof(tmp), "%s/%s", cwd, path) >= size) {
-		fprintf(stderr, "mandrilld: %s: path too long\n", path);
+	if (getcwd(ov->cwd, sizeof(ov->cwd)) == NULL) {
+		fprintf(stderr, "mandrilld: getcwd: %s\n", strerror(errno));
 		return -1;
 	}
-	memcpy(path, tmp, strlen(tmp) + 1);
-	return 0;
-}
-
-static int
-load_conf(const struct options *o, struct conf *c)
-{
-	char err[CONF_ERR_MAX + CONF_PATH_MAX];
-	enum log_level level;
-
-	conf_defaults(c);
-	if (conf_load(c, o->conf_path, err, sizeof(err)) < 0) {
-		fprintf(stderr, "mandrilld: %s\n", err);
-		return -1;
-	}
-	if (o->level != NULL) {
-		log_level_parse(o->level, &level);	/* checked in main() */
-		c->log_level = level;
-	}
-	if (o->pid_file != NULL)
-		snprintf(c->pid_file, sizeof(c->pid_file), "%s", o->pid_file);
-	if (access(c->worker_path, X_OK) < 0) {
-		fprintf(stderr, "mandrilld: %s: worker_path %s: %s\n",
-		    o->conf_path, c->worker_path, strerror(errno));
-		return -1;
-	}
-	if (absolute(c->worker_path, sizeof(c->worker_path)) < 0 ||
-	    absolute(c->state_dir, sizeof(c->state_dir)) < 0)
-		return -1;
-	if (c->log_file[0] && absolute(c->log_file, sizeof(c->log_file)) < 0)
-		return -1;
-	if (c->pid_file[0] && absolute(c->pid_file, sizeof(c->pid_file)) < 0)
-		return -1;
 	return 0;
 }
 
@@ -207,26 +175,23 @@ main(int argc, char **argv)
 	struct conf c;
 	struct supervisor s;
 	struct ev_loop *loop;
-	enum log_level level;
+	char err[CONF_ERR_MAX + CONF_PATH_MAX];
 	int rc;
 
 	memset(&o, 0, sizeof(o));
 	if (parse_args(argc, argv, &o) < 0)
 		return EX_USAGE;
-	if (o.level != NULL && log_level_parse(o.level, &level) < 0) {
-		fprintf(stderr, "mandrilld: -l %s: expected debug, info, warning "
-		    "or error\n", o.level);
-		return EX_USAGE;
-	}
-	if (load_conf(&o, &c) < 0)
+	if (config_read(&o.ov, &c, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mandrilld: %s\n", err);
 		return EX_CONFIG;
+	}
 	if (o.test) {
-		printf("mandrilld: %s: configuration OK\n", o.conf_path);
+		printf("mandrilld: %s: configuration OK\n", o.ov.conf_path);
 		return 0;
 	}
 	if (!o.foreground && c.log_file[0] == '\0') {
 		fprintf(stderr, "mandrilld: without -f, set log_file in %s "
-		    "(a daemon has no terminal to log to)\n", o.conf_path);
+		    "(a daemon has no terminal to log to)\n", o.ov.conf_path);
 		return EX_CONFIG;
 	}
 	log_init(NULL);
@@ -253,7 +218,7 @@ main(int argc, char **argv)
 	loop = ev_default_loop(EVFLAG_AUTO);
 	log_info("mandrilld %s starting: %u workers, source %s", PACKAGE_VERSION,
 	    c.workers, c.source == SOURCE_SIM ? "sim" : "nats");
-	if (supervisor_init(&s, loop, &c, o.conf_path) < 0)
+	if (supervisor_init(&s, loop, &c, &o.ov) < 0)
 		rc = EX_UNAVAILABLE;
 	else
 		rc = supervisor_run(&s);

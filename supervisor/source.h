@@ -43,6 +43,9 @@ struct source_ops {
 	void	(*nack)(struct source *, struct delivery *, int64_t delay_ms);
 	void	(*term)(struct source *, struct delivery *, const char *why);
 	void	(*stop)(struct source *);	/* stops and frees */
+	/* Take new settings (SIGHUP); -1 with err if they cannot apply. */
+	int	(*reload)(struct source *, const struct conf *, char *err,
+		    size_t len);
 	/* Forget what was asked for and not yet delivered. */
 	void	(*unpull)(struct source *);
 	/* Asked for and not yet delivered. */

@@ -66,6 +66,7 @@ struct sim {
 	uint64_t		 live;		/* published, not acked */
 	uint64_t		 expired, nacked, acked, termed;
 	int64_t			 pub_start;
+	uint64_t		 pub_base;	/* published when the rate was set */
 	int			 exhausted;
 };
 
@@ -216,7 +217,7 @@ publish_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct sim *s = w->data;
 	int64_t elapsed = clock_now() - s->pub_start;
-	uint64_t due = (uint64_t)elapsed * s->rate / 1000 + 1;
+	uint64_t due = s->pub_base + (uint64_t)elapsed * s->rate / 1000 + 1;
 
 	if (s->count != 0 && due > s->count)
 		due = s->count;
@@ -400,6 +401,33 @@ sim_stop(struct source *src)
 	free(s);
 }
 
+/* Publisher settings apply at once, ack_deadline to new deliveries. */
+static int
+sim_reload(struct source *src, const struct conf *c, char *err, size_t len)
+{
+	struct sim *s = (struct sim *)src;
+
+	if (c->count != 0 && c->count < s->published) {
+		snprintf(err, len, "count %" PRIu64 " is below the %" PRIu64
+		    " messages already published", c->count, s->published);
+		return -1;
+	}
+	src->ack_deadline = c->ack_deadline;
+	s->count = c->count;
+	if (c->rate != s->rate) {
+		s->rate = c->rate;
+		s->pub_start = clock_now();
+		s->pub_base = s->published;
+		ev_timer_stop(src->loop, &s->publisher);
+		if (s->rate > 0) {
+			ev_timer_set(&s->publisher, 0., PUBLISH_TICK);
+			ev_timer_start(src->loop, &s->publisher);
+		}
+	}
+	wake_deliverer(s);
+	return 0;
+}
+
 static void
 sim_dump(const struct source *src)
 {
@@ -421,6 +449,7 @@ static const struct source_ops sim_ops = {
 	.term = sim_term,
 	.stop = sim_stop,
 	.unpull = sim_unpull,
+	.reload = sim_reload,
 	.wanted = sim_wanted,
 	.dump = sim_dump,
 };

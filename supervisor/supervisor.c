@@ -29,7 +29,6 @@
 #define THROTTLE_MAX	60000
 #define KILL_GRACE_MS	5000	/* TERM or ABRT, then KILL after this */
 
-static void spawn_missing(struct supervisor *s);
 
 static unsigned
 live_workers(const struct supervisor *s)
@@ -59,8 +58,8 @@ again:
 	return slot;
 }
 
-static void
-spawn_missing(struct supervisor *s)
+void
+supervisor_spawn_missing(struct supervisor *s)
 {
 	if (s->state != SUP_RUNNING)
 		return;
@@ -72,7 +71,7 @@ spawn_missing(struct supervisor *s)
 static void
 respawn_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
-	spawn_missing(t->data);
+	supervisor_spawn_missing(t->data);
 }
 
 static void
@@ -140,7 +139,7 @@ supervisor_worker_gone(struct supervisor *s, struct wproc *wp, int status)
 		throttle(s, wp);
 	free(wp);
 	if (expected)
-		spawn_missing(s);
+		supervisor_spawn_missing(s);
 	dispatch_pull(s);
 	supervisor_check_done(s);
 }
@@ -215,15 +214,23 @@ dump_state(struct supervisor *s)
 {
 	static const char *states[] = { "starting", "ready", "draining", "gone" };
 	struct wproc *wp;
-	int64_t due = lease_next_due(&s->leases);
+	struct job *j;
+	int64_t now = clock_now(), oldest = now;
 
+	/* Each list is in pull order: its head is its oldest lease. */
+	if ((j = TAILQ_FIRST(&s->waiting)) != NULL && j->lease.start < oldest)
+		oldest = j->lease.start;
+	TAILQ_FOREACH(wp, &s->workers, link)
+		if ((j = TAILQ_FIRST(&wp->jobs)) != NULL && j->lease.start < oldest)
+			oldest = j->lease.start;
 	log_info("state: %s, generation %" PRIu32 ", %u in flight (%u waiting),"
-	    " next lease extension in %" PRId64 " ms, pulled %" PRIu64
-	    ", acked %" PRIu64 ", nacked %" PRIu64 ", crashes %" PRIu64,
+	    " oldest lease %" PRId64 " ms old, pulled %" PRIu64 ", acked %"
+	    PRIu64 ", nacked %" PRIu64 ", terminated %" PRIu64 ", leases "
+	    "extended %" PRIu64 ", lost %" PRIu64 ", worker crashes %" PRIu64,
 	    s->state == SUP_RUNNING ? "running" : s->state == SUP_DRAINING ?
 	    "draining" : "stopping", s->gen, s->in_flight, s->nwaiting,
-	    due < 0 ? (int64_t)-1 : due - clock_now(), s->n.pulled, s->n.acked,
-	    s->n.nacked, s->n.crashes);
+	    now - oldest, s->n.pulled, s->n.acked, s->n.nacked, s->n.termed,
+	    s->leases.extended, s->n.lost, s->n.crashes);
 	TAILQ_FOREACH(wp, &s->workers, link)
 		log_info("state: worker %" PRIu32 " pid %d generation %" PRIu32
 		    " %s, %u/%u jobs, heard %" PRId64 " ms ago", wp->slot,
@@ -267,8 +274,10 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 			fast_shutdown(s, "SIGQUIT");
 		break;
 	case SIGHUP:
-		log_warn("SIGHUP: reloading is not implemented yet; "
-		    "configuration unchanged");
+		if (s->state == SUP_RUNNING)
+			supervisor_reload(s);
+		else
+			log_warn("SIGHUP ignored: shutting down");
 		break;
 	case SIGUSR1:
 		if (log_reopen() < 0)
@@ -286,7 +295,7 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		if (s->state == SUP_RUNNING && s->target_workers < 256) {
 			s->target_workers++;
 			log_info("SIGTTIN: %u workers", s->target_workers);
-			spawn_missing(s);
+			supervisor_spawn_missing(s);
 		}
 		break;
 	case SIGTTOU:
@@ -352,7 +361,7 @@ watch_signals(struct supervisor *s)
 
 int
 supervisor_init(struct supervisor *s, struct ev_loop *loop,
-    const struct conf *c, const char *conf_path)
+    const struct conf *c, const struct overrides *ov)
 {
 	struct source_cb cb = { dispatch_message, exhausted_cb, s };
 	char err[256];
@@ -360,7 +369,7 @@ supervisor_init(struct supervisor *s, struct ev_loop *loop,
 	memset(s, 0, sizeof(*s));
 	s->loop = loop;
 	s->conf = *c;
-	snprintf(s->conf_path, sizeof(s->conf_path), "%s", conf_path);
+	s->ov = *ov;
 	rng_seed(&s->rng, 0);
 	TAILQ_INIT(&s->workers);
 	s->gen = 1;
@@ -380,7 +389,7 @@ supervisor_init(struct supervisor *s, struct ev_loop *loop,
 		log_err("source %s: %s", s->src->ops->name, err);
 		return -1;
 	}
-	spawn_missing(s);
+	supervisor_spawn_missing(s);
 	return 0;
 }
 
@@ -396,6 +405,12 @@ supervisor_free(struct supervisor *s)
 {
 	struct wproc *wp;
 
+	/* Anything still held goes back to the broker before it stops. */
+	if (s->src != NULL && s->in_flight > 0) {
+		dispatch_nack_all(s, NULL, "exiting");
+		TAILQ_FOREACH(wp, &s->workers, link)
+			dispatch_nack_all(s, wp, "exiting");
+	}
 	while ((wp = TAILQ_FIRST(&s->workers)) != NULL) {
 		TAILQ_REMOVE(&s->workers, wp, link);
 		if (wp->chan != NULL)

@@ -27,6 +27,14 @@
 
 struct wproc;
 
+/* What the command line sets over the file, at start and at each reload. */
+struct overrides {
+	char		 conf_path[CONF_PATH_MAX];
+	char		 cwd[CONF_PATH_MAX];	/* relative paths start here */
+	char		 pid_file[CONF_PATH_MAX];	/* "" if not given */
+	int		 level;			/* enum log_level, -1 if not given */
+};
+
 /* One in-flight message. */
 struct job {
 	struct lease		 lease;	/* first: lease callbacks cast back */
@@ -78,7 +86,7 @@ struct counters {
 struct supervisor {
 	struct ev_loop		*loop;
 	struct conf		 conf;
-	char			 conf_path[CONF_PATH_MAX];
+	struct overrides	 ov;
 	struct source		*src;
 	struct lease_table	 leases;
 	struct rng		 rng;
@@ -109,13 +117,20 @@ struct supervisor {
 
 /* supervisor.c */
 int supervisor_init(struct supervisor *s, struct ev_loop *loop,
-    const struct conf *c, const char *conf_path);
+    const struct conf *c, const struct overrides *ov);
 int supervisor_run(struct supervisor *s);
 void supervisor_free(struct supervisor *s);
 void supervisor_begin_drain(struct supervisor *s, const char *why);
 void supervisor_worker_gone(struct supervisor *s, struct wproc *wp,
     int status);
 void supervisor_check_done(struct supervisor *s);
+
+/* reload.c */
+int config_read(const struct overrides *ov, struct conf *c, char *err,
+    size_t len);
+void supervisor_reload(struct supervisor *s);
+void supervisor_spawn_missing(struct supervisor *s);
+void supervisor_retire_generation(struct supervisor *s, uint32_t gen);
 
 /* pool.c */
 struct wproc *pool_spawn(struct supervisor *s, uint32_t slot);

@@ -12,6 +12,7 @@ jobs_per_worker = 16
 max_in_flight = 32
 drain_timeout = $2
 worker_timeout = 2s
+busy_timeout = 1s
 
 [source]
 rate = 0
@@ -130,5 +131,123 @@ check "workers are not in mandrilld's process group" "$same" 0
 kill -TERM "$PID"
 wait_exit 30
 check "clean exit after the process group check" "$RC" 0
+
+# --- HUP: a new generation with the new settings, nothing lost --------------
+reset
+base_conf 100ms..300ms 30s 0
+sed -i 's/^rate = 0/rate = 200/' "$T/mandrill.conf"
+start_mandrilld
+wait_count "worker [0-9]* ready" 2 10 || fail "HUP: workers not ready"
+wait_for "Done. Acked" 10
+old=$(worker_pids | sort | tr '\n' ' ')
+sed -i 's/^workers = 2/workers = 3/' "$T/mandrill.conf"
+kill -HUP "$PID"
+wait_for "reload done: generation 2, 3 workers" 10 || fail "HUP: no reload"
+wait_count "worker [0-9]* ready" 5 10 || fail "HUP: new generation not ready"
+sleep 1
+new=$(worker_pids | sort | tr '\n' ' ')
+check "HUP: three workers now" "$(worker_pids | wc -l)" 3
+common=0
+for p in $old; do case " $new " in *" $p "*) common=$((common + 1));; esac; done
+check "HUP: the old generation is gone" "$common" 0
+acked_before=$(grep -c 'Done. Acked' "$LOG")
+sleep 1
+check "HUP: work continues on the new generation" \
+    "$(grep -c 'Done. Acked' "$LOG" | awk -v b="$acked_before" '{print ($1 > b)}')" 1
+
+# a broken file: logged with its line, old settings kept
+printf 'wrokers = 5\n' >> "$T/mandrill.conf"
+kill -HUP "$PID"
+wait_for "reload failed, configuration unchanged" 10 || fail "HUP: broken file accepted"
+check "HUP with a broken file: the error names file, line and key" \
+    "$(grep -c "reload failed, configuration unchanged: $T/mandrill.conf:[0-9]*: unknown key \"wrokers\"" "$LOG")" 1
+check "HUP with a broken file: still running" "$(kill -0 "$PID" && echo yes)" yes
+check "HUP with a broken file: still three workers" "$(worker_pids | wc -l)" 3
+sed -i '$d' "$T/mandrill.conf"
+
+# a change that needs a restart is refused whole
+sed -i "s|^state_dir = .*|state_dir = $T/elsewhere|" "$T/mandrill.conf"
+kill -HUP "$PID"
+wait_for "reload refused" 10 || fail "HUP: state_dir change accepted"
+sed -i "s|^state_dir = .*|state_dir = $T/state|" "$T/mandrill.conf"
+
+# 50 HUPs in quick succession: still running, no descriptor leaked
+fds_before=$(ls /proc/"$PID"/fd | wc -l)
+i=0
+while [ $i -lt 50 ]; do kill -HUP "$PID"; sleep 0.02; i=$((i + 1)); done
+sleep 1
+wait_for "reload done: generation" 10
+# settle: only the newest generation left
+n=0
+while [ "$(worker_pids | wc -l)" -ne 3 ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+check "50 HUPs: still running" "$(kill -0 "$PID" && echo yes)" yes
+check "50 HUPs: three workers after it settles" "$(worker_pids | wc -l)" 3
+check "50 HUPs: same number of open descriptors" \
+    "$(ls /proc/"$PID"/fd | wc -l)" "$fds_before"
+
+# TTIN / TTOU: one worker more, one fewer
+kill -TTIN "$PID"
+wait_for "SIGTTIN: 4 workers" 5 || fail "TTIN ignored"
+n=0
+while [ "$(worker_pids | wc -l)" -ne 4 ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+check "TTIN: four workers" "$(worker_pids | wc -l)" 4
+kill -TTOU "$PID"
+wait_for "SIGTTOU: 3 workers" 5 || fail "TTOU ignored"
+n=0
+while [ "$(worker_pids | wc -l)" -ne 3 ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+check "TTOU: three workers" "$(worker_pids | wc -l)" 3
+
+# USR2: a state dump
+kill -USR2 "$PID"
+wait_for "state: running, generation" 5 || fail "USR2: no dump"
+check "USR2: one line per worker with pid and jobs" \
+    "$(grep -c 'state: worker [0-9]* pid [0-9]* generation' "$LOG" | awk '{print ($1 >= 3)}')" 1
+
+kill -TERM "$PID"
+wait_exit 30
+check "after the reloads: clean exit" "$RC" 0
+check_invariant
+
+# --- USR1: reopen the log file (logrotate) -------------------------------------
+reset
+base_conf 100ms..300ms 30s 0
+printf '[mandrill]\nlog_file = %s\n' "$T/file.log" > /dev/null
+sed -i "s|^worker_timeout = 2s|worker_timeout = 2s\nlog_file = $T/file.log|" "$T/mandrill.conf"
+sed -i 's/^rate = 0/rate = 100/' "$T/mandrill.conf"
+rm -f "$T/file.log" "$T/file.log.1"
+start_mandrilld
+LOG=$T/file.log
+wait_for "Done. Acked" 10 || fail "USR1: nothing logged to log_file"
+mv "$T/file.log" "$T/file.log.1"
+kill -USR1 "$PID"
+wait_for "log reopened" 5 || fail "USR1: log not reopened"
+wait_for "worker [0-9]*: Restarted" 5 || fail "USR1: workers do not log to the new file"
+kill -TERM "$PID"
+wait_exit 30
+check "USR1: exit status" "$RC" 0
+check "USR1: supervisor and workers write to the new file" \
+    "$(grep -c 'worker [0-9]*: Restarted' "$T/file.log" | awk '{print ($1 > 0)}')" 1
+LOG=$T/mandrilld.log
+
+# --- -t checks a configuration; -p writes and removes a pid file ---------------
+base_conf 100ms..300ms 30s 10
+"$MANDRILLD" -t -c "$T/mandrill.conf" >/dev/null 2>&1
+check "-t: a good file exits 0" "$?" 0
+printf '[mandrill]\nworkers = lots\n' > "$T/bad.conf"
+msg=$("$MANDRILLD" -t -c "$T/bad.conf" 2>&1)
+check "-t: a bad file exits 78" "$?" 78
+check "-t: the error names file, line and key" \
+    "$(echo "$msg" | grep -c "$T/bad.conf:2: \[mandrill\] workers = \"lots\": expected")" 1
+"$MANDRILLD" -c "$T/mandrill.conf" -x >/dev/null 2>&1
+check "an unknown option exits 64" "$?" 64
+reset
+"$MANDRILLD" -f -c "$T/mandrill.conf" -p "$T/pid" >"$LOG" 2>&1 &
+PID=$!
+n=0
+while [ ! -s "$T/pid" ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+check "-p: the pid file holds the pid" "$(cat "$T/pid" 2>/dev/null)" "$PID"
+wait_exit 30
+check "-p: exit 0" "$RC" 0
+check "-p: the pid file is removed at exit" "$(test -e "$T/pid" && echo left || echo removed)" removed
 
 finish

@@ -132,7 +132,7 @@ static int
 busy_wait(void *arg, int count)
 {
 	struct store *s = arg;
-	int64_t now = clock_now();
+	int64_t now = clock_real();	/* a real wait, even under a test clock */
 
 	if (count == 0)
 		s->busy_since = now;
@@ -219,6 +219,11 @@ open_db(struct store *s, const struct store_opts *o, char *err, size_t len)
 	/* Create the file ourselves so that it is 0640 whatever the umask. */
 	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) < 0) {
 		snprintf(err, len, "store: open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fchmod(fd, 0640) < 0) {	/* open() applied the umask */
+		snprintf(err, len, "store: chmod %s: %s", path, strerror(errno));
+		close(fd);
 		return -1;
 	}
 	close(fd);

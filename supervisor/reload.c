@@ -1,0 +1,109 @@
+/*
+ * reload: read the configuration, and apply a new one on SIGHUP.
+ *
+ * As nginx keeps its old cycle when a new one fails, a reload first
+ * builds and checks a complete new configuration; if anything is wrong
+ * the running one stays, untouched, and the log says why (file, line,
+ * key).  A valid one starts a new generation of workers with the new
+ * settings; only the new generation gets jobs; the old one is told to
+ * drain, finishes what it holds (its outcomes are acted on as usual) and
+ * exits.  Nothing in flight is given back or sent twice.
+ *
+ * Settings that name where state lives (state_dir, pid_file) or what the
+ * source is (type) cannot change without a restart: a reload that
+ * changes them is refused as a whole.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "supervisor.h"
+
+int
+config_read(const struct overrides *ov, struct conf *c, char *err, size_t len)
+{
+	char msg[CONF_ERR_MAX];
+
+	conf_defaults(c);
+	if (conf_load(c, ov->conf_path, err, len) < 0)
+		return -1;
+	if (ov->level >= 0)
+		c->log_level = (enum log_level)ov->level;
+	if (ov->pid_file[0] != '\0')
+		snprintf(c->pid_file, sizeof(c->pid_file), "%s", ov->pid_file);
+	if (conf_resolve(c, ov->cwd, msg, sizeof(msg)) < 0) {
+		snprintf(err, len, "%s: %s", ov->conf_path, msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* The first setting that a reload may not change, or NULL. */
+static const char *
+fixed_change(const struct conf *old, const struct conf *new)
+{
+	if (strcmp(old->state_dir, new->state_dir) != 0)
+		return "[mandrill] state_dir";
+	if (strcmp(old->pid_file, new->pid_file) != 0)
+		return "[mandrill] pid_file";
+	if (old->source != new->source)
+		return "[source] type";
+	return NULL;
+}
+
+void
+supervisor_retire_generation(struct supervisor *s, uint32_t gen)
+{
+	struct wproc *wp;
+
+	TAILQ_FOREACH(wp, &s->workers, link)
+		if (wp->gen == gen)
+			pool_send_drain(wp);
+}
+
+void
+supervisor_reload(struct supervisor *s)
+{
+	char err[CONF_ERR_MAX + CONF_PATH_MAX];
+	const char *fixed;
+	struct conf c;
+	uint32_t old_gen = s->gen;
+
+	log_info("SIGHUP: reloading %s", s->ov.conf_path);
+	if (config_read(&s->ov, &c, err, sizeof(err)) < 0) {
+		log_err("reload failed, configuration unchanged: %s", err);
+		return;
+	}
+	if ((fixed = fixed_change(&s->conf, &c)) != NULL) {
+		log_err("reload refused, configuration unchanged: %s cannot "
+		    "change without restarting mandrilld", fixed);
+		return;
+	}
+	if (strcmp(s->conf.log_file, c.log_file) != 0 &&
+	    log_open(c.log_file) < 0) {
+		log_err("reload failed, configuration unchanged: log_file %s: "
+		    "%s", c.log_file, strerror(errno));
+		return;
+	}
+	if (s->src->ops->reload(s->src, &c, err, sizeof(err)) < 0) {
+		log_err("reload failed, configuration unchanged: source: %s",
+		    err);
+		return;
+	}
+	s->conf = c;
+	log_set_level(c.log_level);
+	s->leases.window = s->src->ack_deadline;
+	s->leases.max_lease = c.max_lease;
+	s->target_workers = c.workers;
+	s->fast_deaths = 0;
+	s->gen++;
+	supervisor_spawn_missing(s);
+	supervisor_retire_generation(s, old_gen);
+	log_info("reload done: generation %" PRIu32 ", %u workers of %u jobs, "
+	    "%u in flight carried over", s->gen, c.workers, c.jobs_per_worker,
+	    s->in_flight);
+}
