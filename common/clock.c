@@ -26,6 +26,17 @@ clock_now(void)
 }
 
 int64_t
+clock_now_us(void)
+{
+	struct timespec ts;
+
+	if (fake_now >= 0)
+		return fake_now * 1000;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t
 clock_real(void)
 {
 	return ts_ms(CLOCK_MONOTONIC);

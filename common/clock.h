@@ -13,6 +13,8 @@
 #include <stdint.h>
 
 int64_t clock_now(void);
+/* The same clock in microseconds, for latency measurements. */
+int64_t clock_now_us(void);
 int64_t clock_wall(void);
 void clock_set_fake(int64_t now_ms);	/* < 0 returns to the real clock */
 /* Monotonic ms that ignores the fake clock: for timing real waits. */

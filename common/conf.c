@@ -75,6 +75,9 @@ const struct conf_key conf_keys[] = {
 	  NULL, "sim: stop publishing after this many; 0 never stops" },
 	{ "source", "exit_when_done", CT_BOOL, OFF(exit_when_done), 0, "no",
 	  0, 0, NULL, "sim: exit 0 once all count messages are acked" },
+	{ "source", "instances", CT_U64, OFF(instances), 0, "65536", 0,
+	  UINT64_C(1) << 32, NULL, "sim: distinct instance names drawn from; "
+	  "0 gives every message its own" },
 	{ "source", "seed", CT_U64, OFF(seed), 0, "0", 0, UINT64_MAX, NULL,
 	  "sim: publisher seed; 0 seeds from the system" },
 

@@ -50,6 +50,7 @@ struct conf {
 	uint64_t	 count;
 	int		 exit_when_done;
 	uint64_t	 seed;
+	uint64_t	 instances;
 
 	/* [restart] */
 	int		 mode;		/* enum restart_mode */

@@ -106,22 +106,17 @@ log_reopen(void)
 	return log_open(path);
 }
 
-void
-log_msg(enum log_level level, const char *fmt, ...)
+static void
+log_vwrite(enum log_level level, const char *fmt, va_list ap)
 {
 	char buf[2048], ts[32];
-	va_list ap;
 	int n, m;
 	int saved = errno;
 
-	if (!log_enabled(level))
-		return;
 	clock_iso(clock_wall(), ts, sizeof(ts));
 	n = snprintf(buf, sizeof(buf), "%s %s %s%s", ts, names[level],
 	    lg.ident, lg.ident[0] ? ": " : "");
-	va_start(ap, fmt);
 	m = vsnprintf(buf + n, sizeof(buf) - n - 1, fmt, ap);
-	va_end(ap);
 	n = (m < 0) ? n : (n + m > (int)sizeof(buf) - 2 ? (int)sizeof(buf) - 2 : n + m);
 	/* Untrusted text may carry control characters; keep one record per line. */
 	for (int i = 0; i < n; i++)
@@ -130,4 +125,26 @@ log_msg(enum log_level level, const char *fmt, ...)
 	buf[n++] = '\n';
 	(void)!write(lg.fd, buf, n);
 	errno = saved;
+}
+
+void
+log_msg(enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!log_enabled(level))
+		return;
+	va_start(ap, fmt);
+	log_vwrite(level, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_always(enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vwrite(level, fmt, ap);
+	va_end(ap);
 }

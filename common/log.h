@@ -24,6 +24,9 @@ int log_enabled(enum log_level level);
 
 void log_msg(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Whatever the level: for the one summary line at exit. */
+void log_always(enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #define log_debug(...) do { if (log_enabled(LOG_DEBUG)) log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)
 #define log_info(...) do { if (log_enabled(LOG_INFO)) log_msg(LOG_INFO, __VA_ARGS__); } while (0)

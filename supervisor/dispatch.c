@@ -231,11 +231,15 @@ dispatch_message(void *arg, struct delivery *d)
 		return;
 	}
 	s->in_flight++;
+	j->pulled_us = clock_now_us();
 	lease_add(&s->leases, &j->lease, clock_now());
 	log_info("Pulled msg_id=%s delivery=%" PRIu32, d->id, d->count);
 	TAILQ_INSERT_TAIL(&s->waiting, j, link);
 	s->nwaiting++;
 	dispatch_waiting(s);
+	/* The last of a pull arrived: ask for more while there is room. */
+	if (s->src->ops->wanted(s->src) == 0)
+		dispatch_pull(s);
 }
 
 static int64_t
@@ -253,6 +257,7 @@ settle(struct supervisor *s, struct job *j, enum outcome o,
     uint32_t attempts, const struct pstr *error)
 {
 	struct delivery *d = j->d;
+	int64_t pulled_us = j->pulled_us;
 	char a[32];
 	int64_t delay;
 
@@ -267,6 +272,7 @@ settle(struct supervisor *s, struct job *j, enum outcome o,
 		    outcome_name(o));
 		s->n.acked++;
 		s->src->ops->ack(s->src, d);
+		hist_add(&s->n.ack_latency, (uint64_t)(clock_now_us() - pulled_us));
 		break;
 	case OUT_INVALID:
 		log_warn("Done. Terminated msg_id=%s outcome=invalid: %.*s",

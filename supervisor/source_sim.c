@@ -62,6 +62,7 @@ struct sim {
 	unsigned		 want;
 	unsigned		 rate;
 	uint64_t		 count;
+	uint64_t		 instances;	/* 0: a new one per message */
 	uint64_t		 published;
 	uint64_t		 live;		/* published, not acked */
 	uint64_t		 expired, nacked, acked, termed;
@@ -103,8 +104,9 @@ publish_one(struct sim *s)
 	}
 	make_uuid(&s->rng, m->id);
 	m->len = (size_t)snprintf(m->data, sizeof(m->data),
-	    "{\"msg_id\": \"%s\", \"instance_name\": \"cattle-%04x\"}",
-	    m->id, (unsigned)(rng_next(&s->rng) & 0xffff));
+	    "{\"msg_id\": \"%s\", \"instance_name\": \"cattle-%0*" PRIx64
+	    "\"}", m->id, s->instances > 65536 || s->instances == 0 ? 8 : 4,
+	    s->instances ? rng_next(&s->rng) % s->instances : s->published);
 	m->hn.idx = HEAP_NONE;
 	m->state = M_READY;
 	TAILQ_INSERT_TAIL(&s->ready, m, q);
@@ -414,6 +416,7 @@ sim_reload(struct source *src, const struct conf *c, char *err, size_t len)
 	}
 	src->ack_deadline = c->ack_deadline;
 	s->count = c->count;
+	s->instances = c->instances;
 	if (c->rate != s->rate) {
 		s->rate = c->rate;
 		s->pub_start = clock_now();
@@ -433,7 +436,7 @@ sim_dump(const struct source *src)
 {
 	const struct sim *s = (const struct sim *)src;
 
-	log_info("sim: published %" PRIu64 ", unacked %" PRIu64 ", acked %"
+	log_always(LOG_INFO, "sim: published %" PRIu64 ", unacked %" PRIu64 ", acked %"
 	    PRIu64 ", terminated %" PRIu64 ", nacked %" PRIu64 ", expired %"
 	    PRIu64 ", wanted %u", s->published, s->live, s->acked, s->termed,
 	    s->nacked, s->expired, s->want);
@@ -471,6 +474,7 @@ source_sim_new(struct ev_loop *loop, const struct conf *c,
 	rng_seed(&s->rng, c->seed);
 	s->rate = c->rate;
 	s->count = c->count;
+	s->instances = c->instances;
 	ev_timer_init(&s->timer, timer_cb, 0., 0.);
 	ev_idle_init(&s->deliverer, deliver_cb);
 	ev_set_priority(&s->deliverer, EV_MAXPRI);

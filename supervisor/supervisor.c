@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -223,7 +225,7 @@ dump_state(struct supervisor *s)
 	TAILQ_FOREACH(wp, &s->workers, link)
 		if ((j = TAILQ_FIRST(&wp->jobs)) != NULL && j->lease.start < oldest)
 			oldest = j->lease.start;
-	log_info("state: %s, generation %" PRIu32 ", %u in flight (%u waiting),"
+	log_always(LOG_INFO, "state: %s, generation %" PRIu32 ", %u in flight (%u waiting),"
 	    " oldest lease %" PRId64 " ms old, pulled %" PRIu64 ", acked %"
 	    PRIu64 ", nacked %" PRIu64 ", terminated %" PRIu64 ", leases "
 	    "extended %" PRIu64 ", lost %" PRIu64 ", worker crashes %" PRIu64,
@@ -232,7 +234,7 @@ dump_state(struct supervisor *s)
 	    now - oldest, s->n.pulled, s->n.acked, s->n.nacked, s->n.termed,
 	    s->leases.extended, s->n.lost, s->n.crashes);
 	TAILQ_FOREACH(wp, &s->workers, link)
-		log_info("state: worker %" PRIu32 " pid %d generation %" PRIu32
+		log_always(LOG_INFO, "state: worker %" PRIu32 " pid %d generation %" PRIu32
 		    " %s, %u/%u jobs, heard %" PRId64 " ms ago", wp->slot,
 		    (int)wp->pid, wp->gen, states[wp->state], wp->njobs,
 		    wp->max_jobs, clock_now() - wp->last_heard);
@@ -393,10 +395,39 @@ supervisor_init(struct supervisor *s, struct ev_loop *loop,
 	return 0;
 }
 
+static double
+tv_seconds(struct timeval tv)
+{
+	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+/* One line at exit: what was done, how fast, at what CPU cost. */
+static void
+log_summary(const struct supervisor *s)
+{
+	const struct hist *h = &s->n.ack_latency;
+	struct rusage self, kids;
+
+	getrusage(RUSAGE_SELF, &self);
+	getrusage(RUSAGE_CHILDREN, &kids);
+	log_always(LOG_INFO, "Summary: pulled %" PRIu64 ", acked %" PRIu64 " (restarted %"
+	    PRIu64 ", skipped %" PRIu64 ", duplicate %" PRIu64 ", dead %" PRIu64
+	    "), nacked %" PRIu64 ", terminated %" PRIu64 "; pull-to-ack us "
+	    "p50 %" PRIu64 " p99 %" PRIu64 " p99.9 %" PRIu64 " max %" PRIu64
+	    "; cpu s supervisor %.3f workers %.3f", s->n.pulled, s->n.acked,
+	    s->n.outcome[OUT_RESTARTED], s->n.outcome[OUT_SKIPPED],
+	    s->n.outcome[OUT_DUPLICATE], s->n.outcome[OUT_DEAD], s->n.nacked,
+	    s->n.termed, hist_quantile(h, 0.5), hist_quantile(h, 0.99),
+	    hist_quantile(h, 0.999), h->max,
+	    tv_seconds(self.ru_utime) + tv_seconds(self.ru_stime),
+	    tv_seconds(kids.ru_utime) + tv_seconds(kids.ru_stime));
+}
+
 int
 supervisor_run(struct supervisor *s)
 {
 	ev_run(s->loop, 0);
+	log_summary(s);
 	return s->exit_code;
 }
 

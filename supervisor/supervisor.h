@@ -20,6 +20,7 @@
 
 #include "chan.h"
 #include "conf.h"
+#include "hist.h"
 #include "lease.h"
 #include "proto.h"
 #include "rng.h"
@@ -42,6 +43,7 @@ struct job {
 	uint32_t		 slot;
 	uint32_t		 next_free;	/* free list of slots */
 	struct delivery		*d;
+	int64_t			 pulled_us;
 	struct wproc		*wp;	/* NULL while waiting for a worker */
 	TAILQ_ENTRY(job)	 link;	/* in wp->jobs or sup->waiting */
 };
@@ -81,6 +83,7 @@ struct counters {
 	uint64_t	 termed;
 	uint64_t	 lost;
 	uint64_t	 crashes;
+	struct hist	 ack_latency;	/* pull to ack, microseconds */
 };
 
 struct supervisor {

@@ -53,7 +53,12 @@ static const char *sql[S_COUNT] = {
 	[S_ROLLBACK] = "ROLLBACK",
 };
 
-/* Version 1.  Times are ISO 8601 UTC text, which sorts as time does. */
+/*
+ * Version 1.  Times are ISO 8601 UTC text, which sorts as time does.
+ * msg_id and host are random keys: every index on them costs a random
+ * page write per row, so the hot indexes are partial and hold only the
+ * few rows in progress (restarting hosts, open attempts).
+ */
 static const char schema_v1[] =
     "CREATE TABLE messages ("
     " msg_id TEXT PRIMARY KEY NOT NULL,"
@@ -70,7 +75,8 @@ static const char schema_v1[] =
     " payload TEXT);"
     "CREATE INDEX messages_restarting ON messages (host)"
     " WHERE state = 'restarting';"
-    "CREATE INDEX messages_state ON messages (state, updated);"
+    "CREATE INDEX messages_active ON messages (state)"
+    " WHERE state IN ('received', 'restarting', 'failed');"
     "CREATE TABLE restarts ("
     " id INTEGER PRIMARY KEY,"
     " msg_id TEXT NOT NULL,"
@@ -82,8 +88,9 @@ static const char schema_v1[] =
     " outcome TEXT CHECK (outcome IN ('restarted', 'failed', 'lost')),"
     " error TEXT,"
     " output TEXT);"
-    "CREATE INDEX restarts_msg ON restarts (msg_id);"
-    "CREATE INDEX restarts_host ON restarts (host, outcome, finished);"
+    "CREATE INDEX restarts_open ON restarts (msg_id) WHERE finished IS NULL;"
+    "CREATE INDEX restarts_ok ON restarts (host, finished)"
+    " WHERE outcome = 'restarted';"
     "CREATE TABLE dead_letters ("
     " id INTEGER PRIMARY KEY,"
     " msg_id TEXT,"

@@ -1,0 +1,139 @@
+#!/bin/sh
+# make bench: measure the built programs (never a reimplementation) and
+# print one table; each figure is the median of RUNS runs, with min and
+# max.  Timing lives here, never in pass/fail tests.
+#
+#   RUNS=5 make bench          more runs
+#   BENCH_N=200000 make bench  more messages in the throughput runs
+set -u
+
+top=${top_builddir:-$(pwd)}
+MANDRILLD=$top/mandrilld
+WORKER=$top/mandrill-worker
+RUNS=${RUNS:-3}
+N=${BENCH_N:-100000}
+T=$(mktemp -d "${TMPDIR:-/tmp}/mandrill-bench.XXXXXX")
+PID=
+trap 'if [ -n "$PID" ]; then kill -KILL "$PID" 2>/dev/null; fi; rm -rf "$T"' EXIT
+
+conf() {
+	# $1: extra lines for [source]; $2: for [restart]; $3: for [mandrill]
+	cat > "$T/b.conf" <<EOF
+[mandrill]
+state_dir = $T/state
+worker_path = $WORKER
+log_level = warning
+workers = 2
+jobs_per_worker = ${JOBS:-1000}
+max_in_flight = ${MIF:-2000}
+${3:-}
+[source]
+type = sim
+batch = 500
+instances = 0
+$1
+[restart]
+sim_failure_rate = 0
+allow = *
+$2
+EOF
+}
+
+summary_field() {	# the number after "$1 " in the Summary line
+	grep 'Summary:' "$T/log" | sed "s/.*$1 \([0-9.]*\).*/\1/"
+}
+
+# median, min and max of the numbers on stdin
+stats() {
+	sort -g | awk '{ v[NR] = $1 } END {
+		if (NR == 0) { print "n/a"; exit }
+		m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+		printf "%.6g (min %.6g, max %.6g)\n", m, v[1], v[NR] }'
+}
+
+# --- end-to-end throughput, sim source, durable ----------------------------
+: > "$T/tput"; : > "$T/cpu_sup"; : > "$T/cpu_wrk"
+i=0
+while [ $i -lt "$RUNS" ]; do
+	rm -rf "$T/state"
+	conf "rate = 0
+count = $N
+exit_when_done = yes" "sim_latency = 0..0" "synchronous = full"
+	start=$(date +%s%N)
+	"$MANDRILLD" -f -c "$T/b.conf" > "$T/log" 2>&1
+	rc=$?
+	end=$(date +%s%N)
+	done_n=$(sqlite3 "$T/state/mandrill.db" "SELECT count(*) FROM messages
+	    WHERE state = 'restarted'")
+	if [ "$rc" -ne 0 ] || [ "$done_n" -ne "$N" ]; then
+		echo "throughput run failed: exit $rc, $done_n of $N committed" >&2
+		tail -5 "$T/log" >&2
+	fi
+	echo "$done_n $start $end" | awk '{ printf "%.0f\n", $1 / (($3 - $2) / 1e9) }' >> "$T/tput"
+	summary_field supervisor | awk -v n="$done_n" '{ printf "%.4f\n", $1 * 10000 / n }' >> "$T/cpu_sup"
+	summary_field workers | awk -v n="$done_n" '{ printf "%.4f\n", $1 * 10000 / n }' >> "$T/cpu_wrk"
+	i=$((i + 1))
+done
+
+# --- pull-to-ack latency at a steady 10 000 messages a second ----------------
+: > "$T/p50"; : > "$T/p99"; : > "$T/p999"
+i=0
+while [ $i -lt "$RUNS" ]; do
+	rm -rf "$T/state"
+	conf "rate = 10000
+count = 50000
+exit_when_done = yes" "sim_latency = 0..0"
+	"$MANDRILLD" -f -c "$T/b.conf" > "$T/log" 2>&1
+	summary_field p50 | awk '{ print $1 / 1000 }' >> "$T/p50"
+	summary_field p99 | awk '{ print $1 / 1000 }' >> "$T/p99"
+	summary_field p99.9 | awk '{ print $1 / 1000 }' >> "$T/p999"
+	i=$((i + 1))
+done
+
+# --- 100 000 messages in flight: memory, and CPU while waiting ----------------
+rm -rf "$T/state"
+JOBS=50000 MIF=100000 conf "rate = 0
+count = 100000
+ack_deadline = 10s" "sim_latency = 60s..60s
+restart_timeout = 5m" "worker_timeout = 2m"
+"$MANDRILLD" -f -c "$T/b.conf" > "$T/log" 2>&1 &
+PID=$!
+n=0
+inflight=0
+while [ $n -lt 120 ]; do
+	sleep 1
+	kill -USR2 "$PID"
+	sleep 0.2
+	inflight=$(grep 'state: running' "$T/log" | tail -1 |
+	    sed 's/.*generation [0-9]*, \([0-9]*\) in flight.*/\1/')
+	[ "${inflight:-0}" -ge 100000 ] && break
+	n=$((n + 1))
+done
+sleep 2
+rss=$(awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' /proc/"$PID"/status)
+t0=$(awk '{ print $14 + $15 }' /proc/"$PID"/stat)
+sleep 20
+t1=$(awk '{ print $14 + $15 }' /proc/"$PID"/stat)
+hz=$(getconf CLK_TCK)
+idle_cpu=$(echo "$t0 $t1 $hz" | awk '{ printf "%.2f", ($2 - $1) / $3 / 20 * 100 }')
+kill -QUIT "$PID"
+wait "$PID"
+PID=
+
+cpus=$(nproc)
+model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+echo
+echo "mandrill benchmark: $RUNS runs each, $cpus CPUs ($model)"
+echo
+printf '| %-52s | %-36s | %s |\n' "figure" "result" "target"
+printf '|%s|%s|%s|\n' "------------------------------------------------------" "--------------------------------------" "------"
+printf '| %-52s | %-36s | %s |\n' "end-to-end, sim, synchronous=full, msg/s ($N msgs)" "$(stats < "$T/tput")" ">= 100000"
+printf '| %-52s | %-36s | %s |\n' "pull-to-ack p50 at 10 000/s, ms" "$(stats < "$T/p50")" ""
+printf '| %-52s | %-36s | %s |\n' "pull-to-ack p99 at 10 000/s, ms" "$(stats < "$T/p99")" "<= 2"
+printf '| %-52s | %-36s | %s |\n' "pull-to-ack p99.9 at 10 000/s, ms" "$(stats < "$T/p999")" ""
+printf '| %-52s | %-36s | %s |\n' "100 000 in flight: supervisor RSS, MB" "$rss (in flight: $inflight)" "<= 100"
+printf '| %-52s | %-36s | %s |\n' "100 000 in flight: supervisor CPU while waiting, %" "$idle_cpu (20 s incl. extensions)" "<= 5"
+printf '| %-52s | %-36s | %s |\n' "end-to-end, nats, msg/s" "n/a: nats source not built yet" ">= 50000"
+printf '| %-52s | %-36s | %s |\n' "command mode, /bin/true, restarts/s" "n/a: command mode not built yet" ">= 1000"
+printf '| %-52s | %-36s | %s |\n' "CPU s per 10 000 msgs, supervisor" "$(stats < "$T/cpu_sup")" ""
+printf '| %-52s | %-36s | %s |\n' "CPU s per 10 000 msgs, workers (all)" "$(stats < "$T/cpu_wrk")" ""
