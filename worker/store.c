@@ -118,6 +118,10 @@ struct store {
 	sqlite3		*db;
 	int64_t		 busy_timeout;
 	int64_t		 busy_since;
+	int64_t		 alive_at;
+	void		(*alive)(void *);
+	void		*alive_arg;
+	int64_t		 alive_interval;
 	sqlite3_stmt	*st[S_COUNT];
 	char		 owner[64];
 	int		 in_txn;
@@ -142,9 +146,13 @@ busy_wait(void *arg, int count)
 	int64_t now = clock_real();	/* a real wait, even under a test clock */
 
 	if (count == 0)
-		s->busy_since = now;
+		s->busy_since = s->alive_at = now;
 	if (now - s->busy_since >= s->busy_timeout)
 		return 0;
+	if (s->alive != NULL && now - s->alive_at >= s->alive_interval) {
+		s->alive_at = now;
+		s->alive(s->alive_arg);
+	}
 	usleep(count < 100 ? 100 : 1000);
 	return 1;
 }
@@ -265,6 +273,9 @@ store_open(const struct store_opts *o, char *err, size_t len)
 		return NULL;
 	}
 	snprintf(s->owner, sizeof(s->owner), "%s", o->owner);
+	s->alive = o->alive;
+	s->alive_arg = o->alive_arg;
+	s->alive_interval = o->alive_interval;
 	if (open_db(s, o, err, len) < 0 || migrate(s, o->busy_timeout, err, len) < 0)
 		goto fail;
 	for (int i = 0; i < S_COUNT; i++)

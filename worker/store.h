@@ -33,6 +33,13 @@ struct store_opts {
 	int		 synchronous;	/* enum sync_mode */
 	int64_t		 busy_timeout;
 	const char	*owner;		/* this worker: "pid:starttime" */
+	/*
+	 * Called every alive_interval ms while waiting for another
+	 * process's lock, so that the waiter can say it is not hung.
+	 */
+	void		(*alive)(void *arg);
+	void		*alive_arg;
+	int64_t		 alive_interval;
 };
 
 /* A message as the worker understood it. */

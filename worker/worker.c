@@ -277,6 +277,23 @@ heartbeat_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	w->sent_at_tick = w->sent;
 }
 
+/*
+ * Waiting for the database lock held by another worker: still alive.
+ * Only a heartbeat is queued and written here; what the supervisor may
+ * say back waits for the loop.
+ */
+static void
+waiting_alive(void *arg)
+{
+	struct worker *w = arg;
+
+	if (w->chan == NULL)
+		return;
+	proto_pack_heartbeat(chan_packer(w->chan));
+	w->sent++;
+	chan_flush(w->chan);
+}
+
 static int
 welcome(struct worker *w, const struct proto_msg *m)
 {
@@ -316,6 +333,9 @@ welcome(struct worker *w, const struct proto_msg *m)
 	so.synchronous = (int)ws->synchronous;
 	so.busy_timeout = ws->busy_timeout;
 	so.owner = w->owner;
+	so.alive = waiting_alive;
+	so.alive_arg = w;
+	so.alive_interval = ws->heartbeat;
 	if ((w->store = store_open(&so, err, sizeof(err))) == NULL) {
 		log_err("%s", err);
 		return -1;
