@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backoff.h"
+#include "outcome.h"
 #include "clock.h"
 #include "duration.h"
 #include "log.h"
@@ -26,10 +26,10 @@
 #define SLOT_BITS	21	/* job ids: sequence << SLOT_BITS | slot */
 #define SLOT_MASK	((UINT64_C(1) << SLOT_BITS) - 1)
 #define SLOT_NONE	UINT32_MAX
-#define DEFER_MIN	1000	/* ms: a deferred message comes back after */
-#define DEFER_JITTER	1000
 
 /* Lease callbacks: the lease is the first member of struct job. */
+static void job_release(struct supervisor *s, struct job *j);
+
 static int
 lease_extend(void *arg, struct lease *l, int64_t ms)
 {
@@ -53,6 +53,17 @@ lease_lost(void *arg, struct lease *l, const char *why)
 	s->n.lost++;
 	log_warn("Lease lost msg_id=%s: %s; the broker will redeliver it",
 	    j->d->id, why);
+	if (j->wp == NULL) {		/* not started anywhere: give it back */
+		struct delivery *d = j->d;
+
+		job_release(s, j);
+		s->n.nacked++;
+		s->src->ops->nack(s->src, d, 0);
+		return;
+	}
+	/* Stop the work; the worker records it and reports as usual. */
+	if (j->wp->chan != NULL)
+		proto_pack_cancel(chan_packer(j->wp->chan), j->id);
 }
 
 void
@@ -242,15 +253,6 @@ dispatch_message(void *arg, struct delivery *d)
 		dispatch_pull(s);
 }
 
-static int64_t
-retry_delay(struct supervisor *s, enum outcome o, uint32_t attempts)
-{
-	if (o == OUT_DEFERRED)
-		return DEFER_MIN + rng_range(&s->rng, 0, DEFER_JITTER);
-	return backoff_delay(s->conf.backoff_min, s->conf.backoff_max,
-	    attempts ? attempts : 1, rng_unit(&s->rng));
-}
-
 /* DESIGN.md's table: what the broker is told for each outcome. */
 static void
 settle(struct supervisor *s, struct job *j, enum outcome o,
@@ -263,28 +265,23 @@ settle(struct supervisor *s, struct job *j, enum outcome o,
 
 	s->n.outcome[o]++;
 	job_release(s, j);
-	switch (o) {
-	case OUT_RESTARTED:
-	case OUT_SKIPPED:
-	case OUT_DUPLICATE:
-	case OUT_DEAD:
+	switch (outcome_action(o)) {
+	case ACT_ACK:
 		log_info("Done. Acked msg_id=%s outcome=%s", d->id,
 		    outcome_name(o));
 		s->n.acked++;
 		s->src->ops->ack(s->src, d);
 		hist_add(&s->n.ack_latency, (uint64_t)(clock_now_us() - pulled_us));
 		break;
-	case OUT_INVALID:
+	case ACT_TERM:
 		log_warn("Done. Terminated msg_id=%s outcome=invalid: %.*s",
 		    d->id, (int)error->len, error->p);
 		s->n.termed++;
 		s->src->ops->term(s->src, d, "invalid");
 		break;
-	case OUT_FAILED:
-	case OUT_ERROR:
-	case OUT_DEFERRED:
-	default:
-		delay = retry_delay(s, o, attempts);
+	case ACT_NACK:
+		delay = outcome_delay(o, attempts, s->conf.backoff_min,
+		    s->conf.backoff_max, rng_unit(&s->rng));
 		log_info("Done. Nacked msg_id=%s outcome=%s retry in %s%s%.*s",
 		    d->id, outcome_name(o), duration_fmt(delay, a, sizeof(a)),
 		    error->len ? ": " : "", (int)error->len, error->p);

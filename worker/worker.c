@@ -109,6 +109,12 @@ apply(struct worker *w, struct wjob *j)
 	store_msg_of(j, &m);
 	switch (j->state) {
 	case JS_ADMIT:
+		if (j->cancelled) {
+			j->v.outcome = OUT_DEFERRED;
+			snprintf(j->v.error, sizeof(j->v.error),
+			    "cancelled before it started: lease lost");
+			return 0;
+		}
 		if (w->draining) {
 			/* Start nothing new; not an attempt, redelivered later. */
 			j->v.outcome = OUT_DEFERRED;
@@ -399,6 +405,33 @@ job_accept(struct worker *w, const struct proto_msg *m)
 	schedule_commit(w);
 }
 
+/*
+ * The supervisor lost the message's lease (max_lease, or the broker took
+ * it back): stop a running restart, which is recorded as a failed
+ * attempt, or do not start one that is waiting for its commit.
+ */
+static void
+job_cancel(struct worker *w, uint64_t id)
+{
+	struct wjob *j;
+
+	TAILQ_FOREACH(j, &w->running, link)
+		if (j->id == id) {
+			log_warn("Cancelling restart host=%s msg_id=%s: lease "
+			    "lost", j->p.host, j->p.msg_id);
+			restart_cancel(&j->run);
+			restart_done(&j->run, -1, "cancelled: the message's "
+			    "lease was lost", NULL);
+			return;
+		}
+	TAILQ_FOREACH(j, &w->todo, link)
+		if (j->id == id && j->state == JS_ADMIT) {
+			j->cancelled = 1;
+			return;
+		}
+	log_debug("cancel of job %" PRIu64 ": nothing running", id);
+}
+
 static int
 on_frame(struct chan *c, const struct proto_msg *m, void *arg)
 {
@@ -431,8 +464,7 @@ on_frame(struct chan *c, const struct proto_msg *m, void *arg)
 			log_err("reopen %s: %s", w->log_file, strerror(errno));
 		return 0;
 	case P_CANCEL:
-		log_warn("cancel of job %" PRIu64 " ignored: "
-		    "cancelling is not implemented", m->id);
+		job_cancel(w, m->id);
 		return 0;
 	default:
 		log_err("unexpected frame type from the supervisor");

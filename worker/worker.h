@@ -39,6 +39,7 @@ struct wjob {
 	size_t		 payload_len;
 	struct store_verdict v;
 	int		 exit_status;
+	int		 cancelled;
 	int64_t		 started;
 	struct restart_run run;
 };

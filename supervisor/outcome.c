@@ -1,0 +1,42 @@
+/*
+ * outcome: outcome -> broker action, and the retry delay.
+ */
+#include "config.h"
+
+#include "backoff.h"
+#include "outcome.h"
+
+enum broker_action
+outcome_action(enum outcome o)
+{
+	switch (o) {
+	case OUT_RESTARTED:
+	case OUT_SKIPPED:
+	case OUT_DUPLICATE:
+	case OUT_DEAD:		/* dead-lettered by the worker, then acked */
+		return ACT_ACK;
+	case OUT_INVALID:	/* dead-lettered; no redelivery can help */
+		return ACT_TERM;
+	case OUT_FAILED:
+	case OUT_DEFERRED:
+	case OUT_ERROR:
+	default:
+		return ACT_NACK;
+	}
+}
+
+const char *
+action_name(enum broker_action a)
+{
+	return a == ACT_ACK ? "ack" : a == ACT_TERM ? "term" : "nack";
+}
+
+int64_t
+outcome_delay(enum outcome o, uint32_t attempts, int64_t backoff_min,
+    int64_t backoff_max, double unit)
+{
+	if (o == OUT_DEFERRED)
+		return DEFER_MIN + (int64_t)(unit * DEFER_JITTER);
+	return backoff_delay(backoff_min, backoff_max, attempts ? attempts : 1,
+	    unit);
+}
