@@ -21,6 +21,7 @@
 #include <ini.h>
 
 #include "conf.h"
+#include "argv.h"
 #include "duration.h"
 #include "hostname.h"
 
@@ -58,6 +59,8 @@ const struct conf_key conf_keys[] = {
 	  0, 86400000, NULL, "how long TERM waits for in-flight jobs" },
 	{ "mandrill", "worker_timeout", CT_DUR, OFF(worker_timeout), 0, "30s",
 	  1000, 86400000, NULL, "a worker silent this long is killed" },
+	{ "mandrill", "user", CT_STR, STR(user), "", 0, 0, NULL,
+	  "started as root: workers run as this user; empty keeps root" },
 	{ "mandrill", "synchronous", CT_ENUM, OFF(synchronous), 0, "full", 0, 0,
 	  "off|normal|full", "SQLite synchronous mode" },
 	{ "mandrill", "busy_timeout", CT_DUR, OFF(busy_timeout), 0, "5s",
@@ -78,11 +81,25 @@ const struct conf_key conf_keys[] = {
 	{ "source", "instances", CT_U64, OFF(instances), 0, "65536", 0,
 	  UINT64_C(1) << 32, NULL, "sim: distinct instance names drawn from; "
 	  "0 gives every message its own" },
+	{ "source", "payload_file", CT_STR, STR(payload_file), "", 0, 0, NULL,
+	  "sim: publish these payloads, one a line, \\xHH for any byte, "
+	  "instead of generated ones" },
 	{ "source", "seed", CT_U64, OFF(seed), 0, "0", 0, UINT64_MAX, NULL,
 	  "sim: publisher seed; 0 seeds from the system" },
 
 	{ "restart", "mode", CT_ENUM, OFF(mode), 0, "sim", 0, 0, "sim|command",
 	  "how hosts are restarted" },
+	{ "restart", "command", CT_STR, STR(command), "", 0, 0, NULL,
+	  "command: program and arguments, {host} replaced; no shell" },
+	{ "restart", "enabled", CT_BOOL, OFF(enabled), 0, "yes", 0, 0, NULL,
+	  "no: start no restart, defer every message (kill switch)" },
+	{ "restart", "dry_run", CT_BOOL, OFF(dry_run), 0, "no", 0, 0, NULL,
+	  "yes: record and log what would run, run nothing" },
+	{ "restart", "max_concurrent", CT_UINT, OFF(max_concurrent), 0, "0",
+	  0, 1000000, NULL, "restarts running at once, at most; 0 is no limit" },
+	{ "restart", "max_per_minute", CT_UINT, OFF(max_per_minute), 0, "0",
+	  0, 1000000, NULL, "restarts started in any minute, at most; 0 is "
+	  "no limit" },
 	{ "restart", "sim_latency", CT_RANGE, OFF(sim_latency_min),
 	  OFF(sim_latency_max), "100ms..1s", 0, 3600000, NULL,
 	  "sim: restart duration range" },
@@ -493,6 +510,30 @@ check_globs(const char *key, const char *list, char *err, size_t errlen)
 	return 0;
 }
 
+static int
+check_command(const struct conf *c, char *err, size_t errlen)
+{
+	char msg[160];
+	const char *why;
+	char **argv;
+
+	if (c->command[0] == '\0') {
+		snprintf(err, errlen, "[restart] mode = command needs a command");
+		return -1;
+	}
+	if ((argv = argv_split(c->command, msg, sizeof(msg))) == NULL) {
+		snprintf(err, errlen, "[restart] command: %s", msg);
+		return -1;
+	}
+	why = argv_check_command(argv);
+	argv_free(argv);
+	if (why != NULL) {
+		snprintf(err, errlen, "[restart] command: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
 int
 conf_check(const struct conf *c, char *err, size_t errlen)
 {
@@ -527,13 +568,11 @@ conf_check(const struct conf *c, char *err, size_t errlen)
 		    "use sim");
 		return -1;
 	}
-	if (c->mode == RESTART_COMMAND) {
-		snprintf(err, errlen, "[restart] mode = command is not built "
-		    "yet; use sim");
+	if (c->mode == RESTART_COMMAND && check_command(c, err, errlen) < 0)
 		return -1;
-	}
-	if (c->exit_when_done && c->count == 0) {
-		snprintf(err, errlen, "[source] exit_when_done needs a count");
+	if (c->exit_when_done && c->count == 0 && c->payload_file[0] == '\0') {
+		snprintf(err, errlen, "[source] exit_when_done needs a count "
+		    "or a payload_file");
 		return -1;
 	}
 	return 0;

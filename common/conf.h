@@ -41,6 +41,7 @@ struct conf {
 	int64_t		 worker_timeout;
 	int		 synchronous;	/* enum sync_mode */
 	int64_t		 busy_timeout;
+	char		 user[64];
 
 	/* [source] */
 	int		 source;	/* enum source_type */
@@ -51,9 +52,15 @@ struct conf {
 	int		 exit_when_done;
 	uint64_t	 seed;
 	uint64_t	 instances;
+	char		 payload_file[CONF_PATH_MAX];
 
 	/* [restart] */
 	int		 mode;		/* enum restart_mode */
+	char		 command[CONF_PATH_MAX];
+	int		 enabled;
+	int		 dry_run;
+	unsigned	 max_concurrent;
+	unsigned	 max_per_minute;
 	int64_t		 sim_latency_min;
 	int64_t		 sim_latency_max;
 	double		 sim_failure_rate;

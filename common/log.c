@@ -118,10 +118,13 @@ log_vwrite(enum log_level level, const char *fmt, va_list ap)
 	    lg.ident, lg.ident[0] ? ": " : "");
 	m = vsnprintf(buf + n, sizeof(buf) - n - 1, fmt, ap);
 	n = (m < 0) ? n : (n + m > (int)sizeof(buf) - 2 ? (int)sizeof(buf) - 2 : n + m);
-	/* Untrusted text may carry control characters; keep one record per line. */
+	/*
+	 * Untrusted text may carry control characters: keep one record per
+	 * line, and no escape sequence reaches an operator's terminal.
+	 */
 	for (int i = 0; i < n; i++)
-		if (buf[i] == '\n' || buf[i] == '\r')
-			buf[i] = ' ';
+		if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
+			buf[i] = buf[i] == '\t' ? ' ' : '?';
 	buf[n++] = '\n';
 	(void)!write(lg.fd, buf, n);
 	errno = saved;

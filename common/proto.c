@@ -39,7 +39,11 @@ static const struct field f_welcome[] = {
 	{ "restart_timeout", F_I64, W(restart_timeout) },
 	{ "state_dir", F_STR, W(state_dir) }, { "domain", F_STR, W(domain) },
 	{ "allow", F_STR, W(allow) }, { "deny", F_STR, W(deny) },
-	{ "log_file", F_STR, W(log_file) },
+	{ "log_file", F_STR, W(log_file) }, { "command", F_STR, W(command) },
+	{ "user", F_STR, W(user) }, { "enabled", F_U32, W(enabled) },
+	{ "dry_run", F_U32, W(dry_run) },
+	{ "max_concurrent", F_U32, W(max_concurrent) },
+	{ "max_per_minute", F_U32, W(max_per_minute) },
 	{ NULL, 0, 0 }
 };
 static const struct field f_job[] = {
@@ -310,7 +314,7 @@ pack_pstr(msgpack_packer *pk, const char *key, const struct pstr *s)
 void
 proto_pack_welcome(msgpack_packer *pk, const struct worker_settings *ws)
 {
-	pack_head(pk, "welcome", 21);
+	pack_head(pk, "welcome", 27);
 	pack_u64(pk, "v", PROTO_VERSION);
 	pack_u64(pk, "gen", ws->gen);
 	pack_u64(pk, "slot", ws->slot);
@@ -333,6 +337,12 @@ proto_pack_welcome(msgpack_packer *pk, const struct worker_settings *ws)
 	pack_pstr(pk, "allow", &ws->allow);
 	pack_pstr(pk, "deny", &ws->deny);
 	pack_pstr(pk, "log_file", &ws->log_file);
+	pack_pstr(pk, "command", &ws->command);
+	pack_pstr(pk, "user", &ws->user);
+	pack_u64(pk, "enabled", ws->enabled);
+	pack_u64(pk, "dry_run", ws->dry_run);
+	pack_u64(pk, "max_concurrent", ws->max_concurrent);
+	pack_u64(pk, "max_per_minute", ws->max_per_minute);
 }
 
 void

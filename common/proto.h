@@ -71,6 +71,12 @@ struct worker_settings {
 	struct pstr	 allow;
 	struct pstr	 deny;
 	struct pstr	 log_file;	/* "": keep stderr */
+	struct pstr	 command;	/* mode = command: the template */
+	struct pstr	 user;		/* "": do not change user */
+	uint32_t	 enabled;
+	uint32_t	 dry_run;
+	uint32_t	 max_concurrent;
+	uint32_t	 max_per_minute;
 };
 
 struct proto_msg {

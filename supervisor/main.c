@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,11 +159,39 @@ write_pid(const char *path)
 	return fclose(f);
 }
 
+/*
+ * The state directory holds the audit log: 0750, never writable by
+ * others, and owned by [mandrill] user when workers run as that user.
+ */
 static int
 prepare_state_dir(const struct conf *c)
 {
+	struct passwd *pw = NULL;
+	struct stat sb;
+
 	if (mkdir(c->state_dir, 0750) < 0 && errno != EEXIST) {
 		log_err("state_dir %s: %s", c->state_dir, strerror(errno));
+		return -1;
+	}
+	if (stat(c->state_dir, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
+		log_err("state_dir %s: not a directory", c->state_dir);
+		return -1;
+	}
+	if (sb.st_mode & S_IWOTH) {
+		log_err("state_dir %s is writable by everyone; refusing to "
+		    "keep the audit log there (chmod o-w)", c->state_dir);
+		return -1;
+	}
+	if (c->user[0] == '\0' || geteuid() != 0)
+		return 0;
+	if ((pw = getpwnam(c->user)) == NULL) {
+		log_err("[mandrill] user %s: no such user", c->user);
+		return -1;
+	}
+	if (sb.st_uid != pw->pw_uid && chown(c->state_dir, pw->pw_uid,
+	    pw->pw_gid) < 0) {
+		log_err("state_dir %s: chown to %s: %s", c->state_dir, c->user,
+		    strerror(errno));
 		return -1;
 	}
 	return 0;

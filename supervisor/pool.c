@@ -112,6 +112,12 @@ send_welcome(struct wproc *wp)
 	ws.allow = (struct pstr){ c->allow, strlen(c->allow) };
 	ws.deny = (struct pstr){ c->deny, strlen(c->deny) };
 	ws.log_file = (struct pstr){ c->log_file, strlen(c->log_file) };
+	ws.command = (struct pstr){ c->command, strlen(c->command) };
+	ws.user = (struct pstr){ c->user, strlen(c->user) };
+	ws.enabled = (uint32_t)c->enabled;
+	ws.dry_run = (uint32_t)c->dry_run;
+	ws.max_concurrent = c->max_concurrent;
+	ws.max_per_minute = c->max_per_minute;
 	proto_pack_welcome(chan_packer(wp->chan), &ws);
 }
 

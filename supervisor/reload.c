@@ -19,6 +19,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "log.h"
 #include "supervisor.h"
@@ -28,9 +29,17 @@ config_read(const struct overrides *ov, struct conf *c, char *err, size_t len)
 {
 	char msg[CONF_ERR_MAX];
 
+	struct stat sb;
+
 	conf_defaults(c);
 	if (conf_load(c, ov->conf_path, err, len) < 0)
 		return -1;
+	/* Whoever can write the file can restart any allowed host. */
+	if (stat(ov->conf_path, &sb) == 0 && (sb.st_mode & S_IWOTH)) {
+		snprintf(err, len, "%s: writable by everyone; refusing it "
+		    "(chmod o-w)", ov->conf_path);
+		return -1;
+	}
 	if (ov->level >= 0)
 		c->log_level = (enum log_level)ov->level;
 	if (ov->pid_file[0] != '\0')

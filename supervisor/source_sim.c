@@ -13,6 +13,8 @@
  */
 #include "config.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,8 +44,9 @@ struct sim_msg {
 	uint32_t		 deliveries;
 	struct sim_delivery	*cur;	/* the delivery holding the lease */
 	char			 id[37];
-	char			 data[96];
+	char			*data;
 	size_t			 len;
+	char			 inline_data[96];
 };
 
 struct sim_delivery {
@@ -63,6 +66,10 @@ struct sim {
 	unsigned		 rate;
 	uint64_t		 count;
 	uint64_t		 instances;	/* 0: a new one per message */
+	char			 payload_file[CONF_PATH_MAX];
+	char			**file_data;	/* payload_file, one per message */
+	size_t			*file_len;
+	size_t			 file_n;
 	uint64_t		 published;
 	uint64_t		 live;		/* published, not acked */
 	uint64_t		 expired, nacked, acked, termed;
@@ -72,6 +79,8 @@ struct sim {
 };
 
 static void sim_arm(struct sim *s);
+static int load_payloads(struct sim *s, const char *path, char *err,
+    size_t len);
 
 static void
 make_uuid(struct rng *r, char *out)
@@ -103,10 +112,20 @@ publish_one(struct sim *s)
 		return;
 	}
 	make_uuid(&s->rng, m->id);
-	m->len = (size_t)snprintf(m->data, sizeof(m->data),
+	if (s->file_n > 0) {
+		/* A payload from the file: given as is, however broken. */
+		snprintf(m->id, sizeof(m->id), "payload-%" PRIu64,
+		    s->published + 1);
+		m->data = s->file_data[s->published];
+		m->len = s->file_len[s->published];
+		goto queue;
+	}
+	m->data = m->inline_data;
+	m->len = (size_t)snprintf(m->data, sizeof(m->inline_data),
 	    "{\"msg_id\": \"%s\", \"instance_name\": \"cattle-%0*" PRIx64
 	    "\"}", m->id, s->instances > 65536 || s->instances == 0 ? 8 : 4,
 	    s->instances ? rng_next(&s->rng) % s->instances : s->published);
+queue:
 	m->hn.idx = HEAP_NONE;
 	m->state = M_READY;
 	TAILQ_INSERT_TAIL(&s->ready, m, q);
@@ -236,6 +255,9 @@ sim_start(struct source *src, char *err, size_t len)
 	struct sim *s = (struct sim *)src;
 	char limit[64];
 
+	if (s->payload_file[0] != '\0' &&
+	    load_payloads(s, s->payload_file, err, len) < 0)
+		return -1;
 	s->pub_start = clock_now();
 	if (s->rate > 0) {
 		ev_timer_set(&s->publisher, 0., PUBLISH_TICK);
@@ -375,6 +397,63 @@ sim_extend(struct source *src, struct delivery *pub, int64_t ms)
 	return 0;
 }
 
+/* One line of a payload file: \\xHH is any byte, \\\\ a backslash. */
+static size_t
+unescape(char *line)
+{
+	char *in = line, *out = line;
+	unsigned v;
+
+	while (*in) {
+		if (in[0] == '\\' && in[1] == '\\') {
+			*out++ = '\\';
+			in += 2;
+		} else if (in[0] == '\\' && in[1] == 'x' &&
+		    isxdigit((unsigned char)in[2]) &&
+		    isxdigit((unsigned char)in[3]) &&
+		    sscanf(in + 2, "%2x", &v) == 1) {
+			*out++ = (char)v;
+			in += 4;
+		} else
+			*out++ = *in++;
+	}
+	return (size_t)(out - line);
+}
+
+static int
+load_payloads(struct sim *s, const char *path, char *err, size_t len)
+{
+	FILE *f = fopen(path, "re");
+	char *line = NULL;
+	size_t cap = 0, n;
+	ssize_t got;
+
+	if (f == NULL) {
+		snprintf(err, len, "payload_file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	while ((got = getline(&line, &cap, f)) >= 0) {
+		if (got > 0 && line[got - 1] == '\n')
+			line[--got] = '\0';
+		n = s->file_n + 1;
+		s->file_data = realloc(s->file_data, n * sizeof(*s->file_data));
+		s->file_len = realloc(s->file_len, n * sizeof(*s->file_len));
+		if (s->file_data == NULL || s->file_len == NULL ||
+		    (s->file_data[s->file_n] = strdup(line)) == NULL) {
+			snprintf(err, len, "payload_file %s: out of memory", path);
+			free(line);
+			fclose(f);
+			return -1;
+		}
+		s->file_len[s->file_n] = unescape(s->file_data[s->file_n]);
+		s->file_n = n;
+	}
+	free(line);
+	fclose(f);
+	s->count = s->file_n;
+	return 0;
+}
+
 static void
 sim_stop(struct source *src)
 {
@@ -400,6 +479,10 @@ sim_stop(struct source *src)
 			m->acked = 1;
 	}
 	heap_free(&s->timers);
+	for (size_t i = 0; i < s->file_n; i++)
+		free(s->file_data[i]);
+	free(s->file_data);
+	free(s->file_len);
 	free(s);
 }
 
@@ -475,6 +558,7 @@ source_sim_new(struct ev_loop *loop, const struct conf *c,
 	s->rate = c->rate;
 	s->count = c->count;
 	s->instances = c->instances;
+	snprintf(s->payload_file, sizeof(s->payload_file), "%s", c->payload_file);
 	ev_timer_init(&s->timer, timer_cb, 0., 0.);
 	ev_idle_init(&s->deliverer, deliver_cb);
 	ev_set_priority(&s->deliverer, EV_MAXPRI);

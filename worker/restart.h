@@ -3,19 +3,34 @@
  *
  * mode = sim draws a duration from sim_latency and fails with
  * sim_failure_rate, deterministically for a given sim_seed and job
- * order.  Every restart ends in exactly one call of the done callback,
- * unless it is cancelled first with restart_cancel(); a restart that
- * takes no time calls it before restart_start() returns.
+ * order.  mode = command runs the configured argv template with {host}
+ * substituted: posix_spawn, no shell, its own process group, a clean
+ * environment, stdin from /dev/null, stdout and stderr into a pipe whose
+ * last RESTART_OUTPUT_MAX bytes are kept.  After restart_timeout the
+ * whole group gets TERM, and KILL after a grace period; that attempt
+ * fails as timed out.  A command that cannot be spawned fails with the
+ * reason.
+ *
+ * Every restart ends in exactly one call of the done callback, unless it
+ * is cancelled first with restart_cancel() (which kills a command's
+ * process group); a restart that takes no time, or cannot start, calls
+ * it before restart_start() returns.
  */
 #ifndef MANDRILL_RESTART_H
 #define MANDRILL_RESTART_H
+
+#include <sys/types.h>
 
 #include <ev.h>
 #include <stdint.h>
 
 #include "rng.h"
 
+#define RESTART_OUTPUT_MAX	4096
+#define RESTART_KILL_GRACE	5.0	/* seconds between TERM and KILL */
+
 struct restart_run;
+/* exit_status: the command's exit status, -signal, or -1 (no status). */
 typedef void (*restart_done_cb)(struct restart_run *, int exit_status,
     const char *error, const char *output);
 
@@ -26,22 +41,37 @@ struct restarter {
 	int64_t		 latency_max;
 	double		 failure_rate;
 	int64_t		 timeout;
+	double		 kill_grace;
+	char		**argv;		/* mode = command: the template */
 	struct rng	 rng;
 };
 
 struct restart_run {
 	struct restarter *rs;
-	ev_timer	 timer;
+	ev_timer	 timer;		/* sim latency, or command timeout */
+	ev_child	 child;
+	ev_io		 out;
+	pid_t		 pid;
+	int		 fd;
 	int		 will_fail;
 	int		 active;
+	int		 timed_out;
+	int		 killed;	/* KILL sent */
+	size_t		 out_len;
+	char		 output[2 * RESTART_OUTPUT_MAX + 1];
 	restart_done_cb	 done;
 };
 
+/* argv is the split command template (mode = command), kept by rs. */
 void restart_init(struct restarter *rs, struct ev_loop *loop, int mode,
     int64_t lat_min, int64_t lat_max, double failure_rate, uint64_t seed,
-    int64_t timeout);
+    int64_t timeout, char **argv);
+void restart_free(struct restarter *rs);
 void restart_start(struct restarter *rs, struct restart_run *run,
     const char *host, restart_done_cb done);
 void restart_cancel(struct restart_run *run);
+/* The command line a restart of host would run, for logs and dry runs. */
+void restart_describe(const struct restarter *rs, const char *host,
+    char *buf, size_t len);
 
 #endif

@@ -21,6 +21,7 @@
 enum stmt {
 	S_SEL_MSG, S_INS_MSG, S_UPD_MSG, S_SEL_BUSY, S_SEL_LAST_OK,
 	S_INS_RESTART, S_FIN_RESTART, S_LOST_RESTART, S_INS_DEAD,
+	S_SEL_RUNNING, S_COUNT_MINUTE,
 	S_BEGIN, S_COMMIT, S_ROLLBACK,
 	S_COUNT
 };
@@ -48,6 +49,9 @@ static const char *sql[S_COUNT] = {
 	    "finished IS NULL",
 	[S_INS_DEAD] = "INSERT INTO dead_letters (msg_id, broker_id, reason, "
 	    "payload, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[S_SEL_RUNNING] = "SELECT owner FROM messages WHERE "
+	    "state = 'restarting'",
+	[S_COUNT_MINUTE] = "SELECT count(*) FROM restarts WHERE started >= ?1",
 	[S_BEGIN] = "BEGIN IMMEDIATE",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
@@ -85,12 +89,14 @@ static const char schema_v1[] =
     " started TEXT NOT NULL,"
     " finished TEXT,"
     " exit_status INTEGER,"
-    " outcome TEXT CHECK (outcome IN ('restarted', 'failed', 'lost')),"
+    " outcome TEXT CHECK (outcome IN ('restarted', 'failed', 'lost',"
+    "  'dry-run')),"
     " error TEXT,"
     " output TEXT);"
     "CREATE INDEX restarts_open ON restarts (msg_id) WHERE finished IS NULL;"
     "CREATE INDEX restarts_ok ON restarts (host, finished)"
     " WHERE outcome = 'restarted';"
+    "CREATE INDEX restarts_started ON restarts (started);"
     "CREATE TABLE dead_letters ("
     " id INTEGER PRIMARY KEY,"
     " msg_id TEXT,"
@@ -599,6 +605,68 @@ admit_known(struct store *s, const struct store_msg *m,
 	return 1;	/* go on: check the host */
 }
 
+/* Live restarts, by any worker of this database; -1 on error. */
+static int
+count_running(struct store *s)
+{
+	sqlite3_stmt *st = s->st[S_SEL_RUNNING];
+	int rc, n = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		n += store_owner_alive((const char *)sqlite3_column_text(st, 0));
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? n : -1;
+}
+
+/* Restarts started in the last minute; -1 on error. */
+static int
+count_last_minute(struct store *s)
+{
+	sqlite3_stmt *st = s->st[S_COUNT_MINUTE];
+	char since[32];
+	int rc, n = -1;
+
+	clock_iso(clock_wall() - 60000, since, sizeof(since));
+	bind_text(st, 1, since);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return n;
+}
+
+/* The kill switch and the blast-radius limits: 1 over, 0 not, -1 error. */
+static int
+over_limit(struct store *s, const struct store_rules *r, char *why,
+    size_t len)
+{
+	int n;
+
+	if (!r->enabled) {
+		snprintf(why, len, "restarts are disabled ([restart] enabled = no)");
+		return 1;
+	}
+	if (r->max_concurrent > 0) {
+		if ((n = count_running(s)) < 0)
+			return -1;
+		if ((uint32_t)n >= r->max_concurrent) {
+			snprintf(why, len, "%d restarts running, max_concurrent "
+			    "is %u", n, r->max_concurrent);
+			return 1;
+		}
+	}
+	if (r->max_per_minute > 0) {
+		if ((n = count_last_minute(s)) < 0)
+			return -1;
+		if ((uint32_t)n >= r->max_per_minute) {
+			snprintf(why, len, "%d restarts started in the last "
+			    "minute, max_per_minute is %u", n, r->max_per_minute);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 int
 store_admit(struct store *s, const struct store_msg *m,
     const struct store_rules *r, struct store_verdict *v)
@@ -635,6 +703,10 @@ store_admit(struct store *s, const struct store_msg *m,
 		    "restarted for another message", m->host);
 		return busy < 0 ? -1 : 0;
 	}
+	if ((rc = over_limit(s, r, v->error, sizeof(v->error))) != 0) {
+		v->outcome = OUT_DEFERRED;
+		return rc < 0 ? -1 : 0;
+	}
 	if ((recent = host_recent(s, m, r->min_interval, last,
 	    sizeof(last))) != 0) {
 		if (recent < 0)
@@ -659,14 +731,16 @@ store_finish(struct store *s, const struct store_msg *m,
 	now_iso(now, sizeof(now));
 	sqlite3_bind_int64(st, 1, v->restart_id);
 	bind_text(st, 2, now);
-	sqlite3_bind_int(st, 3, exit_status);
-	bind_text(st, 4, ok ? "restarted" : "failed");
+	if (!v->dry_run)
+		sqlite3_bind_int(st, 3, exit_status);
+	bind_text(st, 4, !ok ? "failed" : v->dry_run ? "dry-run" : "restarted");
 	bind_text(st, 5, ok || v->error[0] == '\0' ? NULL : v->error);
 	bind_text(st, 6, output);
 	if (run(s, S_FIN_RESTART) < 0)
 		return -1;
 	if (ok)
-		return set_msg(s, m, "restarted", v->attempts, NULL, NULL);
+		return set_msg(s, m, "restarted", v->attempts, NULL,
+		    v->dry_run ? "dry run: nothing was run" : NULL);
 	if (v->attempts >= r->max_attempts) {
 		v->outcome = OUT_DEAD;
 		if (dead_letter(s, m, v->error) < 0)

@@ -14,7 +14,11 @@
  *   - a msg_id left "restarting" by a worker that died has its attempt
  *     recorded as lost (outcome unknown) and counts as a failed attempt:
  *     it is retried after the backoff, or is dead when out of attempts;
- *   - a host restarted successfully less than min_interval ago is skipped.
+ *   - a host restarted successfully less than min_interval ago is skipped;
+ *   - with the kill switch on, or max_concurrent restarts running, or
+ *     max_per_minute started in the last minute, the message is deferred
+ *     (not an attempt).  These are judged in the same transaction that
+ *     records the attempt, and the restart starts as soon as it commits.
  */
 #ifndef MANDRILL_STORE_H
 #define MANDRILL_STORE_H
@@ -56,6 +60,9 @@ struct store_msg {
 struct store_rules {
 	uint32_t	 max_attempts;
 	int64_t		 min_interval;
+	int		 enabled;	/* 0: the kill switch is on */
+	uint32_t	 max_concurrent;	/* 0: no limit */
+	uint32_t	 max_per_minute;	/* 0: no limit */
 };
 
 /* What the store decided for a message. */
@@ -63,6 +70,7 @@ struct store_verdict {
 	enum outcome	 outcome;	/* OUT_RESTARTED means: go and restart */
 	uint32_t	 attempts;	/* attempts made, this one included */
 	int64_t		 restart_id;	/* restarts row of this attempt */
+	int		 dry_run;	/* finish: nothing was run */
 	char		 error[256];
 };
 

@@ -4,6 +4,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "argv.h"
 #include "clock.h"
 #include "hostname.h"
 #include "log.h"
@@ -24,6 +27,7 @@ static void maybe_exit(struct worker *w);
 static void
 job_free(struct wjob *j)
 {
+	free(j->output);
 	free(j->payload);
 	free(j);
 }
@@ -80,6 +84,8 @@ restart_done(struct restart_run *run, int exit_status, const char *error,
 	struct worker *w = j->w;
 
 	TAILQ_REMOVE(&w->running, j, link);
+	if (output != NULL && (j->output = strdup(output)) == NULL)
+		log_err("out of memory keeping the output of %s", j->p.host);
 	j->exit_status = exit_status;
 	j->v.outcome = exit_status == 0 ? OUT_RESTARTED : OUT_FAILED;
 	snprintf(j->v.error, sizeof(j->v.error), "%s", error ? error : "");
@@ -127,7 +133,7 @@ apply(struct worker *w, struct wjob *j)
 		return store_invalid(w->store, &m, j->v.error, &j->v);
 	case JS_FINISH:
 		return store_finish(w->store, &m, &w->rules, j->exit_status,
-		    NULL, &j->v);
+		    j->output, &j->v);
 	case JS_RUNNING:
 		break;
 	}
@@ -144,6 +150,16 @@ settle(struct worker *w, struct wjob *j)
 		j->state = JS_RUNNING;
 		j->started = clock_now();
 		TAILQ_INSERT_TAIL(&w->running, j, link);
+		if (w->dry_run) {
+			char cmd[1024];
+
+			restart_describe(&w->rs, j->p.host, cmd, sizeof(cmd));
+			log_info("Dry run: would run: %s", cmd);
+			j->v.dry_run = 1;
+			j->run.rs = &w->rs;
+			restart_done(&j->run, 0, NULL, cmd);
+			return;
+		}
 		restart_start(&w->rs, &j->run, j->p.host, restart_done);
 		return;
 	}
@@ -300,11 +316,46 @@ waiting_alive(void *arg)
 	chan_flush(w->chan);
 }
 
+/*
+ * Started as root with [mandrill] user set: become that user, with its
+ * groups, before opening the database or running anything.
+ */
+static int
+drop_privileges(const char *user)
+{
+	struct passwd *pw;
+
+	if (user[0] == '\0')
+		return 0;
+	if ((pw = getpwnam(user)) == NULL) {
+		log_err("user %s: no such user", user);
+		return -1;
+	}
+	if (geteuid() != 0) {
+		if (geteuid() == pw->pw_uid)
+			return 0;
+		log_err("user %s: cannot become that user without root", user);
+		return -1;
+	}
+	if (initgroups(pw->pw_name, pw->pw_gid) < 0 ||
+	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+		log_err("user %s: %s", user, strerror(errno));
+		return -1;
+	}
+	if (setuid(0) == 0) {		/* must not be able to go back */
+		log_err("user %s: privileges could be regained", user);
+		return -1;
+	}
+	log_debug("running as %s (uid %d)", user, (int)pw->pw_uid);
+	return 0;
+}
+
 static int
 welcome(struct worker *w, const struct proto_msg *m)
 {
 	const struct worker_settings *ws = &m->ws;
 	struct store_opts so;
+	char **argv = NULL;
 	char err[512];
 
 	if (m->v != PROTO_VERSION) {
@@ -317,6 +368,8 @@ welcome(struct worker *w, const struct proto_msg *m)
 	    copy_pstr(w->allow, sizeof(w->allow), &ws->allow) ||
 	    copy_pstr(w->deny, sizeof(w->deny), &ws->deny) ||
 	    copy_pstr(w->log_file, sizeof(w->log_file), &ws->log_file) ||
+	    copy_pstr(w->command, sizeof(w->command), &ws->command) ||
+	    copy_pstr(w->user, sizeof(w->user), &ws->user) ||
 	    ws->max_jobs == 0 || ws->synchronous > SYNC_FULL ||
 	    ws->mode > RESTART_COMMAND || ws->log_level > LOG_ERR ||
 	    ws->max_attempts == 0 || ws->heartbeat <= 0) {
@@ -334,6 +387,17 @@ welcome(struct worker *w, const struct proto_msg *m)
 	w->max_jobs = ws->max_jobs;
 	w->rules.max_attempts = ws->max_attempts;
 	w->rules.min_interval = ws->min_interval;
+	w->rules.enabled = ws->enabled != 0;
+	w->rules.max_concurrent = ws->max_concurrent;
+	w->rules.max_per_minute = ws->max_per_minute;
+	w->dry_run = ws->dry_run != 0;
+	if (ws->mode == RESTART_COMMAND &&
+	    (argv = argv_split(w->command, err, sizeof(err))) == NULL) {
+		log_err("command: %s", err);
+		return -1;
+	}
+	if (drop_privileges(w->user) < 0)
+		return -1;
 	store_owner_self(w->owner, sizeof(w->owner));
 	so.state_dir = w->state_dir;
 	so.synchronous = (int)ws->synchronous;
@@ -348,7 +412,8 @@ welcome(struct worker *w, const struct proto_msg *m)
 	}
 	restart_init(&w->rs, w->loop, (int)ws->mode, ws->sim_latency_min,
 	    ws->sim_latency_max, ws->sim_failure_rate,
-	    ws->sim_seed ? ws->sim_seed + ws->slot : 0, ws->restart_timeout);
+	    ws->sim_seed ? ws->sim_seed + ws->slot : 0, ws->restart_timeout,
+	    argv);
 	ev_timer_init(&w->heartbeat, heartbeat_cb, ws->heartbeat / 1000.0,
 	    ws->heartbeat / 1000.0);
 	w->heartbeat.data = w;
@@ -554,4 +619,5 @@ worker_cleanup(struct worker *w)
 	if (w->chan != NULL)
 		chan_free(w->chan);
 	store_close(w->store);
+	restart_free(&w->rs);
 }

@@ -39,6 +39,7 @@ struct wjob {
 	size_t		 payload_len;
 	struct store_verdict v;
 	int		 exit_status;
+	char		*output;	/* tail of the command's output */
 	int		 cancelled;
 	int64_t		 started;
 	struct restart_run run;
@@ -57,6 +58,9 @@ struct worker {
 	char		 allow[CONF_LIST_MAX];
 	char		 deny[CONF_LIST_MAX];
 	char		 log_file[CONF_PATH_MAX];
+	char		 command[CONF_PATH_MAX];
+	char		 user[64];
+	int		 dry_run;
 	char		 owner[64];
 	uint32_t	 slot;
 	uint32_t	 max_jobs;

@@ -1,0 +1,224 @@
+#!/bin/sh
+# Real restarts (mode = command), the safety limits and hostile input.
+# The restart command is a script that appends to a marker file, so the
+# marker proves what was, and was not, ever run.
+. "$(dirname "$0")/lib.sh"
+
+MARK=$T/marker
+cat > "$T/restart.sh" <<EOF
+#!/bin/sh
+# usage: restart.sh HOST [sleep-seconds]
+echo "restart \$1 as uid \$(id -u) MANDRILL_HOST=\$MANDRILL_HOST PATH=\$PATH"
+echo "start \$1 \$(date +%s%N)" >> "$MARK"
+[ -n "\${2:-}" ] && sleep "\$2"
+echo "end \$1 \$(date +%s%N)" >> "$MARK"
+case "\$1" in *fail*) echo "it broke" >&2; exit 3;; esac
+exit 0
+EOF
+cat > "$T/stubborn.sh" <<'EOF'
+#!/bin/sh
+# Ignores TERM, and so does its child: only KILL of the group ends them.
+trap '' TERM
+sh -c "trap '' TERM; sleep 30; echo child-survived" &
+sleep 30
+EOF
+chmod 755 "$T/restart.sh" "$T/stubborn.sh"
+
+# cmd_conf COUNT COMMAND [SOURCE-LINES] [RESTART-LINES] [MANDRILL-LINES]
+cmd_conf() {
+	write_conf <<EOF
+workers = 2
+jobs_per_worker = 8
+max_in_flight = 16
+busy_timeout = 1s
+${5:-}
+
+[source]
+rate = 0
+count = $1
+exit_when_done = yes
+instances = 0
+${3:-}
+
+[restart]
+mode = command
+command = $2
+allow = cattle-*
+max_attempts = ${MAXATT:-2}
+backoff_min = 100ms
+backoff_max = 200ms
+${4:-}
+EOF
+}
+
+reset() { rm -rf "$T/state" "$LOG" "$MARK"; }
+
+# --- the command runs, its status and output are recorded -----------------------
+reset
+cmd_conf 10 "$T/restart.sh {host}"
+start_mandrilld
+wait_exit 60
+check "command: exit 0" "$RC" 0
+check "command: every message restarted" \
+    "$(sql "SELECT count(*) FROM messages WHERE state = 'restarted'")" 10
+check "command: run once per message" "$(grep -c '^start ' "$MARK")" 10
+check "command: exit status recorded" \
+    "$(sql "SELECT count(*) FROM restarts WHERE exit_status = 0 AND outcome = 'restarted'")" 10
+check "command: output tail recorded" \
+    "$(sql "SELECT count(*) FROM restarts WHERE output LIKE 'restart cattle-% as uid %'")" 10
+check "command: clean environment with MANDRILL_HOST" \
+    "$(sql "SELECT count(*) FROM restarts WHERE output LIKE '%MANDRILL_HOST=' || host || ' PATH=/usr/sbin:/usr/bin:/sbin:/bin%'")" 10
+
+# --- a failing command: exit status and stderr, retried, then dead --------------
+reset
+cmd_conf 3 "$T/restart.sh {host}-fail"
+# the allow list matches the host, not the argument: cattle-* still holds
+start_mandrilld
+wait_exit 60
+check "failing command: exit 0" "$RC" 0
+check "failing command: dead after 2 attempts" \
+    "$(sql "SELECT count(*) FROM messages WHERE state = 'dead' AND attempts = 2")" 3
+check "failing command: status 3 and stderr recorded" \
+    "$(sql "SELECT count(*) FROM restarts WHERE exit_status = 3 AND error = 'exit status 3' AND output LIKE '%it broke%'")" 6
+
+# --- a command that cannot be spawned ------------------------------------------
+reset
+MAXATT=1 cmd_conf 2 "$T/no-such-program {host}"
+start_mandrilld
+wait_exit 60
+check "spawn failure: exit 0" "$RC" 0
+check "spawn failure: a failed attempt with the reason" \
+    "$(sql "SELECT count(*) FROM restarts WHERE outcome = 'failed' AND error LIKE 'cannot run $T/no-such-program: No such file or directory'")" 2
+
+# --- restart_timeout: TERM to the group, KILL after the grace period -----------
+reset
+MAXATT=1 cmd_conf 1 "$T/stubborn.sh {host}" "" "restart_timeout = 500ms"
+start_mandrilld
+wait_exit 60
+check "timeout: exit 0" "$RC" 0
+check "timeout: failed as timed out, group killed" \
+    "$(sql "SELECT count(*) FROM restarts WHERE outcome = 'failed' AND error LIKE 'timed out after 0.500 s; process group killed'")" 1
+check "timeout: TERM then KILL logged" \
+    "$(grep -c 'ran past restart_timeout; sending TERM' "$LOG")-$(grep -c 'still running after TERM; sending KILL' "$LOG")" 1-1
+check "timeout: no process of the group survives" \
+    "$(pgrep -f "$T/stubborn.sh" | wc -l)-$(pgrep -f 'sleep 30' -P 1 | wc -l)" 0-0
+
+# --- hostile payloads: all invalid, nothing ever spawned ------------------------
+reset
+corpus=$top_srcdir/tests/hostile/payloads.txt
+n=$(wc -l < "$corpus")
+cmd_conf 1 "$T/restart.sh {host}" "payload_file = $corpus"
+start_mandrilld
+wait_exit 60
+check "hostile: exit 0" "$RC" 0
+check "hostile: the corpus has at least 40 payloads" "$([ "$n" -ge 40 ] && echo yes)" yes
+check "hostile: every payload dead-lettered" "$(sql "SELECT count(*) FROM dead_letters")" "$n"
+check "hostile: every one with a reason" \
+    "$(sql "SELECT count(*) FROM dead_letters WHERE reason IS NULL OR reason = ''")" 0
+check "hostile: every one terminated as invalid" \
+    "$(grep -c 'Done. Terminated .*outcome=invalid' "$LOG")" "$n"
+check "hostile: rows with a msg_id are invalid" \
+    "$(sql "SELECT count(*) FROM messages WHERE state != 'invalid'")" 0
+check "hostile: nothing restarted" "$(sql "SELECT count(*) FROM restarts")" 0
+check "hostile: nothing ever spawned" "$(test -e "$MARK" && echo spawned || echo none)" none
+check "hostile: payload bytes kept in dead_letters" \
+    "$(sql "SELECT count(*) FROM dead_letters WHERE payload IS NULL")" 1
+check "hostile: one log line per record (no raw newline or escape)" \
+    "$(grep -c "$(printf '\033')" "$LOG")" 0
+
+# --- max_concurrent: never more than one restart at a time ----------------------
+reset
+cmd_conf 6 "$T/restart.sh {host} 0.3" "" "max_concurrent = 1"
+start_mandrilld
+wait_exit 120
+check "max_concurrent: exit 0" "$RC" 0
+check "max_concurrent: all restarted" \
+    "$(sql "SELECT count(*) FROM messages WHERE state = 'restarted'")" 6
+check "max_concurrent: others were deferred" \
+    "$(grep -c 'outcome=deferred.*max_concurrent is 1' "$LOG" | awk '{print ($1 > 0)}')" 1
+awk '$1 == "start" { if (running > 0) overlap++; running++ } $1 == "end" { running-- }
+    END { print overlap + 0 }' "$MARK" > "$T/overlap"
+check "max_concurrent: the marker shows no overlap" "$(cat "$T/overlap")" 0
+
+# --- max_per_minute: judged from the database, across a restart of mandrilld ----
+reset
+cmd_conf 3 "$T/restart.sh {host}" "" "max_per_minute = 3"
+start_mandrilld
+wait_exit 60
+check "max_per_minute: first run restarts 3" "$(grep -c '^start ' "$MARK")" 3
+sed -i 's/^count = 3$/count = 0/; s/^exit_when_done = yes$/exit_when_done = no/' "$T/mandrill.conf"
+rm -f "$LOG"
+start_mandrilld
+wait_for "outcome=deferred.*max_per_minute is 3" 20 || fail "max_per_minute: not deferred after the restart"
+kill -TERM "$PID"
+wait_exit 30
+check "max_per_minute: nothing more ran in the same minute" "$(grep -c '^start ' "$MARK")" 3
+
+# --- dry_run: recorded and logged, nothing run ------------------------------------
+reset
+cmd_conf 4 "$T/restart.sh {host} --now" "" "dry_run = yes"
+start_mandrilld
+wait_exit 60
+check "dry run: exit 0" "$RC" 0
+check "dry run: nothing spawned" "$(test -e "$MARK" && echo spawned || echo none)" none
+check "dry run: attempts recorded as dry-run with the command line" \
+    "$(sql "SELECT count(*) FROM restarts WHERE outcome = 'dry-run' AND output = '$T/restart.sh ' || host || ' --now'")" 4
+check "dry run: logged" "$(grep -c 'Dry run: would run: ' "$LOG")" 4
+check "dry run: not a real restart for min_interval" \
+    "$(sql "SELECT count(*) FROM last_restart")" 0
+
+# --- enabled = no: everything deferred, nothing lost; HUP turns it back on -------
+reset
+cmd_conf 5 "$T/restart.sh {host}" "" "enabled = no"
+start_mandrilld
+wait_for "outcome=deferred.*restarts are disabled" 20 || fail "kill switch: not deferred"
+sleep 1
+check "kill switch: nothing spawned" "$(test -e "$MARK" && echo spawned || echo none)" none
+sed -i 's/^enabled = no$/enabled = yes/' "$T/mandrill.conf"
+kill -HUP "$PID"
+wait_exit 60
+check "kill switch: after HUP all restarted, exit 0" \
+    "$RC-$(sql "SELECT count(*) FROM messages WHERE state = 'restarted'")" 0-5
+
+# --- refusals at start-up ------------------------------------------------------------
+reset
+cmd_conf 1 "$T/restart.sh"
+"$MANDRILLD" -t -c "$T/mandrill.conf" > "$T/out" 2>&1
+check "a command without {host} is refused (78)" "$?" 78
+check "... naming the problem" "$(grep -c 'command must name {host}' "$T/out")" 1
+cmd_conf 1 "restart.sh {host}"
+"$MANDRILLD" -t -c "$T/mandrill.conf" > "$T/out" 2>&1
+check "a relative command is refused" "$(grep -c 'absolute path' "$T/out")" 1
+cmd_conf 1 "$T/restart.sh {host}"
+chmod o+w "$T/mandrill.conf"
+"$MANDRILLD" -t -c "$T/mandrill.conf" > "$T/out" 2>&1
+check "a world-writable config file is refused (78)" "$?" 78
+chmod o-w "$T/mandrill.conf"
+mkdir -p "$T/state"
+chmod 777 "$T/state"
+"$MANDRILLD" -f -c "$T/mandrill.conf" > "$T/out" 2>&1
+check "a world-writable state_dir is refused (73)" "$?" 73
+check "... naming it" "$(grep -c 'writable by everyone' "$T/out")" 1
+rm -rf "$T/state"
+
+# --- user = nobody: workers and commands drop root --------------------------------
+if [ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1; then
+	reset
+	chmod 755 "$T"
+	cmd_conf 2 "$T/restart.sh {host}" "" "" "user = nobody"
+	chmod 644 "$T/mandrill.conf"
+	touch "$MARK"; chmod 666 "$MARK"
+	start_mandrilld
+	wait_exit 60
+	check "user: exit 0" "$RC" 0
+	check "user: commands ran as nobody" \
+	    "$(sql "SELECT count(*) FROM restarts WHERE output LIKE '%as uid $(id -u nobody) %'")" 2
+	check "user: state_dir owned by nobody" "$(stat -c %U "$T/state")" nobody
+	check "user: database 0640, owned by nobody" "$(stat -c '%a %U' "$DB")" "640 nobody"
+	check "user: workers run as nobody" \
+	    "$(grep -c 'cannot become\|no such user' "$LOG")" 0
+else
+	note "not root: privilege drop not tested"
+fi
+
+finish
