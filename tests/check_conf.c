@@ -16,6 +16,7 @@
 
 #include <check.h>
 
+#include "argv.h"
 #include "conf.h"
 #include "duration.h"
 #include "hostname.h"
@@ -713,12 +714,63 @@ START_TEST(test_nats_not_built)
 }
 END_TEST
 
-START_TEST(test_command_not_built)
+START_TEST(test_argv_split_and_expand)
+{
+	char e[128];
+	char **v = argv_split("/usr/bin/ssh -o 'BatchMode yes' \"{host}\" "
+	    "sudo systemctl reboot  ", e, sizeof(e));
+	char **x;
+
+	ck_assert_ptr_nonnull(v);
+	ck_assert_str_eq(v[0], "/usr/bin/ssh");
+	ck_assert_str_eq(v[2], "BatchMode yes");
+	ck_assert_str_eq(v[3], "{host}");
+	ck_assert_str_eq(v[6], "reboot");
+	ck_assert_ptr_null(v[7]);
+	x = argv_expand(v, "db1.example.com");
+	ck_assert_ptr_nonnull(x);
+	ck_assert_str_eq(x[3], "db1.example.com");
+	ck_assert_str_eq(x[2], "BatchMode yes");
+	argv_free(x);
+	argv_free(v);
+	v = argv_split("/bin/echo pre-{host}-{host}", e, sizeof(e));
+	x = argv_expand(v, "h");
+	ck_assert_str_eq(x[1], "pre-h-h");
+	argv_free(x);
+	argv_free(v);
+	ck_assert_ptr_null(argv_split("/bin/echo \"{host}", e, sizeof(e)));
+	assert_has(e, "unterminated");
+}
+END_TEST
+
+START_TEST(test_command_needs_command)
 {
 	const char *e = load_fails("[restart]\nmode = command\n");
 
-	assert_has(e, "command");
-	assert_has(e, "not built yet");
+	assert_has(e, "[restart] mode = command needs a command");
+}
+END_TEST
+
+START_TEST(test_command_template_checked)
+{
+	static const struct { const char *cmd, *why; } bad[] = {
+		{ "restart {host}", "absolute path" },
+		{ "/usr/bin/ssh", "must name {host}" },
+		{ "/usr/bin/{host}", "program path" },
+		{ "/usr/bin/ssh '{host}", "unterminated" },
+	};
+	char text[256];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		conf_defaults(&conf);
+		snprintf(text, sizeof(text), "[restart]\nmode = command\n"
+		    "command = %s\n", bad[i].cmd);
+		assert_has(load_fails(text), bad[i].why);
+	}
+	conf_defaults(&conf);
+	load_ok("[restart]\nmode = command\ncommand = /usr/bin/ssh -o "
+	    "\"BatchMode yes\" {host} sudo systemctl reboot\n");
+	ck_assert_int_eq(conf.mode, RESTART_COMMAND);
 }
 END_TEST
 
@@ -1080,7 +1132,9 @@ conf_suite(void)
 	tcase_add_test(tc, test_glob_too_long);
 	tcase_add_test(tc, test_domain_must_be_a_host_name);
 	tcase_add_test(tc, test_nats_not_built);
-	tcase_add_test(tc, test_command_not_built);
+	tcase_add_test(tc, test_argv_split_and_expand);
+	tcase_add_test(tc, test_command_needs_command);
+	tcase_add_test(tc, test_command_template_checked);
 	tcase_add_test(tc, test_control_char_in_string);
 	suite_add_tcase(s, tc);
 

@@ -105,7 +105,7 @@ msg(const char *msg_id, const char *host)
 static struct store_rules
 rules(uint32_t max_attempts, int64_t min_interval)
 {
-	struct store_rules r = { max_attempts, min_interval };
+	struct store_rules r = { max_attempts, min_interval, 1, 0, 0 };
 
 	return r;
 }
@@ -1161,7 +1161,8 @@ START_TEST(test_busy_timeout_real_time)
 	ck_assert_int_eq(pipe(go), 0);
 	if ((pid = fork()) == 0) {
 		/* Its own connection, opened before the lock is taken. */
-		struct store_opts o = { f.dir, SYNC_NORMAL, 50, f.owner };
+		struct store_opts o = { f.dir, SYNC_NORMAL, 50, f.owner,
+		    NULL, NULL, 0 };
 		char err[CONF_ERR_MAX];
 		struct store *s = store_open(&o, err, sizeof(err));
 
