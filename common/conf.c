@@ -555,8 +555,8 @@ conf_check(const struct conf *c, char *err, size_t errlen)
 		return -1;
 	if (c->busy_timeout * 2 > c->worker_timeout) {
 		snprintf(err, errlen, "[mandrill] busy_timeout must be at most "
-		    "half of worker_timeout: a worker waiting for the database "
-		    "sends no heartbeat");
+		    "half of worker_timeout: a starting worker waits up to "
+		    "busy_timeout to open the database, before its first frame");
 		return -1;
 	}
 	if (c->state_dir[0] == '\0') {
@@ -617,7 +617,8 @@ conf_resolve(struct conf *c, const char *base, char *err, size_t errlen)
 	if (resolve_one(c->worker_path, sizeof(c->worker_path), base) < 0 ||
 	    resolve_one(c->state_dir, sizeof(c->state_dir), base) < 0 ||
 	    resolve_one(c->log_file, sizeof(c->log_file), base) < 0 ||
-	    resolve_one(c->pid_file, sizeof(c->pid_file), base) < 0) {
+	    resolve_one(c->pid_file, sizeof(c->pid_file), base) < 0 ||
+	    resolve_one(c->payload_file, sizeof(c->payload_file), base) < 0) {
 		snprintf(err, errlen, "a path is too long once made absolute "
 		    "from %s", base);
 		return -1;

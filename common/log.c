@@ -82,6 +82,9 @@ log_open(const char *path)
 	int fd;
 
 	if (path == NULL || *path == '\0') {
+		if (lg.fd != STDERR_FILENO)
+			close(lg.fd);
+		lg.fd = STDERR_FILENO;
 		lg.path[0] = '\0';
 		return 0;
 	}

@@ -168,8 +168,8 @@ dispatch_pull(struct supervisor *s)
 {
 	unsigned wanted, room, n;
 
-	if (s->state != SUP_RUNNING)
-		return;
+	if (s->state != SUP_RUNNING || s->in_flight >= s->conf.max_in_flight)
+		return;		/* a reload may have lowered the cap */
 	wanted = s->src->ops->wanted(s->src);
 	room = free_room(s);
 	n = s->conf.max_in_flight - s->in_flight;

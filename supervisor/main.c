@@ -117,6 +117,18 @@ parse_args(int argc, char **argv, struct options *o)
 		fprintf(stderr, "mandrilld: getcwd: %s\n", strerror(errno));
 		return -1;
 	}
+	/* Reloads happen after the chdir("/") of a daemon. */
+	if (ov->conf_path[0] != '/') {
+		char abs[sizeof(ov->conf_path) + sizeof(ov->cwd)];
+
+		snprintf(abs, sizeof(abs), "%s/%s", ov->cwd, ov->conf_path);
+		if (strlen(abs) >= sizeof(ov->conf_path)) {
+			fprintf(stderr, "mandrilld: -c %s: path too long\n",
+			    ov->conf_path);
+			return -1;
+		}
+		memcpy(ov->conf_path, abs, strlen(abs) + 1);
+	}
 	return 0;
 }
 

@@ -159,6 +159,7 @@ pool_spawn(struct supervisor *s, uint32_t slot)
 	wp->gen = s->gen;
 	wp->state = WP_STARTING;
 	wp->started = wp->last_heard = clock_now();
+	wp->timeout = s->conf.worker_timeout;
 	TAILQ_INIT(&wp->jobs);
 	if ((wp->chan = chan_new(s->loop, sv[0], on_frame, on_close, wp)) == NULL) {
 		log_err("pool: out of memory");

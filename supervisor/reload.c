@@ -21,6 +21,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <pwd.h>
+
 #include "log.h"
 #include "supervisor.h"
 
@@ -48,6 +50,16 @@ config_read(const struct overrides *ov, struct conf *c, char *err, size_t len)
 		snprintf(err, len, "%s: %s", ov->conf_path, msg);
 		return -1;
 	}
+	if (c->user[0] != '\0' && getpwnam(c->user) == NULL) {
+		snprintf(err, len, "%s: [mandrill] user %s: no such user",
+		    ov->conf_path, c->user);
+		return -1;
+	}
+	if (stat(c->state_dir, &sb) == 0 && (sb.st_mode & S_IWOTH)) {
+		snprintf(err, len, "%s: state_dir %s is writable by everyone; "
+		    "refusing it (chmod o-w)", ov->conf_path, c->state_dir);
+		return -1;
+	}
 	return 0;
 }
 
@@ -61,6 +73,8 @@ fixed_change(const struct conf *old, const struct conf *new)
 		return "[mandrill] pid_file";
 	if (old->source != new->source)
 		return "[source] type";
+	if (strcmp(old->user, new->user) != 0)
+		return "[mandrill] user";
 	return NULL;
 }
 
@@ -92,16 +106,16 @@ supervisor_reload(struct supervisor *s)
 		    "change without restarting mandrilld", fixed);
 		return;
 	}
-	if (strcmp(s->conf.log_file, c.log_file) != 0 &&
-	    log_open(c.log_file) < 0) {
-		log_err("reload failed, configuration unchanged: log_file %s: "
-		    "%s", c.log_file, strerror(errno));
-		return;
-	}
 	if (s->src->ops->reload(s->src, &c, err, sizeof(err)) < 0) {
 		log_err("reload failed, configuration unchanged: source: %s",
 		    err);
 		return;
+	}
+	if (strcmp(s->conf.log_file, c.log_file) != 0 &&
+	    log_open(c.log_file) < 0) {
+		log_err("reload: log_file %s: %s; logging on where it was",
+		    c.log_file, strerror(errno));
+		snprintf(c.log_file, sizeof(c.log_file), "%s", s->conf.log_file);
 	}
 	s->conf = c;
 	log_set_level(c.log_level);

@@ -492,14 +492,23 @@ sim_reload(struct source *src, const struct conf *c, char *err, size_t len)
 {
 	struct sim *s = (struct sim *)src;
 
-	if (c->count != 0 && c->count < s->published) {
+	if (s->file_n > 0) {
+		/* The file fixed the messages; only the rate may change. */
+	} else if (c->count != 0 && c->count < s->published) {
 		snprintf(err, len, "count %" PRIu64 " is below the %" PRIu64
 		    " messages already published", c->count, s->published);
 		return -1;
 	}
 	src->ack_deadline = c->ack_deadline;
-	s->count = c->count;
+	if (s->file_n == 0)
+		s->count = c->count;
 	s->instances = c->instances;
+	if (s->rate > 0 && c->rate == s->rate &&
+	    !ev_is_active(&s->publisher) && can_publish(s)) {
+		/* count was raised after publishing had stopped */
+		ev_timer_set(&s->publisher, 0., PUBLISH_TICK);
+		ev_timer_start(src->loop, &s->publisher);
+	}
 	if (c->rate != s->rate) {
 		s->rate = c->rate;
 		s->pub_start = clock_now();

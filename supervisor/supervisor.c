@@ -325,7 +325,7 @@ tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
 			pool_kill(wp, SIGKILL);
 			wp->kill_at = 0;
 		} else if (wp->kill_at == 0 && wp->state != WP_GONE &&
-		    now - wp->last_heard > s->conf.worker_timeout) {
+		    now - wp->last_heard > wp->timeout) {
 			log_err("worker %" PRIu32 " (pid %d) silent for %" PRId64
 			    " ms; aborting it", wp->slot, (int)wp->pid,
 			    now - wp->last_heard);

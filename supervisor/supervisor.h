@@ -67,6 +67,7 @@ struct wproc {
 	unsigned		 max_jobs;
 	int64_t			 started;
 	int64_t			 last_heard;
+	int64_t			 timeout;	/* its generation's worker_timeout */
 	int64_t			 kill_at;	/* send KILL after this; 0 none */
 };
 

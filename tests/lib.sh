@@ -100,6 +100,17 @@ wait_exit() {
 	done
 	wait "$PID"
 	RC=$?
+	sanitizer_check
+}
+
+# Built with --enable-sanitizers, the daemons report to their log: any
+# report fails the test, even when the daemon survived it.
+sanitizer_check() {
+	if grep -q -E 'ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:' \
+	    "$LOG" 2>/dev/null; then
+		fail "sanitizer report in $LOG:"
+		grep -E -A12 'Sanitizer|runtime error:' "$LOG" | head -40
+	fi
 }
 
 # wait_for PATTERN SECONDS: wait until the log has a line matching PATTERN

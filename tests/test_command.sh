@@ -196,8 +196,8 @@ check "a world-writable config file is refused (78)" "$?" 78
 chmod o-w "$T/mandrill.conf"
 mkdir -p "$T/state"
 chmod 777 "$T/state"
-"$MANDRILLD" -f -c "$T/mandrill.conf" > "$T/out" 2>&1
-check "a world-writable state_dir is refused (73)" "$?" 73
+"$MANDRILLD" -t -c "$T/mandrill.conf" > "$T/out" 2>&1
+check "a world-writable state_dir is refused, by -t too (78)" "$?" 78
 check "... naming it" "$(grep -c 'writable by everyone' "$T/out")" 1
 rm -rf "$T/state"
 
