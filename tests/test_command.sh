@@ -126,6 +126,18 @@ check "hostile: payload bytes kept in dead_letters" \
 check "hostile: one log line per record (no raw newline or escape)" \
     "$(grep -c "$(printf '\033')" "$LOG")" 0
 
+# a reload while publishing from a file: the file's payloads stay the set
+reset
+cmd_conf 1 "$T/restart.sh {host}" "payload_file = $corpus
+rate = 20"
+sed -i '0,/^rate = 0$/{/^rate = 0$/d}' "$T/mandrill.conf"
+start_mandrilld
+wait_for "Done. Terminated" 10
+kill -HUP "$PID"
+wait_exit 60
+check "hostile + HUP: exit 0, all $n dead-lettered once" \
+    "$RC-$(sql "SELECT count(*) FROM dead_letters")" "0-$n"
+
 # --- max_concurrent: never more than one restart at a time ----------------------
 reset
 cmd_conf 6 "$T/restart.sh {host} 0.3" "" "max_concurrent = 1"

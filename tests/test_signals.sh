@@ -197,6 +197,20 @@ n=0
 while [ "$(worker_pids | wc -l)" -ne 3 ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
 check "TTOU: three workers" "$(worker_pids | wc -l)" 3
 
+# HUP that lowers max_in_flight below what is in flight: the cap holds
+sed -i 's/^max_in_flight = 32$/max_in_flight = 4/' "$T/mandrill.conf"
+kill -HUP "$PID"
+wait_for "reload done: generation .*" 10
+sleep 2
+: > "$T/usr2.mark"
+kill -USR2 "$PID"
+sleep 0.5
+inflight=$(grep 'state: running' "$LOG" | tail -1 | sed 's/.*generation [0-9]*, \([0-9]*\) in flight.*/\1/')
+check "HUP to max_in_flight 4: no more than 4 in flight" \
+    "$([ "${inflight:-99}" -le 4 ] && echo yes || echo "no: $inflight")" yes
+sed -i 's/^max_in_flight = 4$/max_in_flight = 32/' "$T/mandrill.conf"
+kill -HUP "$PID"
+
 # USR2: a state dump
 kill -USR2 "$PID"
 wait_for "state: running, generation" 5 || fail "USR2: no dump"
