@@ -13,6 +13,7 @@
 #include "chan.h"
 
 #define READ_CHUNK	(64 * 1024)
+#define IN_CAP		(PROTO_FRAME_MAX + READ_CHUNK)
 
 static void chan_close(struct chan *c, const char *why);
 
@@ -92,39 +93,23 @@ deliver(struct chan *c)
 {
 	char err[256];
 	struct proto_msg m;
-	size_t bytes;
+	size_t off = 0, used;
 	int rc;
 
-	for (;;) {
-		rc = msgpack_unpacker_next_with_size(&c->up, &c->result, &bytes);
-		if (rc == MSGPACK_UNPACK_CONTINUE) {
-			/* All bytes of the frame so far, parsed or not. */
-			if (msgpack_unpacker_message_size(&c->up) > PROTO_FRAME_MAX) {
-				snprintf(err, sizeof(err), "frame larger than "
-				    "%d bytes", PROTO_FRAME_MAX);
-				chan_close(c, err);
-				return -1;
-			}
-			return 0;
-		}
-		if (rc != MSGPACK_UNPACK_SUCCESS) {
-			chan_close(c, rc == MSGPACK_UNPACK_NOMEM_ERROR ?
-			    "frame too large to decode" : "malformed msgpack");
-			return -1;
-		}
-		if (bytes > PROTO_FRAME_MAX) {
-			snprintf(err, sizeof(err), "frame of %zu bytes, more "
-			    "than %d", bytes, PROTO_FRAME_MAX);
-			chan_close(c, err);
-			return -1;
-		}
-		if (proto_decode(&c->result.data, &m, err, sizeof(err)) < 0) {
-			chan_close(c, err);
-			return -1;
-		}
+	while ((rc = proto_next(c->in + off, c->in_len - off, &c->result, &m,
+	    &used, err, sizeof(err))) == 1) {
+		off += used;
 		if (c->on_frame(c, &m, c->arg) < 0 || c->closed)
 			return -1;
 	}
+	if (rc < 0) {
+		chan_close(c, err);
+		return -1;
+	}
+	/* Keep the partial frame at the front; decoded frames are done with. */
+	memmove(c->in, c->in + off, c->in_len - off);
+	c->in_len -= off;
+	return 0;
 }
 
 static void
@@ -134,12 +119,7 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	char why[128];
 	ssize_t n;
 
-	if (!msgpack_unpacker_reserve_buffer(&c->up, READ_CHUNK)) {
-		chan_close(c, "out of memory");
-		return;
-	}
-	n = read(c->fd, msgpack_unpacker_buffer(&c->up),
-	    msgpack_unpacker_buffer_capacity(&c->up));
+	n = read(c->fd, c->in + c->in_len, IN_CAP - c->in_len);
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return;
 	if (n <= 0) {
@@ -148,7 +128,7 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		chan_close(c, why);
 		return;
 	}
-	msgpack_unpacker_buffer_consumed(&c->up, n);
+	c->in_len += (size_t)n;
 	c->in_read = 1;
 	deliver(c);
 	c->in_read = 0;
@@ -176,7 +156,7 @@ chan_new(struct ev_loop *loop, int fd, chan_frame_cb on_frame,
 
 	if (c == NULL)
 		return NULL;
-	if (!msgpack_unpacker_init(&c->up, READ_CHUNK)) {
+	if ((c->in = malloc(IN_CAP)) == NULL) {
 		free(c);
 		return NULL;
 	}
@@ -214,7 +194,7 @@ chan_free(struct chan *c)
 	ev_prepare_stop(c->loop, &c->flusher);
 	close(c->fd);
 	msgpack_unpacked_destroy(&c->result);
-	msgpack_unpacker_destroy(&c->up);
+	free(c->in);
 	msgpack_sbuffer_destroy(&c->out);
 	free(c);
 }

@@ -2,7 +2,9 @@
  * chan: one end of a supervisor <-> worker socket, on a libev loop.
  *
  * Reading: one callback per readable event reads what is there and hands
- * every complete, decoded frame to on_frame.  A frame that does not
+ * every complete, decoded frame to on_frame.  Frames are checked by
+ * proto_next() before msgpack-c decodes them, so no declared length or
+ * count can make the reader allocate more than one frame's worth.  A frame that does not
  * decode, a frame over PROTO_FRAME_MAX, a read error or EOF is reported
  * once through on_close, after which the channel delivers nothing more.
  *
@@ -31,7 +33,8 @@ struct chan {
 	ev_io		 rio;
 	ev_io		 wio;
 	ev_prepare	 flusher;
-	msgpack_unpacker up;
+	char		*in;		/* bytes read, not yet a whole frame */
+	size_t		 in_len;
 	msgpack_unpacked result;
 	msgpack_sbuffer	 out;
 	size_t		 out_off;

@@ -418,3 +418,126 @@ proto_pack_heartbeat(msgpack_packer *pk)
 {
 	pack_head(pk, "heartbeat", 0);
 }
+
+/*
+ * Size of the msgpack object at p (n bytes available): 0 if it does not
+ * fit yet, -1 if it is not a scalar, string or binary, -2 if it declares
+ * more than PROTO_FRAME_MAX bytes (refused at once), else its size.
+ */
+static int64_t
+scalar_size(const unsigned char *p, size_t n)
+{
+	uint64_t len;
+	size_t hdr;
+
+	if (n == 0)
+		return 0;
+	if (p[0] <= 0x7f || p[0] >= 0xe0 || p[0] == 0xc0 || p[0] == 0xc2 ||
+	    p[0] == 0xc3)
+		return 1;				/* fixint, nil, bool */
+	if (p[0] >= 0xa0 && p[0] <= 0xbf)
+		return 1 + (p[0] & 0x1f);		/* fixstr */
+	switch (p[0]) {
+	case 0xcc: case 0xd0: return 2;
+	case 0xcd: case 0xd1: return 3;
+	case 0xca: case 0xce: case 0xd2: return 5;
+	case 0xcb: case 0xcf: case 0xd3: return 9;
+	case 0xc4: case 0xd9: hdr = 2; break;	/* bin8, str8 */
+	case 0xc5: case 0xda: hdr = 3; break;	/* bin16, str16 */
+	case 0xc6: case 0xdb: hdr = 5; break;	/* bin32, str32 */
+	default:
+		return -1;	/* array, map, ext, never-used */
+	}
+	if (n < hdr)
+		return 0;
+	len = 0;
+	for (size_t i = 1; i < hdr; i++)
+		len = len << 8 | p[i];
+	if (len > PROTO_FRAME_MAX)
+		return -2;
+	return (int64_t)(hdr + len);
+}
+
+/* 1 and *len when a whole flat map is there, 0 for more, -1 bad. */
+static int
+scan_frame(const unsigned char *p, size_t n, size_t *len, char *err,
+    size_t errlen)
+{
+	size_t off, count;
+	int64_t sz;
+
+	if (n == 0)
+		return 0;
+	if (p[0] >= 0x80 && p[0] <= 0x8f) {
+		count = p[0] & 0x0f;
+		off = 1;
+	} else if (p[0] == 0xde) {
+		if (n < 3)
+			return 0;
+		count = (size_t)p[1] << 8 | p[2];
+		off = 3;
+	} else if (p[0] == 0xdf) {
+		if (n < 5)
+			return 0;
+		count = (size_t)p[1] << 24 | (size_t)p[2] << 16 |
+		    (size_t)p[3] << 8 | p[4];
+		off = 5;
+	} else {
+		snprintf(err, errlen, "frame is not a map");
+		return -1;
+	}
+	if (count > PROTO_MAP_MAX) {
+		snprintf(err, errlen, "frame has %zu keys, more than %d", count,
+		    PROTO_MAP_MAX);
+		return -1;
+	}
+	for (size_t i = 0; i < 2 * count; i++) {
+		if (off >= n)
+			return 0;
+		if ((sz = scalar_size(p + off, n - off)) == -2)
+			goto big;
+		if (sz < 0) {
+			snprintf(err, errlen, "frame holds a nested or unknown "
+			    "msgpack type 0x%02x", p[off]);
+			return -1;
+		}
+		if (sz == 0 || off + (size_t)sz > n) {
+			if (off + (size_t)(sz > 0 ? sz : 0) > PROTO_FRAME_MAX)
+				goto big;
+			return 0;
+		}
+		off += (size_t)sz;
+		if (off > PROTO_FRAME_MAX)
+			goto big;
+	}
+	*len = off;
+	return 1;
+big:
+	snprintf(err, errlen, "frame larger than %d bytes", PROTO_FRAME_MAX);
+	return -1;
+}
+
+int
+proto_next(const char *p, size_t n, msgpack_unpacked *res,
+    struct proto_msg *m, size_t *used, char *err, size_t errlen)
+{
+	size_t len, off = 0;
+	int rc;
+
+	if ((rc = scan_frame((const unsigned char *)p, n, &len, err,
+	    errlen)) <= 0) {
+		if (rc == 0 && n > PROTO_FRAME_MAX) {
+			snprintf(err, errlen, "frame larger than %d bytes",
+			    PROTO_FRAME_MAX);
+			return -1;
+		}
+		return rc;
+	}
+	if (msgpack_unpack_next(res, p, len, &off) != MSGPACK_UNPACK_SUCCESS ||
+	    off != len) {
+		snprintf(err, errlen, "malformed msgpack");
+		return -1;
+	}
+	*used = len;
+	return proto_decode(&res->data, m, err, errlen) < 0 ? -1 : 1;
+}

@@ -28,6 +28,7 @@
 #define PROTO_FRAME_MAX	65536
 #define PROTO_DATA_MAX	32768	/* payload bytes carried in a job frame */
 #define PROTO_ERR_MAX	256	/* error text carried in a done frame */
+#define PROTO_MAP_MAX	64	/* keys in one frame, at most */
 
 enum proto_type {
 	P_WELCOME, P_JOB, P_CANCEL, P_DRAIN, P_REOPEN, P_READY, P_DONE,
@@ -97,6 +98,16 @@ struct proto_msg {
 
 int proto_decode(const msgpack_object *o, struct proto_msg *m,
     char *err, size_t errlen);
+/*
+ * The next frame of a byte stream, checked before msgpack-c sees it: a
+ * flat map (no nested array or map) of at most PROTO_MAP_MAX entries and
+ * PROTO_FRAME_MAX bytes.  Declared counts are never trusted, so a hostile
+ * header cannot make the unpacker allocate gigabytes.  1 with *m decoded
+ * (pointing into p and res) and *used set; 0 if more bytes are needed;
+ * -1 with err.
+ */
+int proto_next(const char *p, size_t n, msgpack_unpacked *res,
+    struct proto_msg *m, size_t *used, char *err, size_t errlen);
 
 void proto_pack_welcome(msgpack_packer *pk, const struct worker_settings *ws);
 void proto_pack_job(msgpack_packer *pk, uint64_t id, const char *msg_id,

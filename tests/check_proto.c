@@ -909,7 +909,7 @@ START_TEST(test_chan_garbage)
 	ck_assert_int_eq(rec.nframes, 1);
 	ck_assert_int_eq(rec.ncloses, 1);
 	ck_assert_str_ne(rec.why, "");
-	ck_assert_ptr_nonnull(strstr(rec.why, "malformed"));
+	ck_assert_ptr_nonnull(strstr(rec.why, "not a map"));
 	/* Nothing more is delivered once closed. */
 	msgpack_sbuffer_clear(&sb);
 	proto_pack_drain(&pk);
@@ -984,8 +984,24 @@ START_TEST(test_chan_oversize_incomplete_array)
 	ck_assert_msg(rec.ncloses == 1, "%zu bytes of one frame buffered "
 	    "without on_close", sent);
 	ck_assert_int_eq(rec.nframes, 0);
-	ck_assert_msg(strstr(rec.why, "65536") != NULL,
-	    "reason \"%s\" does not name the size", rec.why);
+	/* Refused at the array header, before any element is buffered. */
+	ck_assert_msg(strstr(rec.why, "nested") != NULL,
+	    "reason \"%s\" does not name the nested array", rec.why);
+	ck_assert_uint_le(sent, sizeof(chunk));
+}
+END_TEST
+
+/* A header declaring 4 billion keys is refused without allocating them. */
+START_TEST(test_chan_map_count_bomb)
+{
+	static const unsigned char bomb[] = { 0xdf, 0xff, 0xff, 0xff, 0xff,
+	    0xa1, 't' };
+
+	write_all(sv[1], bomb, sizeof(bomb));
+	pump(&rec.ncloses, 1);
+	ck_assert_int_eq(rec.ncloses, 1);
+	ck_assert_msg(strstr(rec.why, "keys, more than 64") != NULL,
+	    "reason \"%s\"", rec.why);
 }
 END_TEST
 
@@ -1243,6 +1259,7 @@ proto_suite(void)
 	tcase_add_test(tc, test_chan_garbage);
 	tcase_add_test(tc, test_chan_bad_frame_closes_with_reason);
 	tcase_add_test(tc, test_chan_oversize_incomplete_bin);
+	tcase_add_test(tc, test_chan_map_count_bomb);
 	tcase_add_test(tc, test_chan_oversize_incomplete_array);
 	tcase_add_test(tc, test_chan_oversize_complete_frame);
 	tcase_add_test(tc, test_chan_eof);
