@@ -117,6 +117,46 @@ check "hung worker: it was replaced" \
     "$(grep -c 'worker [0-9]* started' "$LOG")" 3
 check_invariant
 
+# --- a worker that sends a malformed frame is ended and replaced ---------------
+reset
+cat > "$T/bad-worker" <<'EOF'
+#!/bin/sh
+# Answers the welcome with bytes that are not a frame, then waits.
+printf '\301\301 not msgpack' >&3
+exec sleep 30
+EOF
+chmod 755 "$T/bad-worker"
+base_conf 100ms..200ms 30s 0
+sed -i "s|^worker_path = .*|worker_path = $T/bad-worker|" "$T/mandrill.conf"
+start_mandrilld
+wait_count "frame is not a map; stopping it" 2 10 || fail "bad frames not noticed"
+wait_count "worker [0-9]* started" 3 10 || fail "bad worker not replaced"
+check "malformed frame: the supervisor is still running" \
+    "$(kill -0 "$PID" && echo yes)" yes
+check "malformed frame: the reason is logged" \
+    "$(grep -c 'worker [0-9]* (pid [0-9]*): frame is not a map; stopping it' "$LOG" | awk '{print ($1 >= 2)}')" 1
+kill -TERM "$PID"
+wait_exit 30
+check "malformed frame: clean exit" "$RC" 0
+
+# --- a worker that always dies at start: throttled, not a fork loop -------------
+reset
+base_conf 100ms..200ms 30s 0
+sed -i "s|^worker_path = .*|worker_path = /bin/false|" "$T/mandrill.conf"
+start_mandrilld
+sleep 6
+check "crash loop: the supervisor is still running" \
+    "$(kill -0 "$PID" && echo yes)" yes
+check "crash loop: the throttle is logged" \
+    "$(grep -c 'workers are dying young' "$LOG" | awk '{print ($1 >= 2)}')" 1
+check "crash loop: at most a handful of spawns in 6 s, not a fork loop" \
+    "$(grep -c 'worker [0-9]* started' "$LOG" | awk '{print ($1 >= 3 && $1 <= 12)}')" 1
+check "crash loop: delays grow (1s, 2s, 4s...)" \
+    "$(grep -c 'next spawn in 4s' "$LOG")" 1
+kill -TERM "$PID"
+wait_exit 30
+check "crash loop: TERM still ends it with 0" "$RC" 0
+
 # --- Ctrl-C reaches only mandrilld: workers have their own process group ------
 reset
 base_conf 100ms..200ms 30s 0
