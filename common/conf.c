@@ -125,6 +125,15 @@ const struct conf_key conf_keys[] = {
 	{ "restart", "restart_timeout", CT_DUR, OFF(restart_timeout), 0, "5m",
 	  1, 86400000, NULL, "a restart running longer fails" },
 
+	{ "metrics", "metrics_file", CT_STR, STR(metrics_file), "", 0, 0, NULL,
+	  "Prometheus text file, rewritten atomically; empty writes none" },
+	{ "metrics", "metrics_interval", CT_DUR, OFF(metrics_interval), 0,
+	  "15s", 1000, 3600000, NULL, "how often metrics_file is written" },
+	{ "metrics", "status_interval", CT_DUR, OFF(status_interval), 0, "1m",
+	  0, 86400000, NULL, "how often a status line is logged; 0 is never" },
+	{ "metrics", "slow_iteration", CT_DUR, OFF(slow_iteration), 0, "50ms",
+	  0, 3600000, NULL, "warn when one loop iteration takes longer; 0 "
+	  "is never" },
 	{ "lease", "max_lease", CT_DUR, OFF(max_lease), 0, "1h",
 	  1000, 86400000, NULL, "longest time a message's lease is extended" },
 };
@@ -353,7 +362,8 @@ conf_set(struct conf *c, const char *section, const char *name,
 		if (conf_key_find(section, "workers") == NULL &&
 		    conf_key_find(section, "type") == NULL &&
 		    conf_key_find(section, "mode") == NULL &&
-		    conf_key_find(section, "max_lease") == NULL)
+		    conf_key_find(section, "max_lease") == NULL &&
+		    conf_key_find(section, "metrics_file") == NULL)
 			snprintf(err, errlen, "unknown section [%s]", section);
 		else
 			snprintf(err, errlen, "unknown key \"%s\" in [%s]",
@@ -618,7 +628,8 @@ conf_resolve(struct conf *c, const char *base, char *err, size_t errlen)
 	    resolve_one(c->state_dir, sizeof(c->state_dir), base) < 0 ||
 	    resolve_one(c->log_file, sizeof(c->log_file), base) < 0 ||
 	    resolve_one(c->pid_file, sizeof(c->pid_file), base) < 0 ||
-	    resolve_one(c->payload_file, sizeof(c->payload_file), base) < 0) {
+	    resolve_one(c->payload_file, sizeof(c->payload_file), base) < 0 ||
+	    resolve_one(c->metrics_file, sizeof(c->metrics_file), base) < 0) {
 		snprintf(err, errlen, "a path is too long once made absolute "
 		    "from %s", base);
 		return -1;

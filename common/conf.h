@@ -1,7 +1,8 @@
 /*
  * conf: the mandrill configuration file, its keys, defaults and checks.
  *
- * One INI file with sections [mandrill], [source], [restart], [lease].
+ * One INI file with sections [mandrill], [source], [restart], [lease],
+ * [metrics].
  * Every key is described once, in conf.c's table: its type, default and
  * accepted form.  The parser, the sample file and the man page test all
  * read that table, so a key cannot exist in one and not the others.
@@ -76,6 +77,12 @@ struct conf {
 
 	/* [lease] */
 	int64_t		 max_lease;
+
+	/* [metrics] */
+	char		 metrics_file[CONF_PATH_MAX];
+	int64_t		 metrics_interval;
+	int64_t		 status_interval;
+	int64_t		 slow_iteration;
 };
 
 enum conf_type {

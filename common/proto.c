@@ -44,6 +44,7 @@ static const struct field f_welcome[] = {
 	{ "dry_run", F_U32, W(dry_run) },
 	{ "max_concurrent", F_U32, W(max_concurrent) },
 	{ "max_per_minute", F_U32, W(max_per_minute) },
+	{ "slow_iteration", F_I64, W(slow_iteration) },
 	{ NULL, 0, 0 }
 };
 static const struct field f_job[] = {
@@ -61,7 +62,7 @@ static const struct field f_ready[] = {
 static const struct field f_done[] = {
 	{ "id", F_U64, M(id) }, { "outcome", F_OUTCOME, M(outcome) },
 	{ "error", F_STR, M(error) }, { "attempt", F_U32, M(attempt) },
-	{ NULL, 0, 0 }
+	{ "duration", F_U64, M(duration) }, { NULL, 0, 0 }
 };
 
 static const struct ftype {
@@ -314,7 +315,7 @@ pack_pstr(msgpack_packer *pk, const char *key, const struct pstr *s)
 void
 proto_pack_welcome(msgpack_packer *pk, const struct worker_settings *ws)
 {
-	pack_head(pk, "welcome", 27);
+	pack_head(pk, "welcome", 28);
 	pack_u64(pk, "v", PROTO_VERSION);
 	pack_u64(pk, "gen", ws->gen);
 	pack_u64(pk, "slot", ws->slot);
@@ -343,6 +344,7 @@ proto_pack_welcome(msgpack_packer *pk, const struct worker_settings *ws)
 	pack_u64(pk, "dry_run", ws->dry_run);
 	pack_u64(pk, "max_concurrent", ws->max_concurrent);
 	pack_u64(pk, "max_per_minute", ws->max_per_minute);
+	pack_i64(pk, "slow_iteration", ws->slow_iteration);
 }
 
 void
@@ -398,19 +400,20 @@ proto_pack_ready(msgpack_packer *pk, uint32_t pid, uint32_t max_jobs)
 
 void
 proto_pack_done(msgpack_packer *pk, uint64_t id, enum outcome o,
-    const char *error, uint32_t attempt)
+    const char *error, uint32_t attempt, uint64_t duration_us)
 {
 	size_t elen = error ? strlen(error) : 0;
 
 	if (elen > PROTO_ERR_MAX)
 		elen = PROTO_ERR_MAX;
-	pack_head(pk, "done", 4);
+	pack_head(pk, "done", 5);
 	pack_u64(pk, "id", id);
 	pack_key(pk, "outcome");
 	pack_key(pk, outcome_name(o));
 	pack_key(pk, "error");
 	pack_str(pk, error ? error : "", elen);
 	pack_u64(pk, "attempt", attempt);
+	pack_u64(pk, "duration", duration_us);
 }
 
 void

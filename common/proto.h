@@ -78,6 +78,7 @@ struct worker_settings {
 	uint32_t	 dry_run;
 	uint32_t	 max_concurrent;
 	uint32_t	 max_per_minute;
+	int64_t		 slow_iteration;	/* ms; warn above */
 };
 
 struct proto_msg {
@@ -93,6 +94,7 @@ struct proto_msg {
 	struct pstr	 error;
 	uint32_t	 pid;
 	uint32_t	 max_jobs;
+	uint64_t	 duration;	/* done: the restart's run time, us */
 	struct worker_settings ws;
 };
 
@@ -118,7 +120,7 @@ void proto_pack_drain(msgpack_packer *pk);
 void proto_pack_reopen(msgpack_packer *pk);
 void proto_pack_ready(msgpack_packer *pk, uint32_t pid, uint32_t max_jobs);
 void proto_pack_done(msgpack_packer *pk, uint64_t id, enum outcome o,
-    const char *error, uint32_t attempt);
+    const char *error, uint32_t attempt, uint64_t duration_us);
 void proto_pack_heartbeat(msgpack_packer *pk);
 
 #endif

@@ -333,6 +333,8 @@ on_done(struct wproc *wp, const struct proto_msg *m)
 		    "; stopping it", wp->slot, m->id);
 		return -1;
 	}
+	if (m->duration > 0)
+		hist_add(&s->n.restart_time, m->duration);
 	settle(s, j, m->outcome, m->attempt, &m->error);
 	return 0;
 }
@@ -343,6 +345,7 @@ dispatch_frame(struct wproc *wp, const struct proto_msg *m)
 	struct supervisor *s = wp->sup;
 	int rc;
 
+	loopwatch_note(&s->watch, "frames from workers");
 	switch (m->type) {
 	case P_READY:
 		rc = on_ready(wp, m);

@@ -118,6 +118,7 @@ send_welcome(struct wproc *wp)
 	ws.dry_run = (uint32_t)c->dry_run;
 	ws.max_concurrent = c->max_concurrent;
 	ws.max_per_minute = c->max_per_minute;
+	ws.slow_iteration = c->slow_iteration;
 	proto_pack_welcome(chan_packer(wp->chan), &ws);
 }
 

@@ -24,6 +24,7 @@
 #include <pwd.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "supervisor.h"
 
 int
@@ -123,6 +124,7 @@ supervisor_reload(struct supervisor *s)
 	s->leases.max_lease = c.max_lease;
 	s->target_workers = c.workers;
 	s->fast_deaths = 0;
+	metrics_reload(s);
 	s->gen++;
 	supervisor_spawn_missing(s);
 	supervisor_retire_generation(s, old_gen);

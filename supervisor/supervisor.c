@@ -25,6 +25,7 @@
 #include "clock.h"
 #include "duration.h"
 #include "log.h"
+#include "metrics.h"
 #include "supervisor.h"
 
 #define YOUNG_MS	10000	/* a worker dying younger than this is throttled */
@@ -79,6 +80,7 @@ respawn_cb(struct ev_loop *loop, ev_timer *t, int revents)
 static void
 stop_everything(struct supervisor *s)
 {
+	metrics_stop(s);
 	ev_timer_stop(s->loop, &s->tick);
 	ev_timer_stop(s->loop, &s->respawn);
 	ev_timer_stop(s->loop, &s->drain_timer);
@@ -380,7 +382,11 @@ supervisor_init(struct supervisor *s, struct ev_loop *loop,
 		log_err("source: out of memory");
 		return -1;
 	}
+	if (c->allow[0] == '\0')
+		log_warn("[restart] allow is empty: no host may be restarted, "
+		    "and every message will be invalid");
 	dispatch_init(s);
+	metrics_init(s);
 	watch_signals(s);
 	ev_timer_init(&s->tick, tick_cb, 1., 1.);
 	ev_timer_init(&s->respawn, respawn_cb, 0., 0.);

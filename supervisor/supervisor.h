@@ -22,6 +22,7 @@
 #include "conf.h"
 #include "hist.h"
 #include "lease.h"
+#include "loopwatch.h"
 #include "proto.h"
 #include "rng.h"
 #include "source.h"
@@ -85,6 +86,7 @@ struct counters {
 	uint64_t	 lost;
 	uint64_t	 crashes;
 	struct hist	 ack_latency;	/* pull to ack, microseconds */
+	struct hist	 restart_time;	/* restarts' run time, microseconds */
 };
 
 struct supervisor {
@@ -117,6 +119,11 @@ struct supervisor {
 	ev_signal		 sig[8];
 	int			 nsig;
 	struct counters		 n;
+	struct loopwatch	 watch;
+	ev_timer		 metrics_timer;
+	ev_timer		 status_timer;
+	struct counters		 status_last;	/* at the last status line */
+	int64_t			 status_at;
 };
 
 /* supervisor.c */

@@ -300,19 +300,20 @@ START_TEST(test_done_roundtrip)
 {
 	enum outcome o = (enum outcome)_i;
 
-	proto_pack_done(&pk, 99 + _i, o, "exit status 1", 4);
+	proto_pack_done(&pk, 99 + _i, o, "exit status 1", 4, 1234567 + _i);
 	decode_ok();
 	ck_assert_int_eq(msg.type, P_DONE);
 	ck_assert_uint_eq(msg.id, 99 + _i);
 	ck_assert_int_eq(msg.outcome, o);
 	assert_pstr(msg.error, "exit status 1", 13);
 	ck_assert_uint_eq(msg.attempt, 4);
+	ck_assert_uint_eq(msg.duration, 1234567 + _i);
 }
 END_TEST
 
 START_TEST(test_done_null_error)
 {
-	proto_pack_done(&pk, 1, OUT_RESTARTED, NULL, 1);
+	proto_pack_done(&pk, 1, OUT_RESTARTED, NULL, 1, 0);
 	decode_ok();
 	ck_assert_int_eq(msg.outcome, OUT_RESTARTED);
 	ck_assert_uint_eq(msg.error.len, 0);
@@ -325,7 +326,7 @@ START_TEST(test_done_long_error_bounded)
 
 	memset(e, 'e', sizeof(e) - 1);
 	e[sizeof(e) - 1] = '\0';
-	proto_pack_done(&pk, 1, OUT_FAILED, e, 2);
+	proto_pack_done(&pk, 1, OUT_FAILED, e, 2, 0);
 	decode_ok();
 	ck_assert_uint_eq(msg.error.len, PROTO_ERR_MAX);
 	ck_assert(memcmp(msg.error.p, e, PROTO_ERR_MAX) == 0);
@@ -1103,7 +1104,7 @@ START_TEST(test_chan_flush_writes_frames)
 	ck_assert_ptr_nonnull(cpk);
 	ck_assert_uint_eq(chan_pending(ch), 0);
 	proto_pack_ready(cpk, 4242, 64);
-	proto_pack_done(cpk, 9, OUT_SKIPPED, "recent", 2);
+	proto_pack_done(cpk, 9, OUT_SKIPPED, "recent", 2, 0);
 	ck_assert_uint_gt(chan_pending(ch), 0);
 	ck_assert_int_eq(chan_flush(ch), 0);
 	ck_assert_uint_eq(chan_pending(ch), 0);

@@ -37,7 +37,7 @@ send_done(struct worker *w, struct wjob *j)
 {
 	if (w->chan != NULL) {
 		proto_pack_done(chan_packer(w->chan), j->id, j->v.outcome,
-		    j->v.error, j->v.attempts);
+		    j->v.error, j->v.attempts, j->run_us);
 		w->sent++;
 	}
 	w->njobs--;
@@ -84,6 +84,7 @@ restart_done(struct restart_run *run, int exit_status, const char *error,
 	struct worker *w = j->w;
 
 	TAILQ_REMOVE(&w->running, j, link);
+	j->run_us = (uint64_t)(clock_now_us() - j->started);
 	if (output != NULL && (j->output = strdup(output)) == NULL)
 		log_err("out of memory keeping the output of %s", j->p.host);
 	j->exit_status = exit_status;
@@ -148,7 +149,7 @@ settle(struct worker *w, struct wjob *j)
 		log_info("Saved msg_id=%s instance=%s host=%s attempt=%" PRIu32,
 		    j->p.msg_id, j->p.instance, j->p.host, j->v.attempts);
 		j->state = JS_RUNNING;
-		j->started = clock_now();
+		j->started = clock_now_us();
 		TAILQ_INSERT_TAIL(&w->running, j, link);
 		if (w->dry_run) {
 			char cmd[1024];
@@ -232,6 +233,7 @@ commit_cb(struct ev_loop *loop, ev_prepare *p, int revents)
 	struct worker *w = p->data;
 
 	ev_prepare_stop(loop, p);
+	loopwatch_note(&w->watch, "the group commit");
 	for (int round = 0; round < 4 && !TAILQ_EMPTY(&w->todo); round++)
 		commit_batch(w);
 	/* Still more: make sure the loop comes back without blocking. */
@@ -414,6 +416,7 @@ welcome(struct worker *w, const struct proto_msg *m)
 	    ws->sim_latency_max, ws->sim_failure_rate,
 	    ws->sim_seed ? ws->sim_seed + ws->slot : 0, ws->restart_timeout,
 	    argv);
+	loopwatch_init(&w->watch, w->loop, ws->slow_iteration);
 	ev_timer_init(&w->heartbeat, heartbeat_cb, ws->heartbeat / 1000.0,
 	    ws->heartbeat / 1000.0);
 	w->heartbeat.data = w;
@@ -440,7 +443,7 @@ job_accept(struct worker *w, const struct proto_msg *m)
 		free(j);
 		if (w->chan) {	/* tell the supervisor: nack, not lost */
 			proto_pack_done(chan_packer(w->chan), m->id, OUT_ERROR,
-			    "worker out of memory", 0);
+			    "worker out of memory", 0, 0);
 			w->sent++;
 		}
 		return;
@@ -620,4 +623,6 @@ worker_cleanup(struct worker *w)
 		chan_free(w->chan);
 	store_close(w->store);
 	restart_free(&w->rs);
+	if (w->welcomed)
+		loopwatch_stop(&w->watch);
 }

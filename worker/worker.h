@@ -17,6 +17,7 @@
 #include <ev.h>
 
 #include "chan.h"
+#include "loopwatch.h"
 #include "conf.h"
 #include "payload.h"
 #include "proto.h"
@@ -41,7 +42,8 @@ struct wjob {
 	int		 exit_status;
 	char		*output;	/* tail of the command's output */
 	int		 cancelled;
-	int64_t		 started;
+	int64_t		 started;	/* us, when the restart began */
+	uint64_t	 run_us;	/* how long it ran */
 	struct restart_run run;
 };
 
@@ -53,6 +55,7 @@ struct worker {
 	struct store	*store;
 	struct restarter rs;
 	struct store_rules rules;
+	struct loopwatch watch;
 	char		 state_dir[CONF_PATH_MAX];
 	char		 domain[256];
 	char		 allow[CONF_LIST_MAX];

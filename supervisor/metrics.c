@@ -1,0 +1,197 @@
+/*
+ * metrics: the Prometheus text file and the periodic status line.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+#include "metrics.h"
+#include "supervisor.h"
+
+/* Histogram buckets, seconds: from a fast ack to a slow reboot. */
+static const double buckets[] = {
+	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+	1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800,
+};
+
+static void
+counter(FILE *f, const char *name, const char *help, uint64_t v)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIu64 "\n", name,
+	    help, name, name, v);
+}
+
+static void
+gauge(FILE *f, const char *name, const char *help, double v)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n%s %g\n", name, help, name,
+	    name, v);
+}
+
+/* A histogram kept in microseconds, published in seconds. */
+static void
+histogram(FILE *f, const char *name, const char *help, const struct hist *h)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+	for (size_t i = 0; i < sizeof(buckets) / sizeof(buckets[0]); i++)
+		fprintf(f, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name,
+		    buckets[i], hist_count_le(h, (uint64_t)(buckets[i] * 1e6)));
+	fprintf(f, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %.6f\n"
+	    "%s_count %" PRIu64 "\n", name, h->n, name, (double)h->sum / 1e6,
+	    name, h->n);
+}
+
+static unsigned
+live_workers(const struct supervisor *s)
+{
+	return pool_count(s, WP_STARTING) + pool_count(s, WP_READY) +
+	    pool_count(s, WP_DRAINING);
+}
+
+int
+metrics_format(const struct supervisor *s, FILE *f)
+{
+	const struct counters *n = &s->n;
+
+	counter(f, "mandrill_messages_pulled_total",
+	    "Messages received from the source.", n->pulled);
+	counter(f, "mandrill_messages_redelivered_total",
+	    "Messages received again (delivery count above 1).",
+	    n->redelivered);
+	fprintf(f, "# HELP mandrill_outcomes_total Outcomes reported by "
+	    "workers, by outcome.\n# TYPE mandrill_outcomes_total counter\n");
+	for (int o = 0; o < OUT_COUNT; o++)
+		fprintf(f, "mandrill_outcomes_total{outcome=\"%s\"} %" PRIu64
+		    "\n", outcome_name((enum outcome)o), n->outcome[o]);
+	counter(f, "mandrill_messages_acked_total",
+	    "Messages acknowledged after their outcome was recorded.",
+	    n->acked);
+	counter(f, "mandrill_messages_nacked_total",
+	    "Messages given back for redelivery.", n->nacked);
+	counter(f, "mandrill_messages_terminated_total",
+	    "Messages terminated as invalid.", n->termed);
+	counter(f, "mandrill_dead_letters_total",
+	    "Messages dead-lettered (dead or invalid).",
+	    n->outcome[OUT_DEAD] + n->outcome[OUT_INVALID]);
+	counter(f, "mandrill_lease_extensions_total",
+	    "Ack deadlines extended.", s->leases.extended);
+	counter(f, "mandrill_leases_lost_total",
+	    "Leases given up (max_lease) or taken back by the broker.",
+	    n->lost);
+	counter(f, "mandrill_worker_crashes_total",
+	    "Workers that exited unexpectedly.", n->crashes);
+	counter(f, "mandrill_slow_iterations_total",
+	    "Supervisor loop iterations slower than slow_iteration.",
+	    s->watch.slow);
+	gauge(f, "mandrill_messages_in_flight",
+	    "Messages pulled and not yet acked or nacked.", s->in_flight);
+	gauge(f, "mandrill_workers", "Worker processes running.",
+	    live_workers(s));
+	histogram(f, "mandrill_pull_to_ack_seconds",
+	    "Time from pulling a message to acking it.", &n->ack_latency);
+	histogram(f, "mandrill_restart_duration_seconds",
+	    "Run time of restarts that were carried out.", &n->restart_time);
+	return ferror(f) ? -1 : 0;
+}
+
+int
+metrics_write(const struct supervisor *s)
+{
+	const char *path = s->conf.metrics_file;
+	char tmp[CONF_PATH_MAX + 16];
+	FILE *f;
+	int rc;
+
+	if (path[0] == '\0')
+		return 0;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if ((f = fopen(tmp, "we")) == NULL) {
+		log_err("metrics: %s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	rc = metrics_format(s, f);
+	if (fclose(f) != 0 || rc < 0 || rename(tmp, path) < 0) {
+		log_err("metrics: %s: %s", path, strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+write_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	metrics_write(t->data);
+}
+
+static void
+status_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct supervisor *s = t->data;
+	struct counters *last = &s->status_last;
+	int64_t now = clock_now();
+	double secs = (double)(now - s->status_at) / 1000.0;
+
+	if (secs <= 0)
+		return;
+	log_always(LOG_INFO, "Status: %u in flight, %u workers; per second: "
+	    "pulled %.1f, acked %.1f, nacked %.1f, terminated %.1f; "
+	    "restarted %" PRIu64 ", failed %" PRIu64 ", dead %" PRIu64
+	    ", crashes %" PRIu64 " in all", s->in_flight, live_workers(s),
+	    (double)(s->n.pulled - last->pulled) / secs,
+	    (double)(s->n.acked - last->acked) / secs,
+	    (double)(s->n.nacked - last->nacked) / secs,
+	    (double)(s->n.termed - last->termed) / secs,
+	    s->n.outcome[OUT_RESTARTED], s->n.outcome[OUT_FAILED],
+	    s->n.outcome[OUT_DEAD], s->n.crashes);
+	last->pulled = s->n.pulled;
+	last->acked = s->n.acked;
+	last->nacked = s->n.nacked;
+	last->termed = s->n.termed;
+	s->status_at = now;
+}
+
+static void
+arm(struct ev_loop *loop, ev_timer *t, int64_t ms, int on)
+{
+	ev_timer_stop(loop, t);
+	if (on && ms > 0) {
+		ev_timer_set(t, (double)ms / 1000.0, (double)ms / 1000.0);
+		ev_timer_start(loop, t);
+	}
+}
+
+void
+metrics_reload(struct supervisor *s)
+{
+	arm(s->loop, &s->metrics_timer, s->conf.metrics_interval,
+	    s->conf.metrics_file[0] != '\0');
+	arm(s->loop, &s->status_timer, s->conf.status_interval, 1);
+	loopwatch_set(&s->watch, s->conf.slow_iteration);
+}
+
+void
+metrics_init(struct supervisor *s)
+{
+	ev_timer_init(&s->metrics_timer, write_cb, 0., 0.);
+	ev_timer_init(&s->status_timer, status_cb, 0., 0.);
+	s->metrics_timer.data = s->status_timer.data = s;
+	s->status_at = clock_now();
+	loopwatch_init(&s->watch, s->loop, s->conf.slow_iteration);
+	metrics_reload(s);
+}
+
+void
+metrics_stop(struct supervisor *s)
+{
+	ev_timer_stop(s->loop, &s->metrics_timer);
+	ev_timer_stop(s->loop, &s->status_timer);
+	loopwatch_stop(&s->watch);
+	metrics_write(s);	/* the final counts */
+}
