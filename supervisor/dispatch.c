@@ -11,6 +11,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include "clock.h"
 #include "duration.h"
 #include "log.h"
+#include "notify.h"
 #include "supervisor.h"
 
 #define SLOT_BITS	21	/* job ids: sequence << SLOT_BITS | slot */
@@ -291,6 +293,25 @@ settle(struct supervisor *s, struct job *j, enum outcome o,
 	}
 }
 
+/* The whole current generation is ready: tell systemd, once per reload. */
+static void
+announce_ready(struct supervisor *s)
+{
+	const struct wproc *wp;
+	unsigned ready = 0;
+
+	if (s->ready_gen == s->gen)
+		return;
+	TAILQ_FOREACH(wp, &s->workers, link)
+		if (wp->gen == s->gen && wp->state == WP_READY)
+			ready++;
+	if (ready < s->target_workers)
+		return;
+	s->ready_gen = s->gen;
+	if (notify_send("READY=1\nSTATUS=workers ready") < 0)
+		log_warn("sd_notify READY: %s", strerror(errno));
+}
+
 static int
 on_ready(struct wproc *wp, const struct proto_msg *m)
 {
@@ -313,6 +334,7 @@ on_ready(struct wproc *wp, const struct proto_msg *m)
 	wp->state = WP_READY;
 	log_info("worker %" PRIu32 " ready, pid %" PRIu32 ", %" PRIu32 " jobs",
 	    wp->slot, m->pid, m->max_jobs);
+	announce_ready(wp->sup);
 	return 0;
 }
 

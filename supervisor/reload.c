@@ -25,6 +25,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "supervisor.h"
 
 int
@@ -98,18 +99,22 @@ supervisor_reload(struct supervisor *s)
 	uint32_t old_gen = s->gen;
 
 	log_info("SIGHUP: reloading %s", s->ov.conf_path);
+	notify_send("RELOADING=1");
 	if (config_read(&s->ov, &c, err, sizeof(err)) < 0) {
 		log_err("reload failed, configuration unchanged: %s", err);
+		notify_send("READY=1\nSTATUS=reload failed; see the log");
 		return;
 	}
 	if ((fixed = fixed_change(&s->conf, &c)) != NULL) {
 		log_err("reload refused, configuration unchanged: %s cannot "
 		    "change without restarting mandrilld", fixed);
+		notify_send("READY=1\nSTATUS=reload refused; see the log");
 		return;
 	}
 	if (s->src->ops->reload(s->src, &c, err, sizeof(err)) < 0) {
 		log_err("reload failed, configuration unchanged: source: %s",
 		    err);
+		notify_send("READY=1\nSTATUS=reload failed; see the log");
 		return;
 	}
 	if (strcmp(s->conf.log_file, c.log_file) != 0 &&

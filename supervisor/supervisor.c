@@ -26,6 +26,7 @@
 #include "duration.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "supervisor.h"
 
 #define YOUNG_MS	10000	/* a worker dying younger than this is throttled */
@@ -175,6 +176,7 @@ fast_shutdown(struct supervisor *s, const char *why)
 
 	log_warn("Fast shutdown (%s): nacking %u in-flight messages", why,
 	    s->in_flight);
+	notify_send("STOPPING=1");
 	s->state = SUP_STOPPING;
 	s->src->ops->unpull(s->src);
 	ev_timer_stop(s->loop, &s->drain_timer);
@@ -198,6 +200,7 @@ supervisor_begin_drain(struct supervisor *s, const char *why)
 	if (s->state != SUP_RUNNING)
 		return;
 	s->state = SUP_DRAINING;
+	notify_send("STOPPING=1");
 	s->src->ops->unpull(s->src);
 	log_info("Draining (%s): %u in flight, up to %s", why, s->in_flight,
 	    duration_fmt(s->conf.drain_timeout, a, sizeof(a)));

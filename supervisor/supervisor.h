@@ -110,6 +110,7 @@ struct supervisor {
 
 	struct wproc_list	 workers;
 	uint32_t		 gen;
+	uint32_t		 ready_gen;	/* generation announced ready */
 	unsigned		 target_workers;
 	unsigned		 fast_deaths;	/* consecutive young deaths */
 	ev_timer		 respawn;
