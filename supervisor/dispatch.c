@@ -240,6 +240,7 @@ dispatch_message(void *arg, struct delivery *d)
 		if (s->state != SUP_STOPPING)
 			log_err("dispatch: out of memory; nacking msg_id=%s",
 			    d->id);
+		s->n.nacked++;
 		s->src->ops->nack(s->src, d, 0);
 		return;
 	}

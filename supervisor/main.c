@@ -227,6 +227,9 @@ main(int argc, char **argv)
 		return EX_CONFIG;
 	}
 	if (o.test) {
+		if (c.allow[0] == '\0')
+			printf("mandrilld: %s: warning: [restart] allow is empty, "
+			    "so no host may be restarted\n", o.ov.conf_path);
 		printf("mandrilld: %s: configuration OK\n", o.ov.conf_path);
 		return 0;
 	}

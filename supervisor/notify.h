@@ -12,5 +12,7 @@
 
 /* 0 sent or nothing to do, -1 with errno. */
 int notify_send(const char *state);
+/* RELOADING=1 with MONOTONIC_USEC, as systemd 253 and later expect. */
+int notify_reloading(void);
 
 #endif

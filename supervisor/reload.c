@@ -99,7 +99,7 @@ supervisor_reload(struct supervisor *s)
 	uint32_t old_gen = s->gen;
 
 	log_info("SIGHUP: reloading %s", s->ov.conf_path);
-	notify_send("RELOADING=1");
+	notify_reloading();
 	if (config_read(&s->ov, &c, err, sizeof(err)) < 0) {
 		log_err("reload failed, configuration unchanged: %s", err);
 		notify_send("READY=1\nSTATUS=reload failed; see the log");
@@ -125,6 +125,9 @@ supervisor_reload(struct supervisor *s)
 	}
 	s->conf = c;
 	log_set_level(c.log_level);
+	if (c.allow[0] == '\0')
+		log_warn("[restart] allow is empty: no host may be restarted, "
+		    "and every message will be invalid");
 	s->leases.window = s->src->ack_deadline;
 	s->leases.max_lease = c.max_lease;
 	s->target_workers = c.workers;

@@ -16,6 +16,7 @@
 #include <ev.h>
 
 #include "log.h"
+#include "store.h"
 #include "worker.h"
 
 #define WORKER_FD 3
@@ -49,6 +50,7 @@ main(int argc, char **argv)
 		return 64;
 	}
 	log_init("worker");
+	store_global_init();
 	/* Ctrl-C belongs to the supervisor, which decides and tells us. */
 	signal(SIGINT, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);

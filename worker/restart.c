@@ -157,6 +157,7 @@ command_finish(struct restart_run *run, int status)
 	drain_output(run);
 	stop_watchers(run);
 	run->active = 0;
+	/* The output buffer outlives the callback only as the tail passed. */
 	run->output[run->out_len] = '\0';
 	tail = run->out_len ? run->output : NULL;
 	if (run->out_len > RESTART_OUTPUT_MAX)
@@ -175,6 +176,8 @@ command_finish(struct restart_run *run, int status)
 	}
 	run->done(run, run->timed_out ? (code == 0 ? -1 : code) : code,
 	    code == 0 && !run->timed_out ? NULL : err, tail);
+	free(run->output);
+	run->output = NULL;
 }
 
 static void
@@ -264,9 +267,13 @@ command_start(struct restarter *rs, struct restart_run *run, const char *host)
 	run->fd = -1;
 	run->out_len = 0;
 	run->timed_out = run->killed = 0;
-	if (argv == NULL || spawn(rs, run, argv, host, err, sizeof(err)) < 0) {
-		if (argv == NULL)
+	run->output = malloc(2 * RESTART_OUTPUT_MAX + 1);
+	if (argv == NULL || run->output == NULL ||
+	    spawn(rs, run, argv, host, err, sizeof(err)) < 0) {
+		if (argv == NULL || run->output == NULL)
 			snprintf(err, sizeof(err), "out of memory");
+		free(run->output);
+		run->output = NULL;
 		argv_free(argv);
 		run->active = 0;
 		run->done(run, -1, err, NULL);
@@ -308,6 +315,8 @@ restart_cancel(struct restart_run *run)
 		/* Nothing will wait for it: end the whole group now. */
 		kill(-run->pid, SIGKILL);
 		stop_watchers(run);
+		free(run->output);
+		run->output = NULL;
 		return;
 	}
 	ev_timer_stop(run->rs->loop, &run->timer);

@@ -58,7 +58,7 @@ struct restart_run {
 	int		 timed_out;
 	int		 killed;	/* KILL sent */
 	size_t		 out_len;
-	char		 output[2 * RESTART_OUTPUT_MAX + 1];
+	char		*output;	/* command mode: 2 * RESTART_OUTPUT_MAX + 1 */
 	restart_done_cb	 done;
 };
 

@@ -30,8 +30,8 @@ static const char *sql[S_COUNT] = {
 	[S_SEL_MSG] = "SELECT state, attempts, owner, host FROM messages "
 	    "WHERE msg_id = ?1",
 	[S_INS_MSG] = "INSERT INTO messages (msg_id, instance, host, state, "
-	    "attempts, deliveries, first_seen, updated, error, payload) "
-	    "VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?6, ?7, ?8)",
+	    "attempts, deliveries, first_seen, updated, error, payload, owner) "
+	    "VALUES (?1, ?2, ?3, ?4, ?9, ?5, ?6, ?6, ?7, ?8, ?10)",
 	[S_UPD_MSG] = "UPDATE messages SET state = ?2, attempts = ?3, "
 	    "owner = ?4, error = ?5, updated = ?6, "
 	    "deliveries = max(deliveries, ?7) WHERE msg_id = ?1",
@@ -227,7 +227,7 @@ static int
 open_db(struct store *s, const struct store_opts *o, char *err, size_t len)
 {
 	static const char *syncs[] = { "OFF", "NORMAL", "FULL" };
-	char path[CONF_PATH_MAX + 16], pragmas[160];
+	char path[CONF_PATH_MAX + 16], pragmas[256];
 	char *msg = NULL;
 	int fd;
 
@@ -259,6 +259,7 @@ open_db(struct store *s, const struct store_opts *o, char *err, size_t len)
 	sqlite3_busy_handler(s->db, busy_wait, s);
 	snprintf(pragmas, sizeof(pragmas), "PRAGMA journal_mode = WAL; "
 	    "PRAGMA synchronous = %s; PRAGMA foreign_keys = OFF; "
+	    "PRAGMA temp_store = MEMORY; "
 	    "PRAGMA mmap_size = 268435456",
 	    syncs[o->synchronous]);
 	if (exec_patiently(s->db, pragmas, o->busy_timeout, &msg) != SQLITE_OK) {
@@ -267,6 +268,14 @@ open_db(struct store *s, const struct store_opts *o, char *err, size_t len)
 		return -1;
 	}
 	return 0;
+}
+
+void
+store_global_init(void)
+{
+	sqlite3_config(SQLITE_CONFIG_SINGLETHREAD);
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+	sqlite3_initialize();
 }
 
 struct store *
@@ -361,55 +370,50 @@ now_iso(char *buf, size_t len)
 	clock_iso(clock_wall(), buf, len);
 }
 
-int
-store_owner_alive(const char *owner)
+/* Field 22 of /proc/PID/stat: when the process started; -1 if gone. */
+static int
+proc_starttime(int pid, unsigned long long *start)
 {
 	char path[64], buf[1024], *p;
-	unsigned long long start, want;
-	int pid, fd;
 	ssize_t n;
+	int fd;
 
-	if (owner == NULL || sscanf(owner, "%d:%llu", &pid, &want) != 2 || pid <= 0)
-		return 0;
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return 0;
+		return -1;
 	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	if (n <= 0)
-		return 0;
+		return -1;
 	buf[n] = '\0';
-	/* Field 22, starttime, counted after the ")" that ends comm. */
+	/* Counted after the ")" that ends comm, which may hold spaces. */
 	if ((p = strrchr(buf, ')')) == NULL)
-		return 0;
+		return -1;
 	for (int field = 2; field < 22 && p; field++)
 		p = strchr(p + 1, ' ');
-	if (p == NULL || sscanf(p + 1, "%llu", &start) != 1)
+	if (p == NULL || sscanf(p + 1, "%llu", start) != 1)
+		return -1;
+	return 0;
+}
+
+int
+store_owner_alive(const char *owner)
+{
+	unsigned long long start, want;
+	int pid;
+
+	if (owner == NULL || sscanf(owner, "%d:%llu", &pid, &want) != 2 ||
+	    pid <= 0)
 		return 0;
-	return start == want;
+	return proc_starttime(pid, &start) == 0 && start == want;
 }
 
 void
 store_owner_self(char *buf, size_t len)
 {
-	char path[64], tmp[1024], *p;
 	unsigned long long start = 0;
-	int fd;
-	ssize_t n;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)getpid());
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
-		n = read(fd, tmp, sizeof(tmp) - 1);
-		close(fd);
-		if (n > 0) {
-			tmp[n] = '\0';
-			p = strrchr(tmp, ')');
-			for (int field = 2; field < 22 && p; field++)
-				p = strchr(p + 1, ' ');
-			if (p)
-				sscanf(p + 1, "%llu", &start);
-		}
-	}
+	proc_starttime((int)getpid(), &start);
 	snprintf(buf, len, "%d:%llu", (int)getpid(), start);
 }
 
@@ -433,7 +437,7 @@ set_msg(struct store *s, const struct store_msg *m, const char *state,
 
 static int
 insert_msg(struct store *s, const struct store_msg *m, const char *state,
-    const char *error)
+    uint32_t attempts, const char *owner, const char *error)
 {
 	sqlite3_stmt *st = s->st[S_INS_MSG];
 	char now[32];
@@ -450,6 +454,8 @@ insert_msg(struct store *s, const struct store_msg *m, const char *state,
 	if (m->payload != NULL && strcmp(state, "invalid") != 0)
 		sqlite3_bind_text(st, 8, m->payload, (int)m->payload_len,
 		    SQLITE_STATIC);
+	sqlite3_bind_int64(st, 9, attempts);
+	bind_text(st, 10, owner);
 	return run(s, S_INS_MSG);
 }
 
@@ -554,9 +560,20 @@ recover_lost(struct store *s, const struct store_msg *m,
 	return set_msg(s, m, "failed", attempts, NULL, why);
 }
 
+/* Write the message's row: an update if it exists, else its first insert. */
 static int
-start_attempt(struct store *s, const struct store_msg *m, uint32_t attempts,
-    struct store_verdict *v)
+record(struct store *s, const struct store_msg *m, int found,
+    const char *state, uint32_t attempts, const char *owner,
+    const char *error)
+{
+	if (found)
+		return set_msg(s, m, state, attempts, owner, error);
+	return insert_msg(s, m, state, attempts, owner, error);
+}
+
+static int
+start_attempt(struct store *s, const struct store_msg *m, int found,
+    uint32_t attempts, struct store_verdict *v)
 {
 	sqlite3_stmt *st = s->st[S_INS_RESTART];
 	char now[32];
@@ -571,7 +588,7 @@ start_attempt(struct store *s, const struct store_msg *m, uint32_t attempts,
 	v->restart_id = sqlite3_last_insert_rowid(s->db);
 	v->attempts = attempts + 1;
 	v->outcome = OUT_RESTARTED;
-	return set_msg(s, m, "restarting", attempts + 1, s->owner, NULL);
+	return record(s, m, found, "restarting", attempts + 1, s->owner, NULL);
 }
 
 /* Decide for a message whose row exists; state and owner as read. */
@@ -691,21 +708,23 @@ store_admit(struct store *s, const struct store_msg *m,
 	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return -1;
-	if (found) {
-		if ((rc = admit_known(s, m, r, state, attempts, owner, v)) <= 0)
-			return rc;
-	} else if (insert_msg(s, m, "received", NULL) < 0)
-		return -1;
-
+	if (found &&
+	    (rc = admit_known(s, m, r, state, attempts, owner, v)) <= 0)
+		return rc;
+	/* A new message's row is written once, with the decision. */
 	if ((busy = host_busy(s, m)) != 0) {
+		if (busy < 0)
+			return -1;
 		v->outcome = OUT_DEFERRED;
 		snprintf(v->error, sizeof(v->error), "host %s is being "
 		    "restarted for another message", m->host);
-		return busy < 0 ? -1 : 0;
+		return found ? 0 : record(s, m, 0, "received", 0, NULL, NULL);
 	}
 	if ((rc = over_limit(s, r, v->error, sizeof(v->error))) != 0) {
+		if (rc < 0)
+			return -1;
 		v->outcome = OUT_DEFERRED;
-		return rc < 0 ? -1 : 0;
+		return found ? 0 : record(s, m, 0, "received", 0, NULL, NULL);
 	}
 	if ((recent = host_recent(s, m, r->min_interval, last,
 	    sizeof(last))) != 0) {
@@ -714,9 +733,9 @@ store_admit(struct store *s, const struct store_msg *m,
 		v->outcome = OUT_SKIPPED;
 		snprintf(v->error, sizeof(v->error), "host %s restarted at %s, "
 		    "within min_interval", m->host, last);
-		return set_msg(s, m, "skipped", attempts, NULL, v->error);
+		return record(s, m, found, "skipped", attempts, NULL, v->error);
 	}
-	return start_attempt(s, m, attempts, v);
+	return start_attempt(s, m, found, attempts, v);
 }
 
 int
@@ -795,7 +814,7 @@ store_invalid(struct store *s, const struct store_msg *m, const char *reason,
 	}
 	v->attempts = attempts;
 	rc = found ? set_msg(s, m, "invalid", attempts, NULL, why) :
-	    insert_msg(s, m, "invalid", why);
+	    insert_msg(s, m, "invalid", 0, NULL, why);
 	if (rc < 0)
 		return -1;
 	return dead_letter(s, m, why);

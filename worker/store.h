@@ -74,6 +74,11 @@ struct store_verdict {
 	char		 error[256];
 };
 
+/*
+ * Once per process, before any other store call: a worker is one thread,
+ * so SQLite needs no mutexes and no memory statistics.
+ */
+void store_global_init(void);
 struct store *store_open(const struct store_opts *o, char *err, size_t len);
 void store_close(struct store *s);
 const char *store_errmsg(struct store *s);
