@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -112,28 +113,61 @@ deliver(struct chan *c)
 	return 0;
 }
 
-static void
-read_cb(struct ev_loop *loop, ev_io *w, int revents)
+/* One read and its frames: 1 if more may wait, 0 if not, -1 if gone. */
+static int
+read_once(struct chan *c)
 {
-	struct chan *c = w->data;
 	char why[128];
 	ssize_t n;
+	int gone;
 
 	n = read(c->fd, c->in + c->in_len, IN_CAP - c->in_len);
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
-		return;
+		return errno == EINTR;
 	if (n <= 0) {
 		snprintf(why, sizeof(why), "%s", n == 0 ? "end of file" :
 		    strerror(errno));
 		chan_close(c, why);
-		return;
+		return -1;
 	}
 	c->in_len += (size_t)n;
 	c->in_read = 1;
-	deliver(c);
+	gone = deliver(c) < 0 || c->closed;
 	c->in_read = 0;
-	if (c->free_pending)
+	if (c->free_pending) {
 		chan_free(c);
+		return -1;
+	}
+	return gone ? -1 : 1;
+}
+
+static void
+read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	read_once(w->data);
+}
+
+void
+chan_read_all(struct chan *c)
+{
+	while (!c->closed && read_once(c) == 1)
+		;
+}
+
+int
+chan_flush_wait(struct chan *c, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
+
+	while (!c->closed && chan_pending(c) > 0) {
+		if (chan_flush(c) < 0)
+			return -1;
+		if (chan_pending(c) == 0)
+			break;
+		if (poll(&pfd, 1, timeout_ms) <= 0)
+			return -1;
+	}
+	return c->closed ? -1 : 0;
 }
 
 static void

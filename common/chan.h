@@ -55,6 +55,14 @@ msgpack_packer *chan_packer(struct chan *c);
 size_t chan_pending(const struct chan *c);
 /* Write what can be written now; -1 on a write error (closes). */
 int chan_flush(struct chan *c);
+/*
+ * Read and hand out everything the peer already sent, up to EOF: for a
+ * peer that has exited, before its jobs are judged lost.  The channel
+ * may be closed (and freed) on return.
+ */
+void chan_read_all(struct chan *c);
+/* Write all queued output, waiting up to timeout_ms at a time; 0 or -1. */
+int chan_flush_wait(struct chan *c, int timeout_ms);
 /* Stop watchers, close the fd, free.  Safe inside callbacks. */
 void chan_free(struct chan *c);
 

@@ -59,6 +59,9 @@ static const struct field f_ready[] = {
 	{ "v", F_U32, M(v) }, { "pid", F_U32, M(pid) },
 	{ "max_jobs", F_U32, M(max_jobs) }, { NULL, 0, 0 }
 };
+static const struct field f_started[] = {
+	{ "id", F_U64, M(id) }, { "pgid", F_U32, M(pgid) }, { NULL, 0, 0 }
+};
 static const struct field f_done[] = {
 	{ "id", F_U64, M(id) }, { "outcome", F_OUTCOME, M(outcome) },
 	{ "error", F_STR, M(error) }, { "attempt", F_U32, M(attempt) },
@@ -75,6 +78,7 @@ static const struct ftype {
 	{ "reopen", P_REOPEN, f_none },
 	{ "ready", P_READY, f_ready }, { "done", P_DONE, f_done },
 	{ "heartbeat", P_HEARTBEAT, f_none },
+	{ "started", P_STARTED, f_started },
 };
 
 static const char *outcomes[OUT_COUNT] = {
@@ -414,6 +418,14 @@ proto_pack_done(msgpack_packer *pk, uint64_t id, enum outcome o,
 	pack_str(pk, error ? error : "", elen);
 	pack_u64(pk, "attempt", attempt);
 	pack_u64(pk, "duration", duration_us);
+}
+
+void
+proto_pack_started(msgpack_packer *pk, uint64_t id, uint32_t pgid)
+{
+	pack_head(pk, "started", 2);
+	pack_u64(pk, "id", id);
+	pack_u64(pk, "pgid", pgid);
 }
 
 void

@@ -8,8 +8,9 @@
  *   supervisor -> worker: welcome {v, settings...}, job {id, msg_id,
  *                         data, size, attempt, deadline}, cancel {id},
  *                         drain {}, reopen {} (the log file)
- *   worker -> supervisor: ready {v, pid, max_jobs}, done {id, outcome,
- *                         error, attempt}, heartbeat {}
+ *   worker -> supervisor: ready {v, pid, max_jobs}, started {id, pgid}
+ *                         (a restart command's process group), done {id,
+ *                         outcome, error, attempt, duration}, heartbeat {}
  *
  * Decoding is strict and total: every key of a type is required, no
  * other key is allowed, every value has one type, and every failure is
@@ -32,7 +33,7 @@
 
 enum proto_type {
 	P_WELCOME, P_JOB, P_CANCEL, P_DRAIN, P_REOPEN, P_READY, P_DONE,
-	P_HEARTBEAT,
+	P_HEARTBEAT, P_STARTED,
 };
 
 /* What a job came to; see DESIGN.md's outcome table. */
@@ -95,6 +96,7 @@ struct proto_msg {
 	uint32_t	 pid;
 	uint32_t	 max_jobs;
 	uint64_t	 duration;	/* done: the restart's run time, us */
+	uint32_t	 pgid;		/* started: the command's process group */
 	struct worker_settings ws;
 };
 
@@ -122,5 +124,6 @@ void proto_pack_ready(msgpack_packer *pk, uint32_t pid, uint32_t max_jobs);
 void proto_pack_done(msgpack_packer *pk, uint64_t id, enum outcome o,
     const char *error, uint32_t attempt, uint64_t duration_us);
 void proto_pack_heartbeat(msgpack_packer *pk);
+void proto_pack_started(msgpack_packer *pk, uint64_t id, uint32_t pgid);
 
 #endif

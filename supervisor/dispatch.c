@@ -159,7 +159,7 @@ free_room(const struct supervisor *s)
 	unsigned room = 0;
 
 	TAILQ_FOREACH(wp, &s->workers, link)
-		if (wp->state == WP_READY && wp->gen == s->gen &&
+		if (wp->state == WP_READY && wp->gen == s->active_gen &&
 		    wp->max_jobs > wp->njobs)
 			room += wp->max_jobs - wp->njobs;
 	return room;
@@ -194,7 +194,7 @@ pick_worker(struct supervisor *s)
 	struct wproc *wp, *best = NULL;
 
 	TAILQ_FOREACH(wp, &s->workers, link)
-		if (wp->state == WP_READY && wp->gen == s->gen &&
+		if (wp->state == WP_READY && wp->gen == s->active_gen &&
 		    wp->njobs < wp->max_jobs &&
 		    (best == NULL || wp->njobs < best->njobs))
 			best = wp;
@@ -246,10 +246,17 @@ dispatch_message(void *arg, struct delivery *d)
 	}
 	s->in_flight++;
 	j->pulled_us = clock_now_us();
-	lease_add(&s->leases, &j->lease, clock_now());
-	log_info("Pulled msg_id=%s delivery=%" PRIu32, d->id, d->count);
 	TAILQ_INSERT_TAIL(&s->waiting, j, link);
 	s->nwaiting++;
+	if (lease_add(&s->leases, &j->lease, clock_now()) < 0) {
+		/* Unextended, it would come back while running: give it back. */
+		log_err("dispatch: out of memory; nacking msg_id=%s", d->id);
+		job_release(s, j);
+		s->n.nacked++;
+		s->src->ops->nack(s->src, d, 0);
+		return;
+	}
+	log_info("Pulled msg_id=%s delivery=%" PRIu32, d->id, d->count);
 	dispatch_waiting(s);
 	/* The last of a pull arrived: ask for more while there is room. */
 	if (s->src->ops->wanted(s->src) == 0)
@@ -309,6 +316,17 @@ announce_ready(struct supervisor *s)
 	if (ready < s->target_workers)
 		return;
 	s->ready_gen = s->gen;
+	/*
+	 * The new generation takes over only now: until it is ready the old
+	 * one keeps getting jobs, so a reload to workers that cannot start
+	 * leaves the service running as it was.
+	 */
+	if (s->active_gen != s->gen) {
+		supervisor_retire_generation(s, s->gen);
+		s->active_gen = s->gen;
+		log_info("generation %" PRIu32 " ready; older generations "
+		    "draining", s->gen);
+	}
 	if (notify_send("READY=1\nSTATUS=workers ready") < 0)
 		log_warn("sd_notify READY: %s", strerror(errno));
 }
@@ -337,6 +355,16 @@ on_ready(struct wproc *wp, const struct proto_msg *m)
 	    wp->slot, m->pid, m->max_jobs);
 	announce_ready(wp->sup);
 	return 0;
+}
+
+static int
+on_started(struct wproc *wp, const struct proto_msg *m)
+{
+	struct job *j = job_find(wp->sup, m->id);
+
+	if (j != NULL && j->wp == wp && m->pgid > 1)
+		j->pgid = (pid_t)m->pgid;
+	return 0;	/* a job already given back is no error */
 }
 
 static int
@@ -378,6 +406,9 @@ dispatch_frame(struct wproc *wp, const struct proto_msg *m)
 		break;
 	case P_HEARTBEAT:
 		return 0;
+	case P_STARTED:
+		rc = on_started(wp, m);
+		break;
 	default:
 		log_err("worker %" PRIu32 ": unexpected frame from a worker; "
 		    "stopping it", wp->slot);
@@ -404,6 +435,14 @@ dispatch_nack_all(struct supervisor *s, struct wproc *wp, const char *why)
 
 	while ((j = TAILQ_FIRST(list)) != NULL) {
 		struct delivery *d = j->d;
+
+		/*
+		 * Its worker is gone or going: a command it started must not
+		 * go on restarting the host while the message comes back.
+		 */
+		if (j->pgid > 1 && kill(-j->pgid, SIGKILL) == 0)
+			log_warn("killed process group %d of msg_id=%s: its "
+			    "worker is gone", (int)j->pgid, d->id);
 
 		job_release(s, j);
 		s->n.nacked++;

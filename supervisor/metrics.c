@@ -115,9 +115,11 @@ metrics_write(const struct supervisor *s)
 		log_err("metrics: %s: %s", tmp, strerror(errno));
 		return -1;
 	}
+	errno = 0;
 	rc = metrics_format(s, f);
 	if (fclose(f) != 0 || rc < 0 || rename(tmp, path) < 0) {
-		log_err("metrics: %s: %s", path, strerror(errno));
+		log_err("metrics: %s: %s", path,
+		    errno ? strerror(errno) : "write error");
 		unlink(tmp);
 		return -1;
 	}

@@ -58,6 +58,13 @@ child_cb(struct ev_loop *loop, ev_child *w, int revents)
 	struct wproc *wp = w->data;
 
 	ev_child_stop(loop, w);
+	/*
+	 * libev runs child watchers first: the worker's last frames (its
+	 * committed outcomes) may still wait in the socket.  Act on them
+	 * before its remaining jobs are given back as lost.
+	 */
+	if (wp->chan != NULL)
+		chan_read_all(wp->chan);
 	supervisor_worker_gone(wp->sup, wp, w->rstatus);
 }
 
@@ -162,14 +169,16 @@ pool_spawn(struct supervisor *s, uint32_t slot)
 	wp->started = wp->last_heard = clock_now();
 	wp->timeout = s->conf.worker_timeout;
 	TAILQ_INIT(&wp->jobs);
+	TAILQ_INSERT_TAIL(&s->workers, wp, link);
 	if ((wp->chan = chan_new(s->loop, sv[0], on_frame, on_close, wp)) == NULL) {
-		log_err("pool: out of memory");
+		/* Still watched: the reap removes it.  Not counted as live. */
+		log_err("pool: out of memory for worker %" PRIu32, slot);
 		close(sv[0]);
 		kill(pid, SIGKILL);
 		wp->state = WP_GONE;
-	} else
-		send_welcome(wp);
-	TAILQ_INSERT_TAIL(&s->workers, wp, link);
+		return NULL;
+	}
+	send_welcome(wp);
 	log_info("worker %" PRIu32 " started, pid %d, generation %" PRIu32,
 	    slot, (int)pid, wp->gen);
 	return wp;
@@ -183,9 +192,9 @@ pool_close(struct wproc *wp)
 		return;
 	chan_free(wp->chan);
 	wp->chan = NULL;
+	wp->state = WP_GONE;	/* before the nacks: nothing may pick it */
 	if (wp->njobs > 0)
 		dispatch_nack_all(wp->sup, wp, "worker gone");
-	wp->state = WP_GONE;
 }
 
 void

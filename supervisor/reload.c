@@ -80,13 +80,14 @@ fixed_change(const struct conf *old, const struct conf *new)
 	return NULL;
 }
 
+/* Drain every worker older than generation gen. */
 void
 supervisor_retire_generation(struct supervisor *s, uint32_t gen)
 {
 	struct wproc *wp;
 
 	TAILQ_FOREACH(wp, &s->workers, link)
-		if (wp->gen == gen)
+		if (wp->gen < gen)
 			pool_send_drain(wp);
 }
 
@@ -96,7 +97,6 @@ supervisor_reload(struct supervisor *s)
 	char err[CONF_ERR_MAX + CONF_PATH_MAX];
 	const char *fixed;
 	struct conf c;
-	uint32_t old_gen = s->gen;
 
 	log_info("SIGHUP: reloading %s", s->ov.conf_path);
 	notify_reloading();
@@ -134,8 +134,7 @@ supervisor_reload(struct supervisor *s)
 	s->fast_deaths = 0;
 	metrics_reload(s);
 	s->gen++;
-	supervisor_spawn_missing(s);
-	supervisor_retire_generation(s, old_gen);
+	supervisor_spawn_missing(s);	/* it takes over once ready */
 	log_info("reload done: generation %" PRIu32 ", %u workers of %u jobs, "
 	    "%u in flight carried over", s->gen, c.workers, c.jobs_per_worker,
 	    s->in_flight);

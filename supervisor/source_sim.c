@@ -435,10 +435,15 @@ load_payloads(struct sim *s, const char *path, char *err, size_t len)
 	while ((got = getline(&line, &cap, f)) >= 0) {
 		if (got > 0 && line[got - 1] == '\n')
 			line[--got] = '\0';
+		char **dv;
+		size_t *lv;
+
 		n = s->file_n + 1;
-		s->file_data = realloc(s->file_data, n * sizeof(*s->file_data));
-		s->file_len = realloc(s->file_len, n * sizeof(*s->file_len));
-		if (s->file_data == NULL || s->file_len == NULL ||
+		if ((dv = realloc(s->file_data, n * sizeof(*dv))) != NULL)
+			s->file_data = dv;
+		if ((lv = realloc(s->file_len, n * sizeof(*lv))) != NULL)
+			s->file_len = lv;
+		if (dv == NULL || lv == NULL ||
 		    (s->file_data[s->file_n] = strdup(line)) == NULL) {
 			snprintf(err, len, "payload_file %s: out of memory", path);
 			free(line);

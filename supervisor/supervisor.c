@@ -32,6 +32,7 @@
 #define YOUNG_MS	10000	/* a worker dying younger than this is throttled */
 #define THROTTLE_MAX	60000
 #define KILL_GRACE_MS	5000	/* TERM or ABRT, then KILL after this */
+#define TICK_MS		1000	/* housekeeping */
 
 
 static unsigned
@@ -68,8 +69,14 @@ supervisor_spawn_missing(struct supervisor *s)
 	if (s->state != SUP_RUNNING)
 		return;
 	while (live_workers(s) < s->target_workers)
-		if (pool_spawn(s, free_slot_number(s)) == NULL)
+		if (pool_spawn(s, free_slot_number(s)) == NULL) {
+			/* fork or memory failed: try again after a while */
+			if (!ev_is_active(&s->respawn)) {
+				ev_timer_set(&s->respawn, 1., 0.);
+				ev_timer_start(s->loop, &s->respawn);
+			}
 			break;
+		}
 }
 
 static void
@@ -182,9 +189,10 @@ fast_shutdown(struct supervisor *s, const char *why)
 	ev_timer_stop(s->loop, &s->drain_timer);
 	dispatch_nack_all(s, NULL, why);
 	TAILQ_FOREACH(wp, &s->workers, link) {
+		/* QUIT: the worker stops its commands and records them. */
+		pool_kill(wp, SIGQUIT);
 		if (wp->njobs > 0)
 			dispatch_nack_all(s, wp, why);
-		pool_kill(wp, SIGTERM);
 		wp->kill_at = now + KILL_GRACE_MS;
 		if (wp->state != WP_GONE)
 			wp->state = WP_DRAINING;
@@ -322,8 +330,17 @@ tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	struct supervisor *s = t->data;
 	struct wproc *wp;
 	int64_t now = clock_now();
+	/*
+	 * After a stall of mandrilld itself (stopped, swapped, a slow
+	 * iteration) the workers' heartbeats are still unread in their
+	 * sockets: judge silence only on a tick that came on time.
+	 */
+	int on_time = now - s->last_tick < 2 * TICK_MS;
 
+	s->last_tick = now;
 	TAILQ_FOREACH(wp, &s->workers, link) {
+		if (!on_time && wp->kill_at == 0)
+			continue;
 		if (wp->kill_at > 0 && now >= wp->kill_at) {
 			log_warn("worker %" PRIu32 " (pid %d) still running; "
 			    "killing it", wp->slot, (int)wp->pid);
@@ -347,7 +364,7 @@ exhausted_cb(void *arg)
 	struct supervisor *s = arg;
 
 	if (s->conf.exit_when_done) {
-		log_info("All %" PRIu64 " messages are done", s->conf.count);
+		log_info("All messages are done (%" PRIu64 " acked)", s->n.acked);
 		supervisor_begin_drain(s, "exit_when_done");
 	}
 }
@@ -379,7 +396,7 @@ supervisor_init(struct supervisor *s, struct ev_loop *loop,
 	s->ov = *ov;
 	rng_seed(&s->rng, 0);
 	TAILQ_INIT(&s->workers);
-	s->gen = 1;
+	s->gen = s->active_gen = 1;
 	s->target_workers = c->workers;
 	if ((s->src = source_sim_new(loop, c, &cb)) == NULL) {
 		log_err("source: out of memory");
@@ -391,7 +408,8 @@ supervisor_init(struct supervisor *s, struct ev_loop *loop,
 	dispatch_init(s);
 	metrics_init(s);
 	watch_signals(s);
-	ev_timer_init(&s->tick, tick_cb, 1., 1.);
+	ev_timer_init(&s->tick, tick_cb, TICK_MS / 1000.0, TICK_MS / 1000.0);
+	s->last_tick = clock_now();
 	ev_timer_init(&s->respawn, respawn_cb, 0., 0.);
 	ev_timer_init(&s->drain_timer, drain_timeout_cb, 0., 0.);
 	s->tick.data = s->respawn.data = s->drain_timer.data = s;

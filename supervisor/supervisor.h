@@ -45,6 +45,7 @@ struct job {
 	uint32_t		 next_free;	/* free list of slots */
 	struct delivery		*d;
 	int64_t			 pulled_us;
+	pid_t			 pgid;	/* its restart command's group, if any */
 	struct wproc		*wp;	/* NULL while waiting for a worker */
 	TAILQ_ENTRY(job)	 link;	/* in wp->jobs or sup->waiting */
 };
@@ -111,10 +112,12 @@ struct supervisor {
 	struct wproc_list	 workers;
 	uint32_t		 gen;
 	uint32_t		 ready_gen;	/* generation announced ready */
+	uint32_t		 active_gen;	/* generation that gets jobs */
 	unsigned		 target_workers;
 	unsigned		 fast_deaths;	/* consecutive young deaths */
 	ev_timer		 respawn;
 	ev_timer		 tick;		/* 1 s housekeeping */
+	int64_t			 last_tick;
 	ev_timer		 drain_timer;
 
 	ev_signal		 sig[8];
@@ -142,6 +145,7 @@ int config_read(const struct overrides *ov, struct conf *c, char *err,
     size_t len);
 void supervisor_reload(struct supervisor *s);
 void supervisor_spawn_missing(struct supervisor *s);
+/* Drain the workers of every generation before gen. */
 void supervisor_retire_generation(struct supervisor *s, uint32_t gen);
 
 /* pool.c */

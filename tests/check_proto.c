@@ -295,6 +295,16 @@ START_TEST(test_ready_roundtrip)
 }
 END_TEST
 
+START_TEST(test_started_roundtrip)
+{
+	proto_pack_started(&pk, 77, 4242);
+	decode_ok();
+	ck_assert_int_eq(msg.type, P_STARTED);
+	ck_assert_uint_eq(msg.id, 77);
+	ck_assert_uint_eq(msg.pgid, 4242);
+}
+END_TEST
+
 /* Looped over every outcome (tcase_add_loop_test). */
 START_TEST(test_done_roundtrip)
 {
@@ -1205,6 +1215,7 @@ proto_suite(void)
 	tcase_add_test(tc, test_drain_roundtrip);
 	tcase_add_test(tc, test_heartbeat_roundtrip);
 	tcase_add_test(tc, test_ready_roundtrip);
+	tcase_add_test(tc, test_started_roundtrip);
 	tcase_add_loop_test(tc, test_done_roundtrip, 0, OUT_COUNT);
 	tcase_add_test(tc, test_done_null_error);
 	tcase_add_test(tc, test_done_long_error_bounded);

@@ -960,7 +960,11 @@ END_TEST
 
 START_TEST(test_invalid_keeps_attempts)
 {
-	/* A failed message whose retry no longer validates (reload). */
+	/*
+	 * A failed message whose retry no longer validates (reload): the bad
+	 * copy is dead-lettered by itself, and the row stays as it was for
+	 * the next good copy of the message.
+	 */
 	struct fx f;
 	struct store_msg m = msg("m-inv-failed", "cattle-061a");
 	struct store_rules r = rules(3, 0);
@@ -978,12 +982,9 @@ START_TEST(test_invalid_keeps_attempts)
 	ck_assert_int_eq(store_commit(f.s), 0);
 	ck_assert_int_eq(v.outcome, OUT_INVALID);
 	ck_assert_str_eq(v.error, "host not allowed");
-	expect_state(f.dir, "m-inv-failed", "invalid");
+	expect_state(f.dir, "m-inv-failed", "failed");
 	ck_assert_int_eq(q_int(f.dir, "SELECT attempts FROM messages "
 	    "WHERE msg_id = ?1", "m-inv-failed"), 1);
-	ck_assert_ptr_nonnull(q_text(buf, sizeof(buf), f.dir,
-	    "SELECT error FROM messages WHERE msg_id = ?1", "m-inv-failed"));
-	ck_assert_str_eq(buf, "host not allowed");
 	ck_assert_ptr_nonnull(q_text(buf, sizeof(buf), f.dir,
 	    "SELECT reason FROM dead_letters WHERE msg_id = ?1",
 	    "m-inv-failed"));

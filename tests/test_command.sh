@@ -103,6 +103,27 @@ check "timeout: TERM then KILL logged" \
 check "timeout: no process of the group survives" \
     "$(pgrep -f "$T/stubborn.sh" | wc -l)-$(pgrep -f 'sleep 30' -P 1 | wc -l)" 0-0
 
+# --- a worker killed mid-restart: its command's process group goes too ----------
+reset
+MAXATT=3 cmd_conf 1 "$T/restart.sh {host} 30" "" "restart_timeout = 1m"
+sed -i 's/^backoff_min = 100ms$/backoff_min = 1s/; s/^backoff_max = 200ms$/backoff_max = 2s/' "$T/mandrill.conf"
+start_mandrilld
+n=0
+while ! grep -q '^start ' "$MARK" 2>/dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+sleep 0.3
+for w in $(worker_pids); do
+	pgrep -P "$w" >/dev/null 2>&1 && kill -KILL "$w"
+done
+wait_for "killed process group [0-9]* of msg_id=" 10 || fail "command group not killed"
+sleep 0.5
+check "worker killed: the restart command did not survive it" \
+    "$(pgrep -f "$T/restart.sh" | wc -l)" 0
+kill -QUIT "$PID"
+wait_exit 30
+check "worker killed: clean exit" "$RC" 0
+check "worker killed: the attempt is recorded as lost or failed, never as restarted" \
+    "$(sql "SELECT count(*) FROM restarts WHERE outcome = 'restarted'")" 0
+
 # --- hostile payloads: all invalid, nothing ever spawned ------------------------
 reset
 corpus=$top_srcdir/tests/hostile/payloads.txt

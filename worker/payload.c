@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -76,6 +77,9 @@ host_of(json_t *root, const char *domain, struct payload *p, char *err,
 		memcpy(p->host, name, len + 1);
 	if ((why = hostname_check(p->host, strlen(p->host))) != NULL)
 		return fail(err, errlen, why);
+	/* DNS names are case-insensitive: one host, one spelling. */
+	for (char *c = p->host; *c; c++)
+		*c = (char)tolower((unsigned char)*c);
 	return 0;
 }
 

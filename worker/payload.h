@@ -8,7 +8,8 @@
  * with a string msg_id (1 to 128 printable ASCII characters, no spaces)
  * and exactly one of instance_name or host.  The host is instance_name,
  * plus "." and the domain when one is configured, or host as given; it
- * must then be an RFC 1123 name.  Other keys are ignored.
+ * must then be an RFC 1123 name; it is kept in lower case, so that one
+ * host has one spelling in the database.  Other keys are ignored.
  */
 #ifndef MANDRILL_PAYLOAD_H
 #define MANDRILL_PAYLOAD_H

@@ -155,9 +155,10 @@ command_finish(struct restart_run *run, int status)
 	int code;
 
 	drain_output(run);
+	if (run->timed_out)
+		kill(-run->pid, SIGKILL);	/* whatever ignored the TERM */
 	stop_watchers(run);
 	run->active = 0;
-	/* The output buffer outlives the callback only as the tail passed. */
 	run->output[run->out_len] = '\0';
 	tail = run->out_len ? run->output : NULL;
 	if (run->out_len > RESTART_OUTPUT_MAX)

@@ -408,13 +408,15 @@ store_owner_alive(const char *owner)
 	return proc_starttime(pid, &start) == 0 && start == want;
 }
 
-void
+int
 store_owner_self(char *buf, size_t len)
 {
 	unsigned long long start = 0;
 
-	proc_starttime((int)getpid(), &start);
+	if (proc_starttime((int)getpid(), &start) < 0)
+		return -1;
 	snprintf(buf, len, "%d:%llu", (int)getpid(), start);
+	return 0;
 }
 
 static int
@@ -812,10 +814,13 @@ store_invalid(struct store *s, const struct store_msg *m, const char *reason,
 		    "by worker %s", owner);
 		return 0;
 	}
+	/*
+	 * A bad copy of a message that is still on its way (received, failed,
+	 * or restarting by a worker that died) is dead-lettered by itself;
+	 * the row stays for the good copy's next delivery.
+	 */
 	v->attempts = attempts;
-	rc = found ? set_msg(s, m, "invalid", attempts, NULL, why) :
-	    insert_msg(s, m, "invalid", 0, NULL, why);
-	if (rc < 0)
+	if (!found && insert_msg(s, m, "invalid", 0, NULL, why) < 0)
 		return -1;
 	return dead_letter(s, m, why);
 }

@@ -100,7 +100,10 @@ int store_invalid(struct store *s, const struct store_msg *m,
 
 /* Is the worker named by an owner string still running? */
 int store_owner_alive(const char *owner);
-/* This process's owner string. */
-void store_owner_self(char *buf, size_t len);
+/*
+ * This process's owner string; -1 if /proc cannot tell (then no owner
+ * could ever be judged alive, and the exactly-once rules would fail open).
+ */
+int store_owner_self(char *buf, size_t len);
 
 #endif

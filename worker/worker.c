@@ -20,6 +20,7 @@
 #include "worker.h"
 
 #define RETRY_SECONDS	1.0	/* after a failed commit of outcomes */
+#define EXIT_FLUSH_MS	10000	/* waiting for the supervisor to read */
 
 static void schedule_commit(struct worker *w);
 static void maybe_exit(struct worker *w);
@@ -122,8 +123,11 @@ apply(struct worker *w, struct wjob *j)
 			    "cancelled before it started: lease lost");
 			return 0;
 		}
-		if (w->draining) {
-			/* Start nothing new; not an attempt, redelivered later. */
+		if (j->refused || w->chan == NULL) {
+			/*
+			 * It came after the drain, or the supervisor is gone:
+			 * start nothing new.  Not an attempt; redelivered.
+			 */
 			j->v.outcome = OUT_DEFERRED;
 			snprintf(j->v.error, sizeof(j->v.error),
 			    "worker is stopping");
@@ -162,6 +166,13 @@ settle(struct worker *w, struct wjob *j)
 			return;
 		}
 		restart_start(&w->rs, &j->run, j->p.host, restart_done);
+		/* If this worker dies, the supervisor ends the command too. */
+		if (j->state == JS_RUNNING && j->run.active && j->run.pid > 0 &&
+		    w->chan != NULL) {
+			proto_pack_started(chan_packer(w->chan), j->id,
+			    (uint32_t)j->run.pid);
+			w->sent++;
+		}
 		return;
 	}
 	log_verdict(w, j);
@@ -264,6 +275,11 @@ static void
 maybe_exit(struct worker *w)
 {
 	if (w->draining && w->njobs == 0) {
+		/* Committed outcomes are reported before the process goes. */
+		if (w->chan != NULL && chan_pending(w->chan) > 0 &&
+		    chan_flush_wait(w->chan, EXIT_FLUSH_MS) < 0)
+			log_err("could not report every outcome before exiting; "
+			    "they are recorded and will be found on redelivery");
 		log_debug("no jobs left, exiting");
 		ev_break(w->loop, EVBREAK_ALL);
 	}
@@ -400,7 +416,11 @@ welcome(struct worker *w, const struct proto_msg *m)
 	}
 	if (drop_privileges(w->user) < 0)
 		return -1;
-	store_owner_self(w->owner, sizeof(w->owner));
+	if (store_owner_self(w->owner, sizeof(w->owner)) < 0) {
+		log_err("cannot read this process's start time in /proc; "
+		    "refusing to run without a way to tell live owners");
+		return -1;
+	}
 	so.state_dir = w->state_dir;
 	so.synchronous = (int)ws->synchronous;
 	so.busy_timeout = ws->busy_timeout;
@@ -451,6 +471,7 @@ job_accept(struct worker *w, const struct proto_msg *m)
 	j->w = w;
 	j->id = m->id;
 	j->delivery = m->attempt;
+	j->refused = w->draining;	/* jobs sent before a drain still run */
 	copy_pstr(j->broker_id, sizeof(j->broker_id), &m->msg_id);
 	if (m->data.len > 0)
 		memcpy(j->payload, m->data.p, m->data.len);

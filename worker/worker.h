@@ -42,6 +42,7 @@ struct wjob {
 	int		 exit_status;
 	char		*output;	/* tail of the command's output */
 	int		 cancelled;
+	int		 refused;	/* arrived after the drain began */
 	int64_t		 started;	/* us, when the restart began */
 	uint64_t	 run_us;	/* how long it ran */
 	struct restart_run run;
