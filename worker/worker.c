@@ -368,19 +368,10 @@ drop_privileges(const char *user)
 	return 0;
 }
 
+/* Take the settings of a welcome frame; -1 if any is out of range. */
 static int
-welcome(struct worker *w, const struct proto_msg *m)
+take_settings(struct worker *w, const struct worker_settings *ws)
 {
-	const struct worker_settings *ws = &m->ws;
-	struct store_opts so;
-	char **argv = NULL;
-	char err[512];
-
-	if (m->v != PROTO_VERSION) {
-		log_err("protocol version %" PRIu32 ", expected %d",
-		    m->v, PROTO_VERSION);
-		return -1;
-	}
 	if (copy_pstr(w->state_dir, sizeof(w->state_dir), &ws->state_dir) ||
 	    copy_pstr(w->domain, sizeof(w->domain), &ws->domain) ||
 	    copy_pstr(w->allow, sizeof(w->allow), &ws->allow) ||
@@ -394,13 +385,6 @@ welcome(struct worker *w, const struct proto_msg *m)
 		log_err("welcome frame has settings out of range");
 		return -1;
 	}
-	log_set_level((enum log_level)ws->log_level);
-	snprintf(err, sizeof(err), "worker %" PRIu32, ws->slot);
-	log_init(err);
-	/* Our own descriptor, so that a reopen (logrotate) reaches us too. */
-	if (log_open(w->log_file) < 0)
-		log_err("log_file %s: %s; logging to stderr", w->log_file,
-		    strerror(errno));
 	w->slot = ws->slot;
 	w->max_jobs = ws->max_jobs;
 	w->rules.max_attempts = ws->max_attempts;
@@ -409,11 +393,30 @@ welcome(struct worker *w, const struct proto_msg *m)
 	w->rules.max_concurrent = ws->max_concurrent;
 	w->rules.max_per_minute = ws->max_per_minute;
 	w->dry_run = ws->dry_run != 0;
-	if (ws->mode == RESTART_COMMAND &&
-	    (argv = argv_split(w->command, err, sizeof(err))) == NULL) {
-		log_err("command: %s", err);
-		return -1;
-	}
+	return 0;
+}
+
+/* Logging as "worker N", on our own descriptor (so a reopen reaches us). */
+static void
+setup_log(struct worker *w, const struct worker_settings *ws)
+{
+	char ident[32];
+
+	log_set_level((enum log_level)ws->log_level);
+	snprintf(ident, sizeof(ident), "worker %" PRIu32, ws->slot);
+	log_init(ident);
+	if (log_open(w->log_file) < 0)
+		log_err("log_file %s: %s; logging to stderr", w->log_file,
+		    strerror(errno));
+}
+
+/* Become the configured user, then open the database as that user. */
+static int
+open_store(struct worker *w, const struct worker_settings *ws)
+{
+	struct store_opts so;
+	char err[512];
+
 	if (drop_privileges(w->user) < 0)
 		return -1;
 	if (store_owner_self(w->owner, sizeof(w->owner)) < 0) {
@@ -430,6 +433,33 @@ welcome(struct worker *w, const struct proto_msg *m)
 	so.alive_interval = ws->heartbeat;
 	if ((w->store = store_open(&so, err, sizeof(err))) == NULL) {
 		log_err("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+welcome(struct worker *w, const struct proto_msg *m)
+{
+	const struct worker_settings *ws = &m->ws;
+	char **argv = NULL;
+	char err[512];
+
+	if (m->v != PROTO_VERSION) {
+		log_err("protocol version %" PRIu32 ", expected %d",
+		    m->v, PROTO_VERSION);
+		return -1;
+	}
+	if (take_settings(w, ws) < 0)
+		return -1;
+	setup_log(w, ws);
+	if (ws->mode == RESTART_COMMAND &&
+	    (argv = argv_split(w->command, err, sizeof(err))) == NULL) {
+		log_err("command: %s", err);
+		return -1;
+	}
+	if (open_store(w, ws) < 0) {
+		argv_free(argv);
 		return -1;
 	}
 	restart_init(&w->rs, w->loop, (int)ws->mode, ws->sim_latency_min,
