@@ -236,8 +236,9 @@ dispatch_message(void *arg, struct delivery *d)
 	s->n.pulled++;
 	if (d->count > 1)
 		s->n.redelivered++;
-	if (s->state == SUP_STOPPING || (j = job_new(s, d)) == NULL) {
-		if (s->state != SUP_STOPPING)
+	/* Draining or stopping: a late delivery goes straight back. */
+	if (s->state != SUP_RUNNING || (j = job_new(s, d)) == NULL) {
+		if (s->state == SUP_RUNNING)
 			log_err("dispatch: out of memory; nacking msg_id=%s",
 			    d->id);
 		s->n.nacked++;
