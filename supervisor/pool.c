@@ -218,6 +218,7 @@ pool_send_drain(struct wproc *wp)
 		return;
 	proto_pack_drain(chan_packer(wp->chan));
 	wp->state = WP_DRAINING;
+	wp->retiring = 1;
 }
 
 unsigned

@@ -139,7 +139,7 @@ throttle(struct supervisor *s, const struct wproc *wp)
 void
 supervisor_worker_gone(struct supervisor *s, struct wproc *wp, int status)
 {
-	int expected = wp->state == WP_DRAINING || s->state != SUP_RUNNING ||
+	int expected = wp->retiring || s->state != SUP_RUNNING ||
 	    wp->gen != s->gen;
 
 	log_exit(wp, status, expected);

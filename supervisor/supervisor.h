@@ -71,6 +71,7 @@ struct wproc {
 	int64_t			 last_heard;
 	int64_t			 timeout;	/* its generation's worker_timeout */
 	int64_t			 kill_at;	/* send KILL after this; 0 none */
+	int			 retiring;	/* told to drain: its exit is expected */
 };
 
 TAILQ_HEAD(wproc_list, wproc);
