@@ -31,6 +31,7 @@
 
 /* Lease callbacks: the lease is the first member of struct job. */
 static void job_release(struct supervisor *s, struct job *j);
+static void job_give_back(struct supervisor *s, struct job *j);
 
 static int
 lease_extend(void *arg, struct lease *l, int64_t ms)
@@ -56,11 +57,7 @@ lease_lost(void *arg, struct lease *l, const char *why)
 	log_warn("Lease lost msg_id=%s: %s; the broker will redeliver it",
 	    j->d->id, why);
 	if (j->wp == NULL) {		/* not started anywhere: give it back */
-		struct delivery *d = j->d;
-
-		job_release(s, j);
-		s->n.nacked++;
-		s->src->ops->nack(s->src, d, 0);
+		job_give_back(s, j);
 		return;
 	}
 	/* Stop the work; the worker records it and reports as usual. */
@@ -139,6 +136,23 @@ job_release(struct supervisor *s, struct job *j)
 	j->next_free = s->free_slot;
 	s->free_slot = j->slot;
 	s->in_flight--;
+}
+
+/* Back to the broker for redelivery now, counted. */
+static void
+give_back(struct supervisor *s, struct delivery *d)
+{
+	s->n.nacked++;
+	s->src->ops->nack(s->src, d, 0);
+}
+
+static void
+job_give_back(struct supervisor *s, struct job *j)
+{
+	struct delivery *d = j->d;
+
+	job_release(s, j);	/* the source still owns d until the nack */
+	give_back(s, d);
 }
 
 static struct job *
@@ -241,8 +255,7 @@ dispatch_message(void *arg, struct delivery *d)
 		if (s->state == SUP_RUNNING)
 			log_err("dispatch: out of memory; nacking msg_id=%s",
 			    d->id);
-		s->n.nacked++;
-		s->src->ops->nack(s->src, d, 0);
+		give_back(s, d);
 		return;
 	}
 	s->in_flight++;
@@ -252,9 +265,7 @@ dispatch_message(void *arg, struct delivery *d)
 	if (lease_add(&s->leases, &j->lease, clock_now()) < 0) {
 		/* Unextended, it would come back while running: give it back. */
 		log_err("dispatch: out of memory; nacking msg_id=%s", d->id);
-		job_release(s, j);
-		s->n.nacked++;
-		s->src->ops->nack(s->src, d, 0);
+		job_give_back(s, j);
 		return;
 	}
 	log_info("Pulled msg_id=%s delivery=%" PRIu32, d->id, d->count);
@@ -435,19 +446,14 @@ dispatch_nack_all(struct supervisor *s, struct wproc *wp, const char *why)
 	unsigned n = 0;
 
 	while ((j = TAILQ_FIRST(list)) != NULL) {
-		struct delivery *d = j->d;
-
 		/*
 		 * Its worker is gone or going: a command it started must not
 		 * go on restarting the host while the message comes back.
 		 */
 		if (j->pgid > 1 && kill(-j->pgid, SIGKILL) == 0)
 			log_warn("killed process group %d of msg_id=%s: its "
-			    "worker is gone", (int)j->pgid, d->id);
-
-		job_release(s, j);
-		s->n.nacked++;
-		s->src->ops->nack(s->src, d, 0);
+			    "worker is gone", (int)j->pgid, j->d->id);
+		job_give_back(s, j);
 		n++;
 	}
 	if (n > 0)

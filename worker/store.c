@@ -27,7 +27,7 @@ enum stmt {
 };
 
 static const char *sql[S_COUNT] = {
-	[S_SEL_MSG] = "SELECT state, attempts, owner, host FROM messages "
+	[S_SEL_MSG] = "SELECT state, attempts, owner FROM messages "
 	    "WHERE msg_id = ?1",
 	[S_INS_MSG] = "INSERT INTO messages (msg_id, instance, host, state, "
 	    "attempts, deliveries, first_seen, updated, error, payload, owner) "
@@ -478,6 +478,28 @@ dead_letter(struct store *s, const struct store_msg *m, const char *reason)
 	return run(s, S_INS_DEAD);
 }
 
+/* A message's row: 1 found (state, attempts, owner filled), 0 none, -1. */
+static int
+read_msg(struct store *s, const char *msg_id, char *state, size_t slen,
+    uint32_t *attempts, char *owner, size_t olen)
+{
+	sqlite3_stmt *st = s->st[S_SEL_MSG];
+	int rc;
+
+	bind_text(st, 1, msg_id);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		snprintf(state, slen, "%s", sqlite3_column_text(st, 0));
+		*attempts = (uint32_t)sqlite3_column_int64(st, 1);
+		if (sqlite3_column_type(st, 2) == SQLITE_TEXT)
+			snprintf(owner, olen, "%s", sqlite3_column_text(st, 2));
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return -1;
+	return rc == SQLITE_ROW;
+}
+
 static int
 is_final(const char *state)
 {
@@ -690,25 +712,13 @@ int
 store_admit(struct store *s, const struct store_msg *m,
     const struct store_rules *r, struct store_verdict *v)
 {
-	sqlite3_stmt *st = s->st[S_SEL_MSG];
 	char state[16] = "", owner[64] = "", last[32];
 	uint32_t attempts = 0;
 	int rc, found, busy, recent;
 
 	memset(v, 0, sizeof(*v));
-	bind_text(st, 1, m->msg_id);
-	rc = sqlite3_step(st);
-	found = rc == SQLITE_ROW;
-	if (found) {
-		snprintf(state, sizeof(state), "%s", sqlite3_column_text(st, 0));
-		attempts = (uint32_t)sqlite3_column_int64(st, 1);
-		if (sqlite3_column_type(st, 2) == SQLITE_TEXT)
-			snprintf(owner, sizeof(owner), "%s",
-			    sqlite3_column_text(st, 2));
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+	if ((found = read_msg(s, m->msg_id, state, sizeof(state), &attempts,
+	    owner, sizeof(owner))) < 0)
 		return -1;
 	if (found &&
 	    (rc = admit_known(s, m, r, state, attempts, owner, v)) <= 0)
@@ -776,10 +786,9 @@ int
 store_invalid(struct store *s, const struct store_msg *m, const char *reason,
     struct store_verdict *v)
 {
-	sqlite3_stmt *st = s->st[S_SEL_MSG];
 	char why[sizeof(v->error)], state[16] = "", owner[64] = "";
 	uint32_t attempts = 0;
-	int rc, found = 0;
+	int found = 0;
 
 	snprintf(why, sizeof(why), "%s", reason);	/* reason may be v->error */
 	memset(v, 0, sizeof(*v));
@@ -787,18 +796,8 @@ store_invalid(struct store *s, const struct store_msg *m, const char *reason,
 	snprintf(v->error, sizeof(v->error), "%s", why);
 	if (m->msg_id == NULL)
 		return dead_letter(s, m, why);
-	bind_text(st, 1, m->msg_id);
-	rc = sqlite3_step(st);
-	if ((found = rc == SQLITE_ROW)) {
-		snprintf(state, sizeof(state), "%s", sqlite3_column_text(st, 0));
-		attempts = (uint32_t)sqlite3_column_int64(st, 1);
-		if (sqlite3_column_type(st, 2) == SQLITE_TEXT)
-			snprintf(owner, sizeof(owner), "%s",
-			    sqlite3_column_text(st, 2));
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+	if ((found = read_msg(s, m->msg_id, state, sizeof(state), &attempts,
+	    owner, sizeof(owner))) < 0)
 		return -1;
 	if (found && is_final(state)) {
 		v->outcome = OUT_DUPLICATE;
