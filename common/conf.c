@@ -86,6 +86,26 @@ const struct conf_key conf_keys[] = {
 	  "instead of generated ones" },
 	{ "source", "seed", CT_U64, OFF(seed), 0, "0", 0, UINT64_MAX, NULL,
 	  "sim: publisher seed; 0 seeds from the system" },
+	{ "source", "url", CT_STR, STR(url), "nats://127.0.0.1:4222", 0, 0,
+	  NULL, "nats: server URLs, separated by commas" },
+	{ "source", "stream", CT_STR, STR(stream), "RESTARTS", 0, 0, NULL,
+	  "nats: the JetStream stream" },
+	{ "source", "subject", CT_STR, STR(subject), "mandrill.restart", 0, 0,
+	  NULL, "nats: the subject restart requests are published on" },
+	{ "source", "durable", CT_STR, STR(durable), "mandrill", 0, 0, NULL,
+	  "nats: the durable pull consumer all mandrilld share" },
+	{ "source", "ack_wait", CT_DUR, OFF(ack_wait), 0, "30s", 1000,
+	  3600000, NULL, "nats: the consumer's ack wait (lease length)" },
+	{ "source", "max_deliver", CT_UINT, OFF(max_deliver), 0, "10", 1,
+	  100000, NULL, "nats: deliveries of a message before it is dead" },
+	{ "source", "max_ack_pending", CT_UINT, OFF(max_ack_pending), 0,
+	  "100000", 1, 10000000, NULL,
+	  "nats: unacked messages across all instances, at most" },
+	{ "source", "create", CT_BOOL, OFF(create), 0, "yes", 0, 0, NULL,
+	  "nats: create the stream and consumer when missing" },
+	{ "source", "dead_letter_subject", CT_STR, STR(dead_letter_subject), "",
+	  0, 0, NULL, "nats: also publish dead and invalid messages here; "
+	  "empty publishes none" },
 
 	{ "restart", "mode", CT_ENUM, OFF(mode), 0, "sim", 0, 0, "sim|command",
 	  "how hosts are restarted" },
@@ -544,6 +564,81 @@ check_command(const struct conf *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* A NATS name token: no spaces, dots, wildcards or '>' (ADR-6). */
+static const char *
+nats_name_check(const char *s)
+{
+	if (*s == '\0')
+		return "is empty";
+	for (; *s; s++)
+		if (*s == ' ' || *s == '.' || *s == '*' || *s == '>' ||
+		    *s == '/' || *s == '\\')
+			return "may not contain spaces, dots, '*', '>', '/' "
+			    "or '\\'";
+	return NULL;
+}
+
+/* A subject to publish on: dot-separated tokens, no wildcards. */
+static const char *
+nats_subject_check(const char *s)
+{
+	const char *tok = s;
+
+	if (*s == '\0')
+		return "is empty";
+	for (const char *p = s;; p++) {
+		if (*p == '.' || *p == '\0') {
+			if (p == tok)
+				return "has an empty token";
+			if (*p == '\0')
+				break;
+			tok = p + 1;
+		} else if (*p == ' ' || *p == '*' || *p == '>')
+			return "may not contain spaces or wildcards";
+	}
+	return NULL;
+}
+
+static int
+check_nats(const struct conf *c, char *err, size_t errlen)
+{
+	const char *why;
+
+	if (strncmp(c->url, "nats://", 7) != 0 &&
+	    strncmp(c->url, "tls://", 6) != 0) {
+		snprintf(err, errlen, "[source] url \"%s\": want nats://HOST:PORT"
+		    " (or tls://), several separated by commas", c->url);
+		return -1;
+	}
+	if ((why = nats_name_check(c->stream)) != NULL) {
+		snprintf(err, errlen, "[source] stream \"%s\" %s", c->stream, why);
+		return -1;
+	}
+	if ((why = nats_name_check(c->durable)) != NULL) {
+		snprintf(err, errlen, "[source] durable \"%s\" %s", c->durable,
+		    why);
+		return -1;
+	}
+	if ((why = nats_subject_check(c->subject)) != NULL) {
+		snprintf(err, errlen, "[source] subject \"%s\" %s", c->subject,
+		    why);
+		return -1;
+	}
+	if (c->dead_letter_subject[0] != '\0' &&
+	    (why = nats_subject_check(c->dead_letter_subject)) != NULL) {
+		snprintf(err, errlen, "[source] dead_letter_subject \"%s\" %s",
+		    c->dead_letter_subject, why);
+		return -1;
+	}
+	if (c->dead_letter_subject[0] != '\0' &&
+	    strcmp(c->dead_letter_subject, c->subject) == 0) {
+		snprintf(err, errlen, "[source] dead_letter_subject is the "
+		    "subject itself: dead messages would come back");
+		return -1;
+	}
+	return 0;
+}
+
 int
 conf_check(const struct conf *c, char *err, size_t errlen)
 {
@@ -573,11 +668,8 @@ conf_check(const struct conf *c, char *err, size_t errlen)
 		snprintf(err, errlen, "[mandrill] state_dir is empty");
 		return -1;
 	}
-	if (c->source == SOURCE_NATS) {
-		snprintf(err, errlen, "[source] type = nats is not built yet; "
-		    "use sim");
+	if (c->source == SOURCE_NATS && check_nats(c, err, errlen) < 0)
 		return -1;
-	}
 	if (c->mode == RESTART_COMMAND && check_command(c, err, errlen) < 0)
 		return -1;
 	if (c->exit_when_done && c->count == 0 && c->payload_file[0] == '\0') {

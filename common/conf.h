@@ -21,6 +21,7 @@
 
 #define CONF_PATH_MAX	1024
 #define CONF_LIST_MAX	4096
+#define CONF_NAME_MAX	256	/* NATS stream, subject, consumer names */
 #define CONF_ERR_MAX	512
 #define CONF_GLOB_MAX	255	/* bytes in one allow or deny glob */
 
@@ -54,6 +55,15 @@ struct conf {
 	uint64_t	 seed;
 	uint64_t	 instances;
 	char		 payload_file[CONF_PATH_MAX];
+	char		 url[CONF_PATH_MAX];
+	char		 stream[CONF_NAME_MAX];
+	char		 subject[CONF_NAME_MAX];
+	char		 durable[CONF_NAME_MAX];
+	int64_t		 ack_wait;
+	unsigned	 max_deliver;
+	unsigned	 max_ack_pending;
+	int		 create;
+	char		 dead_letter_subject[CONF_NAME_MAX];
 
 	/* [restart] */
 	int		 mode;		/* enum restart_mode */

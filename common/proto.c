@@ -51,7 +51,7 @@ static const struct field f_job[] = {
 	{ "id", F_U64, M(id) }, { "msg_id", F_STR, M(msg_id) },
 	{ "data", F_BIN, M(data) }, { "size", F_U64, M(size) },
 	{ "attempt", F_U32, M(attempt) }, { "deadline", F_I64, M(deadline) },
-	{ NULL, 0, 0 }
+	{ "bury", F_STR, M(bury) }, { NULL, 0, 0 }
 };
 static const struct field f_cancel[] = { { "id", F_U64, M(id) }, { NULL, 0, 0 } };
 static const struct field f_none[] = { { NULL, 0, 0 } };
@@ -354,15 +354,18 @@ proto_pack_welcome(msgpack_packer *pk, const struct worker_settings *ws)
 void
 proto_pack_job(msgpack_packer *pk, uint64_t id, const char *msg_id,
     size_t msg_id_len, const char *data, size_t len, uint32_t attempt,
-    int64_t deadline)
+    int64_t deadline, const char *bury)
 {
 	size_t size = len;
+	size_t blen = bury ? strlen(bury) : 0;
 
 	if (len > PROTO_DATA_MAX)
 		len = PROTO_DATA_MAX;	/* the worker sees size and rejects */
 	if (msg_id_len > 256)
 		msg_id_len = 256;
-	pack_head(pk, "job", 6);
+	if (blen > PROTO_ERR_MAX)
+		blen = PROTO_ERR_MAX;
+	pack_head(pk, "job", 7);
 	pack_u64(pk, "id", id);
 	pack_key(pk, "msg_id");
 	pack_str(pk, msg_id, msg_id_len);
@@ -372,6 +375,8 @@ proto_pack_job(msgpack_packer *pk, uint64_t id, const char *msg_id,
 	pack_u64(pk, "size", size);
 	pack_u64(pk, "attempt", attempt);
 	pack_i64(pk, "deadline", deadline);
+	pack_key(pk, "bury");
+	pack_str(pk, bury ? bury : "", blen);
 }
 
 void

@@ -6,7 +6,7 @@
  * The first frame each way carries "v", the protocol version.
  *
  *   supervisor -> worker: welcome {v, settings...}, job {id, msg_id,
- *                         data, size, attempt, deadline}, cancel {id},
+ *                         data, size, attempt, deadline, bury}, cancel {id},
  *                         drain {}, reopen {} (the log file)
  *   worker -> supervisor: ready {v, pid, max_jobs}, started {id, pgid}
  *                         (a restart command's process group), done {id,
@@ -97,6 +97,7 @@ struct proto_msg {
 	uint32_t	 max_jobs;
 	uint64_t	 duration;	/* done: the restart's run time, us */
 	uint32_t	 pgid;		/* started: the command's process group */
+	struct pstr	 bury;		/* job: "" or why the broker gave up */
 	struct worker_settings ws;
 };
 
@@ -116,7 +117,7 @@ int proto_next(const char *p, size_t n, msgpack_unpacked *res,
 void proto_pack_welcome(msgpack_packer *pk, const struct worker_settings *ws);
 void proto_pack_job(msgpack_packer *pk, uint64_t id, const char *msg_id,
     size_t msg_id_len, const char *data, size_t len, uint32_t attempt,
-    int64_t deadline);
+    int64_t deadline, const char *bury);
 void proto_pack_cancel(msgpack_packer *pk, uint64_t id);
 void proto_pack_drain(msgpack_packer *pk);
 void proto_pack_reopen(msgpack_packer *pk);

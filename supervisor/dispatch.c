@@ -224,7 +224,8 @@ send_job(struct supervisor *s, struct job *j, struct wproc *wp)
 	wp->njobs++;
 	TAILQ_INSERT_TAIL(&wp->jobs, j, link);
 	proto_pack_job(chan_packer(wp->chan), j->id, j->d->id,
-	    strlen(j->d->id), j->d->data, j->d->len, j->d->count, deadline);
+	    strlen(j->d->id), j->d->data, j->d->len, j->d->count, deadline,
+	    j->d->bury);
 }
 
 void
@@ -268,7 +269,11 @@ dispatch_message(void *arg, struct delivery *d)
 		job_give_back(s, j);
 		return;
 	}
-	log_info("Pulled msg_id=%s delivery=%" PRIu32, d->id, d->count);
+	if (d->bury != NULL)
+		log_info("Pulled msg_id=%s delivery=%" PRIu32 " to record as "
+		    "dead: %s", d->id, d->count, d->bury);
+	else
+		log_info("Pulled msg_id=%s delivery=%" PRIu32, d->id, d->count);
 	dispatch_waiting(s);
 	/* The last of a pull arrived: ask for more while there is room. */
 	if (s->src->ops->wanted(s->src) == 0)
@@ -287,6 +292,14 @@ settle(struct supervisor *s, struct job *j, enum outcome o,
 
 	s->n.outcome[o]++;
 	job_release(s, j);
+	if ((o == OUT_DEAD || o == OUT_INVALID) && s->src->ops->dead != NULL) {
+		char why[PROTO_ERR_MAX + 1];
+
+		snprintf(why, sizeof(why), "%s: %.*s", outcome_name(o),
+		    (int)(error->len > PROTO_ERR_MAX ? PROTO_ERR_MAX : error->len),
+		    error->p ? error->p : "");
+		s->src->ops->dead(s->src, d, why);
+	}
 	switch (outcome_action(o)) {
 	case ACT_ACK:
 		log_info("Done. Acked msg_id=%s outcome=%s", d->id,

@@ -23,6 +23,12 @@ struct delivery {
 	const char	*data;
 	size_t		 len;
 	uint32_t	 count;		/* delivery count, 1 on first */
+	/*
+	 * Not NULL: the broker gave up on this message (why): the worker
+	 * records it as dead without restarting anything.  Acking such a
+	 * delivery only tells the source it is recorded.
+	 */
+	const char	*bury;
 };
 
 struct source;
@@ -31,6 +37,8 @@ struct source_cb {
 	void	(*message)(void *arg, struct delivery *d);
 	/* sim with a count: every published message is acked. */
 	void	(*exhausted)(void *arg);
+	/* Pulls ended without delivering all they asked for: pull again. */
+	void	(*more)(void *arg);
 	void	*arg;
 };
 
@@ -42,6 +50,11 @@ struct source_ops {
 	void	(*ack)(struct source *, struct delivery *);
 	void	(*nack)(struct source *, struct delivery *, int64_t delay_ms);
 	void	(*term)(struct source *, struct delivery *, const char *why);
+	/*
+	 * The delivery's outcome is dead or invalid and recorded; called
+	 * before its ack or term.  NULL: the source keeps no dead letters.
+	 */
+	void	(*dead)(struct source *, struct delivery *, const char *why);
 	void	(*stop)(struct source *);	/* stops and frees */
 	/* Take new settings (SIGHUP); -1 with err if they cannot apply. */
 	int	(*reload)(struct source *, const struct conf *, char *err,
@@ -62,5 +75,20 @@ struct source {
 
 struct source *source_sim_new(struct ev_loop *loop, const struct conf *c,
     const struct source_cb *cb);
+struct source *source_nats_new(struct ev_loop *loop, const struct conf *c,
+    const struct source_cb *cb);
+
+/*
+ * A JetStream ack subject, $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.
+ * <cseq>.<ts>.<pending> or the newer form with domain and account hash
+ * after $JS.ACK: the delivery count and stream sequence; -1 when reply
+ * is not one.
+ */
+int nats_ack_parse(const char *reply, uint64_t *delivered, uint64_t *sseq);
+/* Does a NATS subject filter (with * and >) match a subject? */
+int nats_subject_match(const char *filter, const char *subject);
+/* The stream sequence and delivery count in a MAX_DELIVERIES advisory. */
+int nats_advisory_parse(const char *json, size_t len, uint64_t *sseq,
+    uint64_t *deliveries);
 
 #endif

@@ -370,6 +370,12 @@ exhausted_cb(void *arg)
 }
 
 static void
+more_cb(void *arg)
+{
+	dispatch_pull(arg);
+}
+
+static void
 watch_signals(struct supervisor *s)
 {
 	static const int sigs[] = { SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1,
@@ -387,7 +393,7 @@ int
 supervisor_init(struct supervisor *s, struct ev_loop *loop,
     const struct conf *c, const struct overrides *ov)
 {
-	struct source_cb cb = { dispatch_message, exhausted_cb, s };
+	struct source_cb cb = { dispatch_message, exhausted_cb, more_cb, s };
 	char err[256];
 
 	memset(s, 0, sizeof(*s));
@@ -398,7 +404,9 @@ supervisor_init(struct supervisor *s, struct ev_loop *loop,
 	TAILQ_INIT(&s->workers);
 	s->gen = s->active_gen = 1;
 	s->target_workers = c->workers;
-	if ((s->src = source_sim_new(loop, c, &cb)) == NULL) {
+	s->src = c->source == SOURCE_NATS ? source_nats_new(loop, c, &cb) :
+	    source_sim_new(loop, c, &cb);
+	if (s->src == NULL) {
 		log_err("source: out of memory");
 		return -1;
 	}

@@ -195,7 +195,7 @@ START_TEST(test_job_roundtrip)
 	size_t dlen = sizeof(data) - 1;
 
 	proto_pack_job(&pk, UINT64_MAX, "msg-1", 5, data, dlen, 3,
-	    INT64_C(1764324236842));
+	    INT64_C(1764324236842), NULL);
 	decode_ok();
 	ck_assert_int_eq(msg.type, P_JOB);
 	ck_assert_uint_eq(msg.id, UINT64_MAX);
@@ -204,12 +204,23 @@ START_TEST(test_job_roundtrip)
 	ck_assert_uint_eq(msg.size, dlen);
 	ck_assert_uint_eq(msg.attempt, 3);
 	ck_assert_int_eq(msg.deadline, INT64_C(1764324236842));
+	ck_assert_uint_eq(msg.bury.len, 0);
+}
+END_TEST
+
+START_TEST(test_job_bury)
+{
+	proto_pack_job(&pk, 9, "17", 2, "{}", 2, 5, 1, "max_deliver reached");
+	decode_ok();
+	ck_assert_int_eq(msg.type, P_JOB);
+	assert_pstr(msg.bury, "max_deliver reached", 19);
+	ck_assert_uint_eq(msg.attempt, 5);
 }
 END_TEST
 
 START_TEST(test_job_empty_data)
 {
-	proto_pack_job(&pk, 1, "m", 1, "", 0, 1, 0);
+	proto_pack_job(&pk, 1, "m", 1, "", 0, 1, 0, NULL);
 	decode_ok();
 	ck_assert_int_eq(msg.type, P_JOB);
 	ck_assert_uint_eq(msg.data.len, 0);
@@ -225,7 +236,7 @@ START_TEST(test_job_data_truncated)
 	ck_assert_ptr_nonnull(data);
 	for (size_t i = 0; i < n; i++)
 		data[i] = (char)(i * 31 + 7);
-	proto_pack_job(&pk, 42, "big", 3, data, n, 1, 1000);
+	proto_pack_job(&pk, 42, "big", 3, data, n, 1, 1000, NULL);
 	decode_ok();
 	ck_assert_uint_eq(msg.data.len, PROTO_DATA_MAX);
 	ck_assert_uint_eq(msg.size, n);
@@ -239,7 +250,7 @@ START_TEST(test_job_data_at_limit)
 	char *data = calloc(1, PROTO_DATA_MAX);
 
 	ck_assert_ptr_nonnull(data);
-	proto_pack_job(&pk, 1, "m", 1, data, PROTO_DATA_MAX, 1, 1);
+	proto_pack_job(&pk, 1, "m", 1, data, PROTO_DATA_MAX, 1, 1, NULL);
 	decode_ok();
 	ck_assert_uint_eq(msg.data.len, PROTO_DATA_MAX);
 	ck_assert_uint_eq(msg.size, PROTO_DATA_MAX);
@@ -252,7 +263,7 @@ START_TEST(test_job_long_msg_id_bounded)
 	char id[300];
 
 	memset(id, 'x', sizeof(id));
-	proto_pack_job(&pk, 1, id, sizeof(id), "{}", 2, 1, 1);
+	proto_pack_job(&pk, 1, id, sizeof(id), "{}", 2, 1, 1, NULL);
 	decode_ok();
 	ck_assert_uint_eq(msg.msg_id.len, 256);
 	ck_assert(memcmp(msg.msg_id.p, id, 256) == 0);
@@ -852,7 +863,7 @@ write_sb(void)
 START_TEST(test_chan_several_frames_one_write)
 {
 	proto_pack_cancel(&pk, 1);
-	proto_pack_job(&pk, 2, "m-2", 3, "{}", 2, 1, 10);
+	proto_pack_job(&pk, 2, "m-2", 3, "{}", 2, 1, 10, NULL);
 	proto_pack_drain(&pk);
 	proto_pack_cancel(&pk, 4);
 	write_sb();
@@ -875,7 +886,7 @@ START_TEST(test_chan_split_frame)
 {
 	size_t half;
 
-	proto_pack_job(&pk, 77, "split-me", 8, "{\"msg_id\":\"x\"}", 14, 2, 5);
+	proto_pack_job(&pk, 77, "split-me", 8, "{\"msg_id\":\"x\"}", 14, 2, 5, NULL);
 	half = sb.size / 2;
 	write_all(sv[1], sb.data, half);
 	pump(&rec.nframes, 1);
@@ -1172,7 +1183,7 @@ START_TEST(test_chan_large_output)
 	ck_assert_ptr_nonnull(data);
 	for (int i = 0; i < 40; i++)
 		proto_pack_job(chan_packer(ch), (uint64_t)i, "m", 1, data,
-		    PROTO_DATA_MAX, 1, 1);
+		    PROTO_DATA_MAX, 1, 1, NULL);
 	want = chan_pending(ch);
 	ck_assert_int_eq(chan_flush(ch), 0);
 	buf = malloc(want);
@@ -1207,6 +1218,7 @@ proto_suite(void)
 	tcase_add_checked_fixture(tc, frame_setup, frame_teardown);
 	tcase_add_test(tc, test_welcome_roundtrip);
 	tcase_add_test(tc, test_job_roundtrip);
+	tcase_add_test(tc, test_job_bury);
 	tcase_add_test(tc, test_job_empty_data);
 	tcase_add_test(tc, test_job_data_truncated);
 	tcase_add_test(tc, test_job_data_at_limit);

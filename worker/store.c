@@ -558,19 +558,29 @@ host_recent(struct store *s, const struct store_msg *m, int64_t min_interval,
  * lost and treat it as failed, so that the ordinary retry policy (and
  * max_attempts) decides, never an immediate blind second restart.
  */
+#define LOST_WHY	"worker died during the restart; outcome unknown"
+
+/* Close the open attempt of a message whose worker died as lost. */
 static int
-recover_lost(struct store *s, const struct store_msg *m,
-    const struct store_rules *r, uint32_t attempts, struct store_verdict *v)
+mark_lost(struct store *s, const struct store_msg *m)
 {
 	sqlite3_stmt *st = s->st[S_LOST_RESTART];
-	const char *why = "worker died during the restart; outcome unknown";
 	char now[32];
 
 	now_iso(now, sizeof(now));
 	bind_text(st, 1, m->msg_id);
 	bind_text(st, 2, now);
-	bind_text(st, 3, why);
-	if (run(s, S_LOST_RESTART) < 0)
+	bind_text(st, 3, LOST_WHY);
+	return run(s, S_LOST_RESTART);
+}
+
+static int
+recover_lost(struct store *s, const struct store_msg *m,
+    const struct store_rules *r, uint32_t attempts, struct store_verdict *v)
+{
+	const char *why = LOST_WHY;
+
+	if (mark_lost(s, m) < 0)
 		return -1;
 	v->attempts = attempts;
 	snprintf(v->error, sizeof(v->error), "%s", why);
@@ -822,4 +832,40 @@ store_invalid(struct store *s, const struct store_msg *m, const char *reason,
 	if (!found && insert_msg(s, m, "invalid", 0, NULL, why) < 0)
 		return -1;
 	return dead_letter(s, m, why);
+}
+
+int
+store_bury(struct store *s, const struct store_msg *m, const char *reason,
+    struct store_verdict *v)
+{
+	char why[sizeof(v->error)], state[16] = "", owner[64] = "";
+	uint32_t attempts = 0;
+	int found;
+
+	snprintf(why, sizeof(why), "%s", reason);
+	memset(v, 0, sizeof(*v));
+	if ((found = read_msg(s, m->msg_id, state, sizeof(state), &attempts,
+	    owner, sizeof(owner))) < 0)
+		return -1;
+	v->attempts = attempts;
+	if (found && is_final(state)) {
+		v->outcome = OUT_DUPLICATE;
+		snprintf(v->error, sizeof(v->error), "already %s", state);
+		return 0;
+	}
+	if (found && strcmp(state, "restarting") == 0) {
+		if (store_owner_alive(owner)) {
+			v->outcome = OUT_DEFERRED;
+			snprintf(v->error, sizeof(v->error), "msg_id is being "
+			    "restarted by worker %s", owner);
+			return 0;
+		}
+		if (mark_lost(s, m) < 0)
+			return -1;
+	}
+	v->outcome = OUT_DEAD;
+	snprintf(v->error, sizeof(v->error), "%s", why);
+	if (dead_letter(s, m, why) < 0)
+		return -1;
+	return record(s, m, found, "dead", attempts, NULL, why);
 }

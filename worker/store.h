@@ -97,6 +97,12 @@ int store_finish(struct store *s, const struct store_msg *m,
 /* Record a message that failed validation; it may already be final. */
 int store_invalid(struct store *s, const struct store_msg *m,
     const char *reason, struct store_verdict *v);
+/*
+ * The broker gave up on a message (reason): record it as dead, unless it
+ * is final already (duplicate) or being restarted now (deferred).
+ */
+int store_bury(struct store *s, const struct store_msg *m,
+    const char *reason, struct store_verdict *v);
 
 /* Is the worker named by an owner string still running? */
 int store_owner_alive(const char *owner);

@@ -55,8 +55,14 @@ log_verdict(struct worker *w, const struct wjob *j)
 		log_info("Restarted host=%s msg_id=%s attempt=%" PRIu32,
 		    j->p.host, id, j->v.attempts);
 		break;
-	case OUT_FAILED:
 	case OUT_DEAD:
+		if (j->bury[0] != '\0') {
+			log_warn("Dead msg_id=%s host=%s: %s", id, j->p.host,
+			    j->v.error);
+			break;
+		}
+		/* FALLTHROUGH */
+	case OUT_FAILED:
 		log_warn("Restart %s host=%s msg_id=%s attempt=%" PRIu32
 		    ": %s", j->v.outcome == OUT_DEAD ? "dead" : "failed",
 		    j->p.host, id, j->v.attempts, j->v.error);
@@ -133,6 +139,8 @@ apply(struct worker *w, struct wjob *j)
 			    "worker is stopping");
 			return 0;
 		}
+		if (j->bury[0] != '\0')
+			return store_bury(w->store, &m, j->bury, &j->v);
 		return store_admit(w->store, &m, &w->rules, &j->v);
 	case JS_INVALID:
 		return store_invalid(w->store, &m, j->v.error, &j->v);
@@ -503,6 +511,9 @@ job_accept(struct worker *w, const struct proto_msg *m)
 	j->delivery = m->attempt;
 	j->refused = w->draining;	/* jobs sent before a drain still run */
 	copy_pstr(j->broker_id, sizeof(j->broker_id), &m->msg_id);
+	if (copy_pstr(j->bury, sizeof(j->bury), &m->bury) < 0)
+		snprintf(j->bury, sizeof(j->bury), "%.*s",
+		    (int)(sizeof(j->bury) - 1), m->bury.p);
 	if (m->data.len > 0)
 		memcpy(j->payload, m->data.p, m->data.len);
 	j->payload_len = m->data.len;

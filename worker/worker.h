@@ -43,6 +43,7 @@ struct wjob {
 	char		*output;	/* tail of the command's output */
 	int		 cancelled;
 	int		 refused;	/* arrived after the drain began */
+	char		 bury[PROTO_ERR_MAX + 1];	/* "": restart it */
 	int64_t		 started;	/* us, when the restart began */
 	uint64_t	 run_us;	/* how long it ran */
 	struct restart_run run;

@@ -1,0 +1,313 @@
+/*
+ * mandrill-publish: publish restart requests to the JetStream stream
+ * that mandrilld consumes.
+ *
+ *   mandrill-publish [-c conf] [-u url] [-s subject] [-i] [-f file]
+ *                    [--raw] [host ...]
+ *
+ * Each host becomes {"msg_id": "<uuid>", "host": "<host>"} (with -i,
+ * "instance_name"), published with the msg_id as Nats-Msg-Id, so the
+ * server drops a copy published again within its duplicate window.
+ * Hosts come from the arguments, else from the file (- is standard
+ * input), else from standard input, one a line; blank lines and lines
+ * starting with # are skipped.  Every name is checked before anything is
+ * published.  --raw publishes each argument or line as given, unchecked:
+ * for testing how mandrilld takes bad input.  The exit status is 0 only
+ * if the server acknowledged every message.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include <nats/nats.h>
+
+#include "conf.h"
+#include "hostname.h"
+
+#define WAIT_MS		10000	/* for the server's acks, at the end */
+#define MAX_PENDING	4096	/* async publishes in flight */
+
+struct opts {
+	const char	*conf;
+	const char	*url;
+	const char	*subject;
+	const char	*file;
+	int		 instance;
+	int		 raw;
+	int		 quiet;
+};
+
+struct item {
+	char	*data;
+	size_t	 len;
+	char	 msg_id[37];
+};
+
+static atomic_ulong acked, failed;
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: mandrill-publish [-c conf] [-u url] [-s subject] "
+	    "[-i] [-q] [-f file] [--raw] [host ...]\n"
+	    "  -c, --config FILE    take url and subject from [source] of "
+	    "this mandrill.conf\n"
+	    "  -u, --url URL        NATS server (default "
+	    "nats://127.0.0.1:4222)\n"
+	    "  -s, --subject SUBJ   subject (default mandrill.restart)\n"
+	    "  -i, --instance       send names as instance_name, not host\n"
+	    "  -f, --file FILE      names one a line; - is standard input\n"
+	    "      --raw            publish each argument or line as given\n"
+	    "  -q, --quiet          print nothing on success\n"
+	    "  -V, --version        print the version and exit\n"
+	    "  -h, --help           print this help and exit\n");
+}
+
+static int
+parse_args(int argc, char **argv, struct opts *o)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "url", required_argument, NULL, 'u' },
+		{ "subject", required_argument, NULL, 's' },
+		{ "file", required_argument, NULL, 'f' },
+		{ "instance", no_argument, NULL, 'i' },
+		{ "raw", no_argument, NULL, 'r' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "c:u:s:f:iqVh", longopts,
+	    NULL)) != -1)
+		switch (ch) {
+		case 'c': o->conf = optarg; break;
+		case 'u': o->url = optarg; break;
+		case 's': o->subject = optarg; break;
+		case 'f': o->file = optarg; break;
+		case 'i': o->instance = 1; break;
+		case 'r': o->raw = 1; break;
+		case 'q': o->quiet = 1; break;
+		case 'V':
+			printf("mandrill-publish %s\n", PACKAGE_VERSION);
+			exit(0);
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -1;
+		}
+	return 0;
+}
+
+static void
+make_uuid(char out[37])
+{
+	unsigned char b[16];
+	static const char hex[] = "0123456789abcdef";
+	size_t k = 0;
+
+	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b)) {
+		fprintf(stderr, "mandrill-publish: getrandom: %s\n",
+		    strerror(errno));
+		exit(EX_OSERR);
+	}
+	b[6] = (b[6] & 0x0f) | 0x40;
+	b[8] = (b[8] & 0x3f) | 0x80;
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[k++] = '-';
+		out[k++] = hex[b[i] >> 4];
+		out[k++] = hex[b[i] & 15];
+	}
+	out[k] = '\0';
+}
+
+/* One name or raw payload; -1 (said) when a name is no host name. */
+static int
+add(struct item **v, size_t *n, size_t *cap, const char *s, size_t len,
+    const struct opts *o, const char *where)
+{
+	struct item *it;
+	const char *why;
+
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 64;
+		struct item *nv = realloc(*v, c * sizeof(*nv));
+
+		if (nv == NULL)
+			return -1;
+		*v = nv;
+		*cap = c;
+	}
+	it = &(*v)[*n];
+	if (o->raw) {
+		if ((it->data = malloc(len + 1)) == NULL)
+			return -1;
+		memcpy(it->data, s, len);
+		it->len = len;
+		it->msg_id[0] = '\0';
+	} else {
+		if ((why = hostname_check(s, len)) != NULL) {
+			fprintf(stderr, "mandrill-publish: %s: \"%.*s\": %s; "
+			    "nothing published\n", where, (int)len, s, why);
+			return -1;
+		}
+		make_uuid(it->msg_id);
+		if ((it->data = malloc(len + 96)) == NULL)
+			return -1;
+		it->len = (size_t)snprintf(it->data, len + 96,
+		    "{\"msg_id\": \"%s\", \"%s\": \"%.*s\"}", it->msg_id,
+		    o->instance ? "instance_name" : "host", (int)len, s);
+	}
+	(*n)++;
+	return 0;
+}
+
+static int
+read_lines(FILE *f, const char *name, struct item **v, size_t *n,
+    size_t *cap, const struct opts *o)
+{
+	char *line = NULL, where[1100];
+	size_t lcap = 0, lineno = 0;
+	ssize_t got;
+	int rc = 0;
+
+	while (rc == 0 && (got = getline(&line, &lcap, f)) >= 0) {
+		lineno++;
+		if (got > 0 && line[got - 1] == '\n')
+			line[--got] = '\0';
+		if (!o->raw) {
+			while (got > 0 && (line[got - 1] == ' ' ||
+			    line[got - 1] == '\t' || line[got - 1] == '\r'))
+				line[--got] = '\0';
+			if (got == 0 || line[0] == '#')
+				continue;
+		}
+		snprintf(where, sizeof(where), "%s:%zu", name, lineno);
+		rc = add(v, n, cap, line, (size_t)got, o, where);
+	}
+	free(line);
+	return rc;
+}
+
+static void
+on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *arg)
+{
+	if (pa != NULL)
+		atomic_fetch_add(&acked, 1);
+	else {
+		if (atomic_fetch_add(&failed, 1) == 0 && pae != NULL)
+			fprintf(stderr, "mandrill-publish: the server refused a "
+			    "message: %s\n", pae->ErrText ? pae->ErrText :
+			    natsStatus_GetText(pae->Err));
+	}
+	natsMsg_Destroy(msg);
+}
+
+static int
+publish_all(const struct opts *o, const char *url, const char *subject,
+    struct item *v, size_t n)
+{
+	natsConnection *nc = NULL;
+	jsCtx *js = NULL;
+	jsOptions jo;
+	jsPubOptions po;
+	natsStatus st;
+	size_t sent = 0;
+
+	if ((st = natsConnection_ConnectTo(&nc, url)) != NATS_OK) {
+		fprintf(stderr, "mandrill-publish: cannot connect to %s: %s\n",
+		    url, natsStatus_GetText(st));
+		return EX_UNAVAILABLE;
+	}
+	jsOptions_Init(&jo);
+	jo.PublishAsync.MaxPending = MAX_PENDING;
+	jo.PublishAsync.AckHandler = on_ack;
+	st = natsConnection_JetStream(&js, nc, &jo);
+	for (size_t i = 0; st == NATS_OK && i < n; i++) {
+		jsPubOptions_Init(&po);
+		po.MsgId = v[i].msg_id[0] ? v[i].msg_id : NULL;
+		st = js_PublishAsync(js, subject, v[i].data, (int)v[i].len, &po);
+		if (st == NATS_OK)
+			sent++;
+	}
+	if (st != NATS_OK)
+		fprintf(stderr, "mandrill-publish: publishing to %s: %s\n",
+		    subject, natsStatus_GetText(st));
+	jsPubOptions_Init(&po);
+	po.MaxWait = WAIT_MS;
+	if (js != NULL && js_PublishAsyncComplete(js, &po) == NATS_TIMEOUT)
+		fprintf(stderr, "mandrill-publish: no answer from the server "
+		    "for some messages after %d s\n", WAIT_MS / 1000);
+	if (!o->quiet || atomic_load(&acked) != n)
+		printf("mandrill-publish: %lu of %zu acknowledged by the server"
+		    "%s\n", atomic_load(&acked), n, atomic_load(&acked) == n ?
+		    "" : " (is a stream taking this subject?)");
+	jsCtx_Destroy(js);
+	natsConnection_Destroy(nc);
+	nats_CloseAndWait(WAIT_MS);
+	(void)sent;
+	return atomic_load(&acked) == n ? 0 : EX_UNAVAILABLE;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct opts o = { 0 };
+	struct conf c;
+	struct item *v = NULL;
+	size_t n = 0, cap = 0;
+	char err[CONF_ERR_MAX];
+	int rc = 0;
+
+	if (parse_args(argc, argv, &o) < 0)
+		return EX_USAGE;
+	conf_defaults(&c);
+	if (o.conf != NULL && conf_load(&c, o.conf, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mandrill-publish: %s\n", err);
+		return EX_CONFIG;
+	}
+	if (o.url == NULL)
+		o.url = c.url;
+	if (o.subject == NULL)
+		o.subject = c.subject;
+	for (int i = optind; rc == 0 && i < argc; i++)
+		rc = add(&v, &n, &cap, argv[i], strlen(argv[i]), &o, "argument");
+	if (rc == 0 && (o.file != NULL || optind == argc)) {
+		const char *name = o.file && strcmp(o.file, "-") ? o.file : "-";
+		FILE *f = strcmp(name, "-") ? fopen(name, "re") : stdin;
+
+		if (f == NULL) {
+			fprintf(stderr, "mandrill-publish: %s: %s\n", name,
+			    strerror(errno));
+			return EX_NOINPUT;
+		}
+		rc = read_lines(f, strcmp(name, "-") ? name : "stdin", &v, &n,
+		    &cap, &o);
+		if (f != stdin)
+			fclose(f);
+	}
+	if (rc < 0)
+		return EX_DATAERR;
+	if (n == 0) {
+		fprintf(stderr, "mandrill-publish: nothing to publish\n");
+		return EX_NOINPUT;
+	}
+	rc = publish_all(&o, o.url, o.subject, v, n);
+	for (size_t i = 0; i < n; i++)
+		free(v[i].data);
+	free(v);
+	return rc;
+}
