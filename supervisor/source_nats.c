@@ -80,7 +80,7 @@ struct nats_delivery {
 	struct delivery		 pub;
 	TAILQ_ENTRY(nats_delivery) link;	/* buried, waiting */
 	natsMsg			*msg;
-	char			 id[24];	/* stream sequence */
+	char			 id[129];	/* Nats-Msg-Id, or sequence */
 	char			 why[160];	/* buried: the reason */
 	int64_t			 lease_end;	/* ms: the server's deadline */
 	int64_t			 due;		/* buried: retry not before */
@@ -381,6 +381,29 @@ free_delivery(struct nats_delivery *d)
 	free(d);
 }
 
+/*
+ * A delivery's id: the publisher's Nats-Msg-Id when it is a printable
+ * token (mandrill-publish sets it to the payload's msg_id), so that the
+ * log and the database name a message alike; else the stream sequence.
+ */
+static void
+set_id(struct nats_delivery *d, uint64_t sseq)
+{
+	const char *v = NULL;
+	size_t n;
+
+	if (natsMsgHeader_Get(d->msg, "Nats-Msg-Id", &v) == NATS_OK &&
+	    v != NULL && (n = strlen(v)) > 0 && n < sizeof(d->id)) {
+		for (size_t i = 0; i < n; i++)
+			if (v[i] <= ' ' || v[i] > '~')
+				goto seq;
+		memcpy(d->id, v, n + 1);
+		return;
+	}
+seq:
+	snprintf(d->id, sizeof(d->id), "%" PRIu64, sseq);
+}
+
 static void
 deliver(struct nats_src *s, struct nev *e)
 {
@@ -401,7 +424,7 @@ deliver(struct nats_src *s, struct nev *e)
 	}
 	d->msg = e->msg;
 	e->msg = NULL;
-	snprintf(d->id, sizeof(d->id), "%" PRIu64, e->sseq);
+	set_id(d, e->sseq);
 	d->pub.id = d->id;
 	d->pub.data = natsMsg_GetData(d->msg);
 	d->pub.len = (size_t)natsMsg_GetDataLength(d->msg);
@@ -449,7 +472,7 @@ queue_bury(struct nats_src *s, struct nev *e)
 	}
 	d->msg = e->msg;
 	e->msg = NULL;
-	snprintf(d->id, sizeof(d->id), "%" PRIu64, e->sseq);
+	set_id(d, e->sseq);
 	snprintf(d->why, sizeof(d->why), "%s", e->text);
 	d->pub.id = d->id;
 	d->pub.data = natsMsg_GetData(d->msg);
@@ -457,8 +480,9 @@ queue_bury(struct nats_src *s, struct nev *e)
 	d->pub.count = e->delivered > UINT32_MAX ? UINT32_MAX :
 	    (uint32_t)e->delivered;
 	d->pub.bury = d->why;
-	log_warn("nats: message %s reached max_deliver (%u); recording it "
-	    "as dead", d->id, s->max_deliver);
+	log_warn("nats: msg_id=%s (stream sequence %" PRIu64 ") reached "
+	    "max_deliver (%u); recording it as dead", d->id, e->sseq,
+	    s->max_deliver);
 	TAILQ_INSERT_TAIL(&s->buried, d, link);
 	/* Handed out on the next pull, like any message. */
 	if (s->src.cb.more != NULL)

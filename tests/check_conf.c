@@ -705,12 +705,64 @@ START_TEST(test_domain_must_be_a_host_name)
 }
 END_TEST
 
-START_TEST(test_nats_not_built)
+START_TEST(test_nats_settings)
 {
-	const char *e = load_fails("[source]\ntype = nats\n");
+	load_ok("[source]\ntype = nats\nurl = nats://a:4222,nats://b:4222\n"
+	    "stream = JOBS\nsubject = ops.restart\ndurable = fleet\n"
+	    "ack_wait = 1m\nmax_deliver = 3\nmax_ack_pending = 500\n"
+	    "create = no\ndead_letter_subject = ops.dead\n");
+	ck_assert_int_eq(conf.source, SOURCE_NATS);
+	ck_assert_str_eq(conf.url, "nats://a:4222,nats://b:4222");
+	ck_assert_str_eq(conf.stream, "JOBS");
+	ck_assert_str_eq(conf.subject, "ops.restart");
+	ck_assert_str_eq(conf.durable, "fleet");
+	ck_assert_int_eq(conf.ack_wait, 60000);
+	ck_assert_uint_eq(conf.max_deliver, 3);
+	ck_assert_uint_eq(conf.max_ack_pending, 500);
+	ck_assert_int_eq(conf.create, 0);
+	ck_assert_str_eq(conf.dead_letter_subject, "ops.dead");
+}
+END_TEST
 
-	assert_has(e, "nats");
-	assert_has(e, "not built yet");
+START_TEST(test_nats_defaults)
+{
+	load_ok("[source]\ntype = nats\n");
+	ck_assert_str_eq(conf.url, "nats://127.0.0.1:4222");
+	ck_assert_str_eq(conf.stream, "RESTARTS");
+	ck_assert_str_eq(conf.subject, "mandrill.restart");
+	ck_assert_str_eq(conf.durable, "mandrill");
+	ck_assert_int_eq(conf.create, 1);
+	ck_assert_str_eq(conf.dead_letter_subject, "");
+}
+END_TEST
+
+START_TEST(test_nats_bad_names)
+{
+	conf_defaults(&conf);
+	assert_has(load_fails("[source]\ntype = nats\nurl = localhost:4222\n"),
+	    "want nats://HOST:PORT");
+	conf_defaults(&conf);
+	assert_has(load_fails("[source]\ntype = nats\nstream = A.B\n"),
+	    "[source] stream \"A.B\" may not contain");
+	conf_defaults(&conf);
+	assert_has(load_fails("[source]\ntype = nats\ndurable = a*\n"),
+	    "[source] durable");
+	conf_defaults(&conf);
+	assert_has(load_fails("[source]\ntype = nats\nsubject = a..b\n"),
+	    "has an empty token");
+	conf_defaults(&conf);
+	assert_has(load_fails("[source]\ntype = nats\nsubject = a.>\n"),
+	    "may not contain spaces or wildcards");
+	conf_defaults(&conf);
+	assert_has(load_fails("[source]\ntype = nats\n"
+	    "dead_letter_subject = mandrill.restart\n"),
+	    "dead messages would come back");
+	conf_defaults(&conf);
+	assert_has(load_fails("[source]\ntype = nats\nmax_deliver = 0\n"),
+	    "max_deliver");
+	/* The sim does not care about nats keys it never uses. */
+	conf_defaults(&conf);
+	load_ok("[source]\nstream = A.B\n");
 }
 END_TEST
 
@@ -1131,7 +1183,9 @@ conf_suite(void)
 	tcase_add_test(tc, test_busy_timeout_over_half_worker_timeout);
 	tcase_add_test(tc, test_glob_too_long);
 	tcase_add_test(tc, test_domain_must_be_a_host_name);
-	tcase_add_test(tc, test_nats_not_built);
+	tcase_add_test(tc, test_nats_settings);
+	tcase_add_test(tc, test_nats_defaults);
+	tcase_add_test(tc, test_nats_bad_names);
 	tcase_add_test(tc, test_argv_split_and_expand);
 	tcase_add_test(tc, test_command_needs_command);
 	tcase_add_test(tc, test_command_template_checked);

@@ -13,17 +13,21 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/mandrill-test.XXXXXX")
 DB=$T/state/mandrill.db
 LOG=$T/mandrilld.log
 PID=
+NATS_PID=
+NATS_PORT=
+EXTRA_PIDS=
 FAILS=0
 CHECKS=0
 
 cleanup() {
-	if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
-		kill -KILL "$PID" 2>/dev/null
-	fi
-	# Workers are in their own process groups: stop any left by PID.
-	for p in $(pgrep -f "^$WORKER\$" -P "${PID:-1}" 2>/dev/null); do
+	for p in $PID $EXTRA_PIDS; do
+		# Workers are in their own process groups: stop them by PID.
+		for w in $(pgrep -f "^$WORKER\$" -P "$p" 2>/dev/null); do
+			kill -KILL "$w" 2>/dev/null
+		done
 		kill -KILL "$p" 2>/dev/null
 	done
+	[ -n "$NATS_PID" ] && kill -KILL "$NATS_PID" 2>/dev/null
 	if [ "$FAILS" -eq 0 ]; then
 		rm -rf "$T"
 	else
@@ -159,6 +163,53 @@ check_invariant() {
 	        WHERE a.outcome IS NOT 'lost' AND b.outcome IS NOT 'lost'
 	        AND b.started < coalesce(a.finished, '9999')
 	        AND a.started < coalesce(b.finished, '9999')")" 0
+}
+
+# start_nats: a nats-server with JetStream on 127.0.0.1, its store in
+# $T/js.  The first start takes a free port from the server itself
+# (-p -1) and keeps it in NATS_PORT, so a restart comes back on the same
+# one.  Sets NATS_PID and NATS_URL.
+start_nats() {
+	if ! command -v nats-server >/dev/null 2>&1; then
+		fail "nats-server is not installed (Debian package nats-server)"
+		finish
+		exit 1
+	fi
+	mkdir -p "$T/js"
+	: >>"$T/nats.log"
+	start_line=$(($(wc -l <"$T/nats.log") + 1))
+	nats-server -a 127.0.0.1 -p "${NATS_PORT:--1}" -js -sd "$T/js" \
+	    >>"$T/nats.log" 2>&1 &
+	NATS_PID=$!
+	i=0
+	until tail -n "+$start_line" "$T/nats.log" | grep -q 'Server is ready'; do
+		i=$((i + 1))
+		if [ "$i" -gt 100 ] || ! kill -0 "$NATS_PID" 2>/dev/null; then
+			fail "nats-server did not start:"
+			tail -5 "$T/nats.log"
+			finish
+			exit 1
+		fi
+		sleep 0.1
+	done
+	NATS_PORT=$(tail -n "+$start_line" "$T/nats.log" |
+	    sed -n 's/.*Listening for client connections on 127.0.0.1:\([0-9]*\).*/\1/p' |
+	    head -1)
+	NATS_URL=nats://127.0.0.1:$NATS_PORT
+}
+
+# stop_nats: TERM the server by its PID and wait for it.
+stop_nats() {
+	kill -TERM "$NATS_PID" 2>/dev/null
+	wait "$NATS_PID" 2>/dev/null
+	NATS_PID=
+}
+
+PUBLISH=$top_builddir/mandrill-publish
+
+# publish_hosts N PREFIX: publish N restart requests PREFIX1..PREFIXN.
+publish_hosts() {
+	seq 1 "$1" | sed "s/^/$2/" | "$PUBLISH" -q -u "$NATS_URL" -f -
 }
 
 finish() {

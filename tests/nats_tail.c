@@ -1,0 +1,54 @@
+/*
+ * nats_tail URL SUBJECT COUNT SECONDS: print the messages published on
+ * SUBJECT, one line each ("<Mandrill-Reason header> | <payload>"), until
+ * COUNT have come or SECONDS have passed.  Prints "ready" once
+ * subscribed.  Exit 0 if COUNT came, 1 if not.  A test helper for the
+ * dead_letter_subject.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <nats/nats.h>
+
+int
+main(int argc, char **argv)
+{
+	natsConnection *nc = NULL;
+	natsSubscription *sub = NULL;
+	natsMsg *m = NULL;
+	int want, got = 0;
+	int64_t deadline;
+
+	if (argc != 5) {
+		fprintf(stderr, "usage: nats_tail URL SUBJECT COUNT SECONDS\n");
+		return 2;
+	}
+	want = atoi(argv[3]);
+	if (natsConnection_ConnectTo(&nc, argv[1]) != NATS_OK ||
+	    natsConnection_SubscribeSync(&sub, nc, argv[2]) != NATS_OK ||
+	    natsConnection_Flush(nc) != NATS_OK) {
+		fprintf(stderr, "nats_tail: cannot subscribe: %s\n",
+		    nats_GetLastError(NULL));
+		return 2;
+	}
+	printf("ready\n");
+	fflush(stdout);
+	deadline = nats_Now() + (int64_t)atoi(argv[4]) * 1000;
+	while (got < want && nats_Now() < deadline) {
+		const char *reason = "-";
+
+		if (natsSubscription_NextMsg(&m, sub, 100) != NATS_OK)
+			continue;
+		natsMsgHeader_Get(m, "Mandrill-Reason", &reason);
+		printf("%s | %.*s\n", reason, natsMsg_GetDataLength(m),
+		    natsMsg_GetData(m));
+		fflush(stdout);
+		natsMsg_Destroy(m);
+		got++;
+	}
+	natsSubscription_Destroy(sub);
+	natsConnection_Destroy(nc);
+	return got >= want ? 0 : 1;
+}

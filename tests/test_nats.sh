@@ -1,0 +1,197 @@
+#!/bin/sh
+# The nats source against a real nats-server (JetStream, 127.0.0.1, a
+# free port, a store in the test's directory), judged by SQL and the log:
+# start-up errors exit 69; 1000 published, 1000 final outcomes; restarts
+# longer than ack_wait are extended, not redelivered; a failed restart
+# comes back after its backoff (nak with delay); max_deliver and invalid
+# payloads end in dead_letters and on dead_letter_subject.
+. "$(dirname "$0")/lib.sh"
+
+TAIL=$top_builddir/tests/nats_tail
+
+# nats_conf SOURCE-LINES RESTART-LINES [MANDRILL-LINES]
+nats_conf() {
+	write_conf <<EOF
+workers = 2
+jobs_per_worker = 32
+max_in_flight = 200
+busy_timeout = 200ms
+${3:-}
+
+[source]
+type = nats
+url = ${URL:-$NATS_URL}
+$1
+
+[restart]
+allow = *
+sim_failure_rate = ${FAILRATE:-0}
+sim_latency = ${LATENCY:-0..5ms}
+$2
+EOF
+}
+
+reset() {
+	[ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null
+	wait "$PID" 2>/dev/null
+	PID=
+	rm -rf "$T/state" "$LOG"
+	[ -n "$NATS_PID" ] && stop_nats
+	rm -rf "$T/js"
+	start_nats
+}
+
+# final N SECONDS: wait until N messages have a final state
+final() {
+	i=0
+	while n=$(sql "SELECT count(*) FROM messages WHERE state IN
+	    ('restarted','skipped','dead','invalid')" 2>/dev/null)
+	    [ "${n:-0}" -lt "$1" ]
+	do
+		i=$((i + 1))
+		[ "$i" -gt $(($2 * 10)) ] && return 1
+		sleep 0.1
+	done
+}
+
+stop_mandrilld() {
+	kill -TERM "$PID"
+	wait_exit 30
+	check "$1: TERM drains and exits 0" "$RC" 0
+}
+
+# --- start-up errors: exit 69 with one clear line -------------------------------
+start_nats
+port=$NATS_PORT
+stop_nats
+NATS_URL=nats://127.0.0.1:$port
+nats_conf "" ""
+"$MANDRILLD" -f -c "$T/mandrill.conf" >"$LOG" 2>&1
+check "no server: exit 69" "$?" 69
+check "no server: the log names the URL" \
+    "$(grep -c "cannot connect to nats://127.0.0.1:$port" "$LOG")" 1
+
+reset
+nats_conf "create = no" ""
+"$MANDRILLD" -f -c "$T/mandrill.conf" >"$LOG" 2>&1
+check "create = no, no stream: exit 69" "$?" 69
+check "create = no, no stream: said so" \
+    "$(grep -c 'stream RESTARTS does not exist' "$LOG")" 1
+
+nats_conf "stream = OTHER
+subject = other.subject" ""
+"$MANDRILLD" -f -c "$T/mandrill.conf" >"$LOG" 2>&1 &
+PID=$!
+wait_for "consuming other.subject" 10
+kill -TERM "$PID"
+wait_exit 10
+nats_conf "stream = OTHER" ""
+"$MANDRILLD" -f -c "$T/mandrill.conf" >"$LOG" 2>&1
+check "a stream that does not take the subject: exit 69" "$?" 69
+check "a stream that does not take the subject: said so" \
+    "$(grep -c 'stream OTHER exists but does not take subject mandrill.restart' "$LOG")" 1
+
+URL=http://127.0.0.1:$NATS_PORT nats_conf "" ""
+check "url must be nats:// (config check)" \
+    "$("$MANDRILLD" -t -c "$T/mandrill.conf" 2>&1 | grep -c 'want nats://HOST:PORT')" 1
+nats_conf "stream = A.B" ""
+check "stream names cannot have dots (config check)" \
+    "$("$MANDRILLD" -t -c "$T/mandrill.conf" 2>&1 | grep -c 'may not contain')" 1
+
+# --- 1000 published, 1000 final outcomes ----------------------------------------
+reset
+nats_conf "ack_wait = 10s" ""
+start_mandrilld
+wait_for "nats: consuming" 10
+publish_hosts 1000 host-
+check "1000: mandrill-publish exits 0" "$?" 0
+final 1000 60 || fail "1000: not all final within 60 s"
+check "1000: every message restarted once" \
+    "$(sql "SELECT count(*) FROM messages WHERE state = 'restarted'")" 1000
+check "1000: 1000 distinct hosts" \
+    "$(sql "SELECT count(DISTINCT host) FROM restarts")" 1000
+check "1000: nothing redelivered" "$(grep -c 'delivery=2' "$LOG")" 0
+stop_mandrilld 1000
+check_invariant
+check "1000: acked 1000 in the summary" \
+    "$(grep -c 'Summary: pulled 1000, acked 1000' "$LOG")" 1
+
+# --- restarts longer than ack_wait are extended, not redelivered ----------------
+reset
+LATENCY=5s..5s nats_conf "ack_wait = 2s" ""
+start_mandrilld
+wait_for "nats: consuming" 10
+publish_hosts 3 slow-
+final 3 30 || fail "extend: not final within 30 s"
+check "extend: three restarts, one attempt each" \
+    "$(sql "SELECT count(*), sum(attempts) FROM messages WHERE state = 'restarted'")" "3|3"
+check "extend: leases were extended" \
+    "$(grep -c 'Extended deadline' "$LOG" | awk '{print ($1 >= 3)}')" 1
+check "extend: nothing redelivered" "$(grep -c 'delivery=2' "$LOG")" 0
+stop_mandrilld extend
+
+# --- a failed restart comes back after its backoff (nak with delay) -------------
+reset
+cat >"$T/fail-once.sh" <<EOF
+#!/bin/sh
+[ -e "$T/failed-\$1" ] && exit 0
+touch "$T/failed-\$1"
+exit 1
+EOF
+chmod +x "$T/fail-once.sh"
+nats_conf "" "mode = command
+command = $T/fail-once.sh {host}
+backoff_min = 2s
+backoff_max = 2s"
+start_mandrilld
+wait_for "nats: consuming" 10
+publish_hosts 1 flaky-
+final 1 30 || fail "nak delay: not final within 30 s"
+check "nak delay: failed once, then restarted" \
+    "$(sql "SELECT group_concat(outcome, ',') FROM (SELECT outcome FROM restarts ORDER BY id)")" \
+    "failed,restarted"
+check "nak delay: the second delivery came after the 2 s backoff" \
+    "$(sql "SELECT (julianday(b.started) - julianday(a.finished)) * 86400 >= 1.9
+        FROM restarts a, restarts b WHERE a.attempt = 1 AND b.attempt = 2")" 1
+check "nak delay: redelivered by the server as delivery 2" \
+    "$(grep -c 'delivery=2' "$LOG")" 1
+stop_mandrilld "nak delay"
+
+# --- max_deliver and invalid payloads: dead_letters and dead_letter_subject -----
+reset
+"$TAIL" "$NATS_URL" mandrill.dead 3 60 >"$T/dead.txt" 2>&1 &
+tail_pid=$!
+EXTRA_PIDS=$tail_pid
+i=0
+until grep -q ready "$T/dead.txt"; do
+	i=$((i + 1)); [ "$i" -gt 50 ] && break; sleep 0.1
+done
+FAILRATE=1 nats_conf "max_deliver = 2
+dead_letter_subject = mandrill.dead" "max_attempts = 10
+backoff_min = 100ms
+backoff_max = 100ms"
+start_mandrilld
+wait_for "nats: consuming" 10
+publish_hosts 1 doomed-
+"$PUBLISH" -q -u "$NATS_URL" --raw 'not json' \
+    '{"msg_id": "bad-host", "host": "no_such_host!"}'
+check "raw: mandrill-publish --raw exits 0" "$?" 0
+final 2 30 || fail "dead letters: not final within 30 s"
+check "max_deliver: the message is dead after 2 deliveries" \
+    "$(sql "SELECT state, attempts FROM messages WHERE host = 'doomed-1'")" "dead|2"
+check "max_deliver: in dead_letters with the server's reason" \
+    "$(sql "SELECT count(*) FROM dead_letters WHERE reason LIKE '%max_deliver reached%'
+        AND CAST(payload AS TEXT) LIKE '%doomed-1%'")" 1
+check "invalid: both bad payloads in dead_letters" \
+    "$(sql "SELECT count(*) FROM dead_letters WHERE reason NOT LIKE '%max_deliver%'")" 2
+check "invalid: terminated, not redelivered" \
+    "$(grep -c 'Terminated msg_id=' "$LOG")" 2
+wait "$tail_pid"
+check "dead_letter_subject: all three published there" "$?" 0
+check "dead_letter_subject: with the reason header" \
+    "$(grep -c '^dead: .*max_deliver reached.*doomed-1' "$T/dead.txt")" 1
+check "dead_letter_subject: the unparsable payload as it was" \
+    "$(grep -c '^invalid: payload is not JSON.* | not json$' "$T/dead.txt")" 1
+stop_mandrilld "dead letters"
+
+finish
