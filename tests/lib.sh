@@ -212,6 +212,51 @@ publish_hosts() {
 	seq 1 "$1" | sed "s/^/$2/" | "$PUBLISH" -q -u "$NATS_URL" -f -
 }
 
+# nats_conf SOURCE-LINES RESTART-LINES [MANDRILL-LINES]: a config for the
+# nats source; URL, FAILRATE and LATENCY override the defaults.
+nats_conf() {
+	write_conf <<EOF
+workers = 2
+jobs_per_worker = 32
+max_in_flight = 200
+busy_timeout = 200ms
+${3:-}
+
+[source]
+type = nats
+url = ${URL:-$NATS_URL}
+$1
+
+[restart]
+allow = *
+sim_failure_rate = ${FAILRATE:-0}
+sim_latency = ${LATENCY:-0..5ms}
+$2
+EOF
+}
+
+# final N SECONDS [QUERY]: wait until QUERY (by default: the messages
+# with a final state) counts N
+FINAL_SQL="SELECT count(*) FROM messages WHERE state IN
+    ('restarted','skipped','dead','invalid')"
+final() {
+	i=0
+	while n=$(sql "${3:-$FINAL_SQL}" 2>/dev/null)
+	    [ "${n:-0}" -lt "$1" ]
+	do
+		i=$((i + 1))
+		[ "$i" -gt $(($2 * 10)) ] && return 1
+		sleep 0.1
+	done
+}
+
+# stop_mandrilld WHAT: TERM, wait, and check the drain's exit status
+stop_mandrilld() {
+	kill -TERM "$PID"
+	wait_exit 30
+	check "$1: TERM drains and exits 0" "$RC" 0
+}
+
 finish() {
 	echo "# $CHECKS checks, $FAILS failed"
 	[ "$FAILS" -eq 0 ]

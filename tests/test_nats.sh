@@ -9,28 +9,6 @@
 
 TAIL=$top_builddir/tests/nats_tail
 
-# nats_conf SOURCE-LINES RESTART-LINES [MANDRILL-LINES]
-nats_conf() {
-	write_conf <<EOF
-workers = 2
-jobs_per_worker = 32
-max_in_flight = 200
-busy_timeout = 200ms
-${3:-}
-
-[source]
-type = nats
-url = ${URL:-$NATS_URL}
-$1
-
-[restart]
-allow = *
-sim_failure_rate = ${FAILRATE:-0}
-sim_latency = ${LATENCY:-0..5ms}
-$2
-EOF
-}
-
 reset() {
 	[ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null
 	wait "$PID" 2>/dev/null
@@ -39,25 +17,6 @@ reset() {
 	[ -n "$NATS_PID" ] && stop_nats
 	rm -rf "$T/js"
 	start_nats
-}
-
-# final N SECONDS: wait until N messages have a final state
-final() {
-	i=0
-	while n=$(sql "SELECT count(*) FROM messages WHERE state IN
-	    ('restarted','skipped','dead','invalid')" 2>/dev/null)
-	    [ "${n:-0}" -lt "$1" ]
-	do
-		i=$((i + 1))
-		[ "$i" -gt $(($2 * 10)) ] && return 1
-		sleep 0.1
-	done
-}
-
-stop_mandrilld() {
-	kill -TERM "$PID"
-	wait_exit 30
-	check "$1: TERM drains and exits 0" "$RC" 0
 }
 
 # --- start-up errors: exit 69 with one clear line -------------------------------
