@@ -114,6 +114,55 @@ command = /bin/true {host}"
 	i=$((i + 1))
 done
 
+# --- end-to-end throughput, nats source, durable -------------------------------
+# A nats-server of its own (free port, store in $T); per run: a fresh
+# stream, NN messages published before mandrilld starts, and the time from
+# its start to the last final outcome committed (polled with SQL).
+NN=${BENCH_NATS_N:-$N}
+: > "$T/nats"; : > "$T/nats_cpu"
+if command -v nats-server >/dev/null 2>&1; then
+	i=0
+	while [ $i -lt "$RUNS" ]; do
+		rm -rf "$T/state" "$T/js"
+		nats-server -a 127.0.0.1 -p -1 -js -sd "$T/js" > "$T/nats.log" 2>&1 &
+		NPID=$!
+		until grep -q 'Server is ready' "$T/nats.log"; do sleep 0.1; done
+		port=$(sed -n 's/.*client connections on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/nats.log")
+		conf "type = nats
+url = nats://127.0.0.1:$port
+ack_wait = 60s
+max_ack_pending = 100000" "sim_latency = 0..0" "synchronous = full"
+		"$MANDRILLD" -f -c "$T/b.conf" > "$T/log" 2>&1 &
+		PID=$!
+		until grep -q 'nats: consuming' "$T/log"; do sleep 0.1; done
+		kill -TERM "$PID"; wait "$PID"; PID=
+		seq 1 "$NN" | sed 's/^/bench-/' |
+		    "$top/mandrill-publish" -q -u "nats://127.0.0.1:$port" -f - ||
+		    echo "nats: publishing failed" >&2
+		rm -rf "$T/state"
+		start=$(date +%s%N)
+		"$MANDRILLD" -f -c "$T/b.conf" > "$T/log" 2>&1 &
+		PID=$!
+		done_n=0
+		while [ "$done_n" -lt "$NN" ] && kill -0 "$PID" 2>/dev/null; do
+			sleep 0.05
+			done_n=$(sqlite3 "$T/state/mandrill.db" "SELECT count(*)
+			    FROM messages WHERE state = 'restarted'" 2>/dev/null ||
+			    echo 0)
+		done
+		end=$(date +%s%N)
+		kill -TERM "$PID"; wait "$PID"; PID=
+		kill -TERM "$NPID"; wait "$NPID"
+		[ "$done_n" -ne "$NN" ] &&
+		    echo "nats run failed: $done_n of $NN committed" >&2
+		echo "$done_n $start $end" | awk '{ printf "%.0f\n", $1 / (($3 - $2) / 1e9) }' >> "$T/nats"
+		summary_field supervisor | awk -v n="$done_n" '{ printf "%.4f\n", $1 * 10000 / n }' >> "$T/nats_cpu"
+		i=$((i + 1))
+	done
+else
+	echo "nats-server not installed: no nats figure" >&2
+fi
+
 # --- 100 000 messages in flight: memory, and CPU while waiting ----------------
 rm -rf "$T/state"
 JOBS=50000 MIF=100000 conf "rate = 0
@@ -160,7 +209,8 @@ printf '| %-52s | %-36s | %s |\n' "pull-to-ack p99 at 1 000/s, ms" "$(stats < "$
 printf '| %-52s | %-36s | %s |\n' "pull-to-ack p99.9 at 1 000/s, ms" "$(stats < "$T/l1k.p999")" ""
 printf '| %-52s | %-36s | %s |\n' "100 000 in flight: supervisor RSS, MB" "$rss (in flight: $inflight)" "<= 100"
 printf '| %-52s | %-36s | %s |\n' "100 000 in flight: supervisor CPU while waiting, %" "$idle_cpu (20 s incl. extensions)" "<= 5"
-printf '| %-52s | %-36s | %s |\n' "end-to-end, nats, msg/s" "n/a: nats source not built yet" ">= 50000"
+printf '| %-52s | %-36s | %s |\n' "end-to-end, nats, synchronous=full, msg/s ($NN msgs)" "$(stats < "$T/nats")" ">= 50000"
+printf '| %-52s | %-36s | %s |\n' "CPU s per 10 000 msgs, supervisor, nats" "$(stats < "$T/nats_cpu")" ""
 printf '| %-52s | %-36s | %s |\n' "command mode, /bin/true, restarts/s (5000)" "$(stats < "$T/cmd")" ">= 1000"
 printf '| %-52s | %-36s | %s |\n' "CPU s per 10 000 msgs, supervisor" "$(stats < "$T/cpu_sup")" ""
 printf '| %-52s | %-36s | %s |\n' "CPU s per 10 000 msgs, workers (all)" "$(stats < "$T/cpu_wrk")" ""
