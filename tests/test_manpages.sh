@@ -3,15 +3,17 @@
 # knows (as --sample-config prints it) is documented under its section in
 # mandrill.conf(5) with its default, and the page documents no key the
 # parser refuses; the signals mandrilld handles are the rows of the SIGNALS
-# table of mandrilld(8); every option of --help is in its OPTIONS; and each
-# page lints clean.  The pages and supervisor.c come from $top_srcdir, the
-# program from $top_builddir.
+# table of mandrilld(8); every option of the --help of mandrilld and of
+# mandrill-publish is in the OPTIONS of its page; and each page lints
+# clean.  The pages and supervisor.c come from $top_srcdir, the programs
+# from $top_builddir.
 : "${top_srcdir:=$(cd "$(dirname "$0")/.." && pwd)}"
 . "$(dirname "$0")/lib.sh"
 
 MAN=$top_srcdir/man
 CONF5=$MAN/mandrill.conf.5
 D8=$MAN/mandrilld.8
+P1=$MAN/mandrill-publish.1
 SUPERVISOR_C=$top_srcdir/supervisor/supervisor.c
 
 # Enough of roff to read what a page says: the text of one line, with the
@@ -75,7 +77,8 @@ function roffline(line,    m, rest, i, c, n, inq, has, cur, out, alt, k) {
 }
 '
 
-for f in "$CONF5" "$D8" "$MAN/mandrill-worker.8" "$SUPERVISOR_C" "$MANDRILLD"; do
+for f in "$CONF5" "$D8" "$MAN/mandrill-worker.8" "$P1" "$SUPERVISOR_C" "$MANDRILLD" \
+    "$PUBLISH"; do
 	[ -r "$f" ] || fail "cannot read $f (top_srcdir=$top_srcdir, top_builddir=$top_builddir)"
 done
 [ "$FAILS" -eq 0 ] || { finish; exit 1; }
@@ -217,12 +220,12 @@ check "every signal in sigs[] of supervisor.c is in the SIGNALS table of mandril
 check "the SIGNALS table of mandrilld.8 names no signal mandrilld does not handle" \
     "$( (cat "$T/code.sigs"; echo CHLD) | sort -u | comm -13 - "$T/page.sigs" | tr '\n' ' ')" ""
 
-# --- options: mandrilld --help against OPTIONS of mandrilld.8 ---------------
+# --- options: --help of each program against OPTIONS of its page -----------
 
-"$MANDRILLD" --help > "$T/help.txt" 2>&1
-check "mandrilld --help exits 0" "$?" 0
-# The option column of the help lines ("  -c, --config FILE    ..."), and
-# the bracketed options of the usage line ("[-ftV] [-c file]").
+# help_opts HELP-FILE: the option column of the help lines
+# ("  -c, --config FILE    ..."), and the bracketed options of the usage
+# line ("[-ftV] [-c file]").
+help_opts() {
 awk '
 /^usage:/ {
 	s = $0
@@ -243,11 +246,11 @@ awk '
 	for (i = 1; i <= n; i++)
 		if (w[i] ~ /^--?[A-Za-z0-9]/)
 			print w[i]
-}' "$T/help.txt" | sort -u > "$T/help.opts"
-check "mandrilld --help lists options" \
-    "$(awk 'END { print (NR > 5) }' "$T/help.opts")" 1
+}' "$1" | sort -u
+}
 
-# The options named in the .TP tags of .SH OPTIONS.
+# page_opts PAGE: the options named in the .TP tags of .SH OPTIONS.
+page_opts() {
 awk "$ROFF_AWK"'
 /^\.SH/ { insec = $0 ~ /^\.SH[ \t]+"?OPTIONS"?[ \t]*$/; next }
 !insec { next }
@@ -258,12 +261,32 @@ want {
 	for (i = 1; i <= n; i++)
 		if (w[i] ~ /^--?[A-Za-z0-9]/)
 			print w[i]
-}' "$D8" | sort -u > "$T/page.opts"
+}' "$1" | sort -u
+}
+
+"$MANDRILLD" --help > "$T/help.txt" 2>&1
+check "mandrilld --help exits 0" "$?" 0
+help_opts "$T/help.txt" > "$T/help.opts"
+check "mandrilld --help lists options" \
+    "$(awk 'END { print (NR > 5) }' "$T/help.opts")" 1
+page_opts "$D8" > "$T/page.opts"
 
 check "every option of mandrilld --help is a tag in OPTIONS of mandrilld.8" \
     "$(comm -23 "$T/help.opts" "$T/page.opts" | tr '\n' ' ')" ""
 check "OPTIONS of mandrilld.8 documents no option --help lacks" \
     "$(comm -13 "$T/help.opts" "$T/page.opts" | tr '\n' ' ')" ""
+
+"$PUBLISH" --help > "$T/pub-help.txt" 2>&1
+check "mandrill-publish --help exits 0" "$?" 0
+help_opts "$T/pub-help.txt" > "$T/pub-help.opts"
+check "mandrill-publish --help lists its long options" \
+    "$(grep -c '^--' "$T/pub-help.opts" | awk '{ print ($1 >= 9) }')" 1
+page_opts "$P1" > "$T/pub-page.opts"
+
+check "every option of mandrill-publish --help is a tag in OPTIONS of mandrill-publish.1" \
+    "$(comm -23 "$T/pub-help.opts" "$T/pub-page.opts" | tr '\n' ' ')" ""
+check "OPTIONS of mandrill-publish.1 documents no option --help lacks" \
+    "$(comm -13 "$T/pub-help.opts" "$T/pub-page.opts" | tr '\n' ' ')" ""
 
 # --- every page lints clean --------------------------------------------------
 
@@ -273,7 +296,7 @@ command -v groff >/dev/null 2>&1 && linters=$((linters + 1))
 if [ "$linters" -eq 0 ]; then
 	fail "neither mandoc nor groff is installed: cannot lint the man pages (install mandoc or groff-base)"
 fi
-for page in "$D8" "$MAN/mandrill-worker.8" "$CONF5"; do
+for page in "$D8" "$MAN/mandrill-worker.8" "$CONF5" "$P1"; do
 	name=$(basename "$page")
 	if command -v mandoc >/dev/null 2>&1; then
 		check "mandoc -Tlint $name prints nothing" \
