@@ -604,11 +604,20 @@ check_nats(const struct conf *c, char *err, size_t errlen)
 {
 	const char *why;
 
-	if (strncmp(c->url, "nats://", 7) != 0 &&
-	    strncmp(c->url, "tls://", 6) != 0) {
-		snprintf(err, errlen, "[source] url \"%s\": want nats://HOST:PORT"
-		    " (or tls://), several separated by commas", c->url);
-		return -1;
+	for (const char *u = c->url;; u++) {
+		size_t n = strcspn(u, ",");
+
+		while (*u == ' ')
+			u++, n--;
+		if ((strncmp(u, "nats://", 7) != 0 || n <= 7) &&
+		    (strncmp(u, "tls://", 6) != 0 || n <= 6)) {
+			snprintf(err, errlen, "[source] url \"%s\": want "
+			    "nats://HOST:PORT (or tls://), several separated "
+			    "by commas", c->url);
+			return -1;
+		}
+		if ((u = strchr(u, ',')) == NULL)
+			break;
 	}
 	if ((why = nats_name_check(c->stream)) != NULL) {
 		snprintf(err, errlen, "[source] stream \"%s\" %s", c->stream, why);

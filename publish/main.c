@@ -8,8 +8,8 @@
  * Each host becomes {"msg_id": "<uuid>", "host": "<host>"} (with -i,
  * "instance_name"), published with the msg_id as Nats-Msg-Id, so the
  * server drops a copy published again within its duplicate window.
- * Hosts come from the arguments, else from the file (- is standard
- * input), else from standard input, one a line; blank lines and lines
+ * Hosts come from the arguments and the file (- is standard input), or
+ * from standard input when there are neither, one a line; blank lines and lines
  * starting with # are skipped.  Every name is checked before anything is
  * published.  --raw publishes each argument or line as given, unchecked:
  * for testing how mandrilld takes bad input.  The exit status is 0 only
@@ -19,7 +19,6 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,13 +26,14 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <nats/nats.h>
 
 #include "conf.h"
 #include "hostname.h"
 
-#define WAIT_MS		10000	/* for the server's acks, at the end */
-#define MAX_PENDING	4096	/* async publishes in flight */
+#define WAIT_MS		10000	/* for the next ack, at most */
+#define MAX_PENDING	4096	/* publishes not yet answered, at most */
 
 struct opts {
 	const char	*conf;
@@ -50,8 +50,6 @@ struct item {
 	size_t	 len;
 	char	 msg_id[37];
 };
-
-static atomic_ulong acked, failed;
 
 static void
 usage(FILE *f)
@@ -134,7 +132,8 @@ make_uuid(char out[37])
 	out[k] = '\0';
 }
 
-/* One name or raw payload; -1 (said) when a name is no host name. */
+/* One name or raw payload; -1 (said) when a name is no host name, -2
+ * out of memory. */
 static int
 add(struct item **v, size_t *n, size_t *cap, const char *s, size_t len,
     const struct opts *o, const char *where)
@@ -147,14 +146,14 @@ add(struct item **v, size_t *n, size_t *cap, const char *s, size_t len,
 		struct item *nv = realloc(*v, c * sizeof(*nv));
 
 		if (nv == NULL)
-			return -1;
+			return -2;
 		*v = nv;
 		*cap = c;
 	}
 	it = &(*v)[*n];
 	if (o->raw) {
 		if ((it->data = malloc(len + 1)) == NULL)
-			return -1;
+			return -2;
 		memcpy(it->data, s, len);
 		it->len = len;
 		it->msg_id[0] = '\0';
@@ -166,7 +165,7 @@ add(struct item **v, size_t *n, size_t *cap, const char *s, size_t len,
 		}
 		make_uuid(it->msg_id);
 		if ((it->data = malloc(len + 96)) == NULL)
-			return -1;
+			return -2;
 		it->len = (size_t)snprintf(it->data, len + 96,
 		    "{\"msg_id\": \"%s\", \"%s\": \"%.*s\"}", it->msg_id,
 		    o->instance ? "instance_name" : "host", (int)len, s);
@@ -202,64 +201,115 @@ read_lines(FILE *f, const char *name, struct item **v, size_t *n,
 	return rc;
 }
 
-static void
-on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *arg)
+/*
+ * A JetStream publish ack is the reply {"stream": ..., "seq": ...}; an
+ * error is {"error": {"description": ...}}, and a subject no stream takes
+ * gets a 503 status (no responders).  NULL if acked, else why not.
+ */
+static const char *
+refusal(natsMsg *r, char *buf, size_t len)
 {
-	if (pa != NULL)
-		atomic_fetch_add(&acked, 1);
-	else {
-		if (atomic_fetch_add(&failed, 1) == 0 && pae != NULL)
-			fprintf(stderr, "mandrill-publish: the server refused a "
-			    "message: %s\n", pae->ErrText ? pae->ErrText :
-			    natsStatus_GetText(pae->Err));
+	const char *status = NULL;
+	json_t *root, *err, *desc;
+
+	if (natsMsgHeader_Get(r, "Status", &status) == NATS_OK) {
+		snprintf(buf, len, "status %s%s", status, strcmp(status, "503") == 0 ?
+		    " (no stream takes this subject)" : "");
+		return buf;
 	}
-	natsMsg_Destroy(msg);
+	root = json_loadb(natsMsg_GetData(r), (size_t)natsMsg_GetDataLength(r),
+	    0, NULL);
+	if (root == NULL) {
+		snprintf(buf, len, "an answer that is not JSON");
+		return buf;
+	}
+	if ((err = json_object_get(root, "error")) != NULL) {
+		desc = json_object_get(err, "description");
+		snprintf(buf, len, "%s", json_is_string(desc) ?
+		    json_string_value(desc) : "an error");
+	} else if (!json_is_integer(json_object_get(root, "seq")))
+		snprintf(buf, len, "an answer without a sequence");
+	else
+		buf = NULL;
+	json_decref(root);
+	return buf;
 }
 
+/*
+ * Publish with a reply subject each, MAX_PENDING at most unanswered, and
+ * count the acks as they come.  Plain request/reply on one synchronous
+ * subscription: what JetStream's async publish does, without its threads.
+ */
 static int
 publish_all(const struct opts *o, const char *url, const char *subject,
     struct item *v, size_t n)
 {
 	natsConnection *nc = NULL;
-	jsCtx *js = NULL;
-	jsOptions jo;
-	jsPubOptions po;
+	natsSubscription *sub = NULL;
+	natsInbox *inbox = NULL;
+	natsMsg *m, *r;
 	natsStatus st;
-	size_t sent = 0;
+	char prefix[128], reply[160], why[256];
+	const char *no;
+	size_t sent = 0, answered = 0, acked = 0;
 
 	if ((st = natsConnection_ConnectTo(&nc, url)) != NATS_OK) {
 		fprintf(stderr, "mandrill-publish: cannot connect to %s: %s\n",
 		    url, natsStatus_GetText(st));
 		return EX_UNAVAILABLE;
 	}
-	jsOptions_Init(&jo);
-	jo.PublishAsync.MaxPending = MAX_PENDING;
-	jo.PublishAsync.AckHandler = on_ack;
-	st = natsConnection_JetStream(&js, nc, &jo);
-	for (size_t i = 0; st == NATS_OK && i < n; i++) {
-		jsPubOptions_Init(&po);
-		po.MsgId = v[i].msg_id[0] ? v[i].msg_id : NULL;
-		st = js_PublishAsync(js, subject, v[i].data, (int)v[i].len, &po);
-		if (st == NATS_OK)
-			sent++;
+	st = natsInbox_Create(&inbox);
+	if (st == NATS_OK) {
+		snprintf(prefix, sizeof(prefix), "%s", (const char *)inbox);
+		snprintf(reply, sizeof(reply), "%s.*", prefix);
+		st = natsConnection_SubscribeSync(&sub, nc, reply);
 	}
-	if (st != NATS_OK)
+	if (st == NATS_OK)
+		st = natsSubscription_SetPendingLimits(sub, -1, -1);
+	while (st == NATS_OK && answered < n) {
+		while (st == NATS_OK && sent < n && sent - answered < MAX_PENDING) {
+			snprintf(reply, sizeof(reply), "%s.%zu", prefix, sent);
+			st = natsMsg_Create(&m, subject, reply, v[sent].data,
+			    (int)v[sent].len);
+			if (st == NATS_OK && v[sent].msg_id[0] != '\0')
+				st = natsMsgHeader_Set(m, "Nats-Msg-Id",
+				    v[sent].msg_id);
+			if (st == NATS_OK)
+				st = natsConnection_PublishMsg(nc, m);
+			natsMsg_Destroy(m);
+			sent++;
+		}
+		if (st != NATS_OK)
+			break;
+		if ((st = natsSubscription_NextMsg(&r, sub, WAIT_MS)) != NATS_OK)
+			break;
+		answered++;
+		if ((no = refusal(r, why, sizeof(why))) == NULL)
+			acked++;
+		else if (answered - acked == 1)
+			fprintf(stderr, "mandrill-publish: the server refused a "
+			    "message: %s\n", no);
+		natsMsg_Destroy(r);
+	}
+	if (st == NATS_NO_RESPONDERS)
+		fprintf(stderr, "mandrill-publish: no stream takes subject %s "
+		    "on %s (start mandrilld with create = yes once, or create "
+		    "the stream)\n", subject, url);
+	else if (st == NATS_TIMEOUT)
+		fprintf(stderr, "mandrill-publish: no answer from the server "
+		    "for %zu messages after %d s\n", sent - answered,
+		    WAIT_MS / 1000);
+	else if (st != NATS_OK)
 		fprintf(stderr, "mandrill-publish: publishing to %s: %s\n",
 		    subject, natsStatus_GetText(st));
-	jsPubOptions_Init(&po);
-	po.MaxWait = WAIT_MS;
-	if (js != NULL && js_PublishAsyncComplete(js, &po) == NATS_TIMEOUT)
-		fprintf(stderr, "mandrill-publish: no answer from the server "
-		    "for some messages after %d s\n", WAIT_MS / 1000);
-	if (!o->quiet || atomic_load(&acked) != n)
-		printf("mandrill-publish: %lu of %zu acknowledged by the server"
-		    "%s\n", atomic_load(&acked), n, atomic_load(&acked) == n ?
-		    "" : " (is a stream taking this subject?)");
-	jsCtx_Destroy(js);
+	if (!o->quiet || acked != n)
+		printf("mandrill-publish: %zu of %zu acknowledged by the server\n",
+		    acked, n);
+	natsSubscription_Destroy(sub);
+	natsInbox_Destroy(inbox);
 	natsConnection_Destroy(nc);
 	nats_CloseAndWait(WAIT_MS);
-	(void)sent;
-	return atomic_load(&acked) == n ? 0 : EX_UNAVAILABLE;
+	return acked == n ? 0 : EX_UNAVAILABLE;
 }
 
 int
@@ -298,6 +348,10 @@ main(int argc, char **argv)
 		    &cap, &o);
 		if (f != stdin)
 			fclose(f);
+	}
+	if (rc == -2) {
+		fprintf(stderr, "mandrill-publish: out of memory\n");
+		return EX_OSERR;
 	}
 	if (rc < 0)
 		return EX_DATAERR;

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <sysexits.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -132,18 +134,48 @@ parse_args(int argc, char **argv, struct options *o)
 	return 0;
 }
 
-static int
-detach(void)
-{
-	int fd;
+/* The daemon's end of the start-up pipe; -1 once told or in -f mode. */
+static int started_fd = -1;
 
-	switch (fork()) {
+/*
+ * Fork into the background.  The parent stays until the daemon says how
+ * its start-up went (tell_parent), so that an init script or an operator
+ * at a terminal sees a failure to start (say, exit 69: the broker cannot
+ * be reached) as the exit status, not as a 0 and a line in a log.
+ */
+static int
+detach(const char *log_file)
+{
+	int fd, p[2], status;
+	unsigned char rc;
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	switch ((pid = fork())) {
 	case -1:
 		return -1;
 	case 0:
+		close(p[0]);
+		started_fd = p[1];
 		break;
 	default:
-		_exit(0);
+		close(p[1]);
+		do
+			n = read(p[0], &rc, 1);
+		while (n < 0 && errno == EINTR);
+		if (n != 1) {
+			/* It died before it could say: its status, if known. */
+			if (waitpid(pid, &status, 0) == pid && WIFEXITED(status))
+				rc = (unsigned char)WEXITSTATUS(status);
+			else
+				rc = EX_SOFTWARE;
+		}
+		if (rc != 0)
+			fprintf(stderr, "mandrilld: start-up failed (status %d); "
+			    "see %s\n", rc, log_file);
+		_exit(rc);
 	}
 	if (setsid() < 0)
 		return -1;
@@ -156,6 +188,20 @@ detach(void)
 			close(fd);
 	}
 	return 0;
+}
+
+/* Tell the waiting parent how start-up went: 0, or the exit status. */
+static int
+tell_parent(int rc)
+{
+	unsigned char b = (unsigned char)rc;
+
+	if (started_fd >= 0) {
+		(void)!write(started_fd, &b, 1);
+		close(started_fd);
+		started_fd = -1;
+	}
+	return rc;
 }
 
 static int
@@ -248,7 +294,7 @@ main(int argc, char **argv)
 	/* Everything that can fail at start-up fails before we detach. */
 	if (prepare_state_dir(&c) < 0)
 		return EX_CANTCREAT;
-	if (!o.foreground && detach() < 0) {
+	if (!o.foreground && detach(c.log_file) < 0) {
 		log_err("detach: %s", strerror(errno));
 		return EX_OSERR;
 	}
@@ -256,16 +302,18 @@ main(int argc, char **argv)
 		dup2(log_fd(), STDERR_FILENO);
 	if (write_pid(c.pid_file) < 0) {
 		log_err("pid_file %s: %s", c.pid_file, strerror(errno));
-		return EX_CANTCREAT;
+		return tell_parent(EX_CANTCREAT);
 	}
 	signal(SIGPIPE, SIG_IGN);
 	loop = ev_default_loop(EVFLAG_AUTO);
 	log_info("mandrilld %s starting: %u workers, source %s", PACKAGE_VERSION,
 	    c.workers, c.source == SOURCE_SIM ? "sim" : "nats");
 	if (supervisor_init(&s, loop, &c, &o.ov) < 0)
-		rc = EX_UNAVAILABLE;
-	else
+		rc = tell_parent(EX_UNAVAILABLE);
+	else {
+		tell_parent(0);
 		rc = supervisor_run(&s);
+	}
 	supervisor_free(&s);
 	if (c.pid_file[0] != '\0')
 		unlink(c.pid_file);

@@ -47,6 +47,12 @@ exec_worker(const char *path, int fd, int logfd)
 			_exit(71);
 	} else if (dup2(fd, WORKER_FD) < 0)
 		_exit(71);
+	/*
+	 * Nothing else of the supervisor's goes along: a broker library's
+	 * sockets are not always close-on-exec, and a worker holding the
+	 * broker connection would keep it open after mandrilld is gone.
+	 */
+	close_range(WORKER_FD + 1, ~0U, 0);
 	execv(path, argv);
 	(void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
 	_exit(127);

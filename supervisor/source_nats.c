@@ -80,6 +80,7 @@ struct nats_delivery {
 	struct delivery		 pub;
 	TAILQ_ENTRY(nats_delivery) link;	/* buried, waiting */
 	natsMsg			*msg;
+	uint64_t		 sseq;		/* stream sequence */
 	char			 id[129];	/* Nats-Msg-Id, or sequence */
 	char			 why[160];	/* buried: the reason */
 	int64_t			 lease_end;	/* ms: the server's deadline */
@@ -111,6 +112,7 @@ struct nats_src {
 	char			 inbox[64];
 	char			 next_subject[640];
 	char			 adv_subject[640];
+	char			 delete_subject[640];
 	struct pull_req		 req[REQ_MAX];
 	unsigned		 nreq;
 	uint64_t		 req_seq;
@@ -175,6 +177,26 @@ req_of_subject(const char *subject)
 	return dot != NULL ? strtoull(dot + 1, NULL, 10) : 0;
 }
 
+/* The answer to a delete (<inbox>.del): 1, with e an error to log or not. */
+static int
+delete_answer(natsMsg *m, struct nev *e)
+{
+	const char *subj = natsMsg_GetSubject(m);
+	size_t n = strlen(subj);
+	const char *data = natsMsg_GetData(m);
+	int len = natsMsg_GetDataLength(m);
+
+	if (n < 4 || strcmp(subj + n - 4, ".del") != 0)
+		return 0;
+	if (data != NULL && len > 0 && memmem(data, (size_t)len, "\"error\"", 7)
+	    != NULL && memmem(data, (size_t)len, "no message found", 16) == NULL) {
+		e->type = NEV_ERROR;
+		snprintf(e->text, sizeof(e->text), "deleting a dead message "
+		    "from the stream: %.*s", len > 120 ? 120 : len, data);
+	}
+	return 1;
+}
+
 static void
 on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *arg)
 {
@@ -188,6 +210,14 @@ on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *arg)
 		return;
 	}
 	e->req = req_of_subject(natsMsg_GetSubject(m));
+	if (delete_answer(m, e)) {
+		natsMsg_Destroy(m);
+		if (e->type == NEV_ERROR)
+			push(s, e);
+		else
+			free(e);
+		return;
+	}
 	if (natsMsg_GetDataLength(m) == 0 &&
 	    natsMsgHeader_Get(m, "Status", &status) == NATS_OK) {
 		e->type = NEV_STATUS;
@@ -392,6 +422,7 @@ set_id(struct nats_delivery *d, uint64_t sseq)
 	const char *v = NULL;
 	size_t n;
 
+	d->sseq = sseq;
 	if (natsMsgHeader_Get(d->msg, "Nats-Msg-Id", &v) == NATS_OK &&
 	    v != NULL && (n = strlen(v)) > 0 && n < sizeof(d->id)) {
 		for (size_t i = 0; i < n; i++)
@@ -642,12 +673,38 @@ nats_extend(struct source *src, struct delivery *pub, int64_t ms)
 
 	if (pub->bury != NULL)
 		return 0;
-	if (!s->connected)
-		/* Buffered for the reconnect; too late once the wait ran out. */
-		return now < d->lease_end ? 0 : -1;
+	/*
+	 * Disconnected, cnats keeps the +WPI for the reconnect; once the
+	 * server's ack_wait has run out it has given the message to someone
+	 * else, and the lease is lost.  Connected, the server does not say:
+	 * a lost lease then shows as a redelivery, settled by the database.
+	 */
+	if (!s->connected && now >= d->lease_end)
+		return -1;
 	publish(s, natsMsg_GetReply(d->msg), "+WPI");
-	d->lease_end = now + s->ack_wait;
+	if (s->connected)
+		d->lease_end = now + s->ack_wait;
 	return 0;
+}
+
+/*
+ * A message the server gave up on is recorded: take it out of the work
+ * queue, which no ack can do any more.  The answer comes to <inbox>.del;
+ * another instance may have been first ("no message found").
+ */
+static void
+delete_msg(struct nats_src *s, uint64_t sseq)
+{
+	char body[48], reply[96];
+	natsStatus st;
+
+	snprintf(body, sizeof(body), "{\"seq\":%" PRIu64 "}", sseq);
+	snprintf(reply, sizeof(reply), "%s.del", s->inbox);
+	st = natsConnection_PublishRequestString(s->nc, s->delete_subject,
+	    reply, body);
+	if (st != NATS_OK)
+		log_warn("nats: cannot delete dead message %" PRIu64 " from "
+		    "stream %s: %s", sseq, s->stream, natsStatus_GetText(st));
 }
 
 static void
@@ -659,7 +716,8 @@ nats_ack(struct source *src, struct delivery *pub)
 	if (pub->bury == NULL) {
 		publish(s, natsMsg_GetReply(d->msg), "+ACK");
 		s->acked++;
-	}
+	} else
+		delete_msg(s, d->sseq);
 	free_delivery(d);
 }
 
@@ -704,17 +762,20 @@ static void
 nats_dead(struct source *src, struct delivery *pub, const char *why)
 {
 	struct nats_src *s = (struct nats_src *)src;
+	struct nats_delivery *d = (struct nats_delivery *)pub;
 	natsMsg *m = NULL;
 	natsStatus st;
+	char seq[24];
 
 	s->dead_letters++;
 	if (s->dlq[0] == '\0')
 		return;
+	snprintf(seq, sizeof(seq), "%" PRIu64, d->sseq);
 	st = natsMsg_Create(&m, s->dlq, NULL, pub->data, (int)pub->len);
 	if (st == NATS_OK)
 		st = natsMsgHeader_Set(m, "Mandrill-Reason", why);
 	if (st == NATS_OK)
-		st = natsMsgHeader_Set(m, "Mandrill-Stream-Seq", pub->id);
+		st = natsMsgHeader_Set(m, "Mandrill-Stream-Seq", seq);
 	if (st == NATS_OK)
 		st = natsConnection_PublishMsg(s->nc, m);
 	if (st != NATS_OK)
@@ -1109,6 +1170,8 @@ source_nats_new(struct ev_loop *loop, const struct conf *c,
 	snprintf(s->dlq, sizeof(s->dlq), "%s", c->dead_letter_subject);
 	snprintf(s->next_subject, sizeof(s->next_subject),
 	    "$JS.API.CONSUMER.MSG.NEXT.%s.%s", s->stream, s->durable);
+	snprintf(s->delete_subject, sizeof(s->delete_subject),
+	    "$JS.API.STREAM.MSG.DELETE.%s", s->stream);
 	snprintf(s->adv_subject, sizeof(s->adv_subject),
 	    "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.%s.%s", s->stream,
 	    s->durable);

@@ -742,6 +742,14 @@ START_TEST(test_nats_bad_names)
 	assert_has(load_fails("[source]\ntype = nats\nurl = localhost:4222\n"),
 	    "want nats://HOST:PORT");
 	conf_defaults(&conf);
+	assert_has(load_fails("[source]\ntype = nats\n"
+	    "url = nats://a:4222,http://b:4222\n"), "want nats://HOST:PORT");
+	conf_defaults(&conf);
+	assert_has(load_fails("[source]\ntype = nats\nurl = nats://a:1,\n"),
+	    "want nats://HOST:PORT");
+	conf_defaults(&conf);
+	load_ok("[source]\ntype = nats\nurl = nats://a:1, tls://b:2\n");
+	conf_defaults(&conf);
 	assert_has(load_fails("[source]\ntype = nats\nstream = A.B\n"),
 	    "[source] stream \"A.B\" may not contain");
 	conf_defaults(&conf);

@@ -1,9 +1,12 @@
 /*
+ * A test helper for the nats source.
+ *
  * nats_tail URL SUBJECT COUNT SECONDS: print the messages published on
  * SUBJECT, one line each ("<Mandrill-Reason header> | <payload>"), until
  * COUNT have come or SECONDS have passed.  Prints "ready" once
- * subscribed.  Exit 0 if COUNT came, 1 if not.  A test helper for the
- * dead_letter_subject.
+ * subscribed.  Exit 0 if COUNT came, 1 if not.
+ *
+ * nats_tail URL STREAM: print how many messages the stream holds.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +14,28 @@
 #include <unistd.h>
 
 #include <nats/nats.h>
+
+static int
+stream_count(const char *url, const char *stream)
+{
+	natsConnection *nc = NULL;
+	jsCtx *js = NULL;
+	jsStreamInfo *si = NULL;
+	jsErrCode jerr = 0;
+
+	if (natsConnection_ConnectTo(&nc, url) != NATS_OK ||
+	    natsConnection_JetStream(&js, nc, NULL) != NATS_OK ||
+	    js_GetStreamInfo(&si, js, stream, NULL, &jerr) != NATS_OK) {
+		fprintf(stderr, "nats_tail: stream %s: %s\n", stream,
+		    nats_GetLastError(NULL));
+		return 2;
+	}
+	printf("%llu\n", (unsigned long long)si->State.Msgs);
+	jsStreamInfo_Destroy(si);
+	jsCtx_Destroy(js);
+	natsConnection_Destroy(nc);
+	return 0;
+}
 
 int
 main(int argc, char **argv)
@@ -21,8 +46,11 @@ main(int argc, char **argv)
 	int want, got = 0;
 	int64_t deadline;
 
+	if (argc == 3)
+		return stream_count(argv[1], argv[2]);
 	if (argc != 5) {
-		fprintf(stderr, "usage: nats_tail URL SUBJECT COUNT SECONDS\n");
+		fprintf(stderr, "usage: nats_tail URL SUBJECT COUNT SECONDS\n"
+		    "       nats_tail URL STREAM\n");
 		return 2;
 	}
 	want = atoi(argv[3]);

@@ -29,6 +29,12 @@ nats_conf "" ""
 check "no server: exit 69" "$?" 69
 check "no server: the log names the URL" \
     "$(grep -c "cannot connect to nats://127.0.0.1:$port" "$LOG")" 1
+# As a daemon: the parent waits for the start-up and exits with its status.
+nats_conf "" "" "log_file = $T/daemon.log"
+"$MANDRILLD" -c "$T/mandrill.conf" >"$T/daemon.out" 2>&1
+check "no server, daemon mode: the starting command exits 69" "$?" 69
+check "no server, daemon mode: it says so and where to look" \
+    "$(grep -c "start-up failed (status 69); see $T/daemon.log" "$T/daemon.out")" 1
 
 reset
 nats_conf "create = no" ""
@@ -145,6 +151,14 @@ check "invalid: both bad payloads in dead_letters" \
     "$(sql "SELECT count(*) FROM dead_letters WHERE reason NOT LIKE '%max_deliver%'")" 2
 check "invalid: terminated, not redelivered" \
     "$(grep -c 'Terminated msg_id=' "$LOG")" 2
+stream_empty() {
+	i=0
+	until [ "$("$TAIL" "$NATS_URL" RESTARTS)" = 0 ]; do
+		i=$((i + 1)); [ "$i" -gt 50 ] && return 1; sleep 0.1
+	done
+}
+check_cmd "max_deliver: the recorded dead message left the work queue" \
+    stream_empty
 wait "$tail_pid"
 check "dead_letter_subject: all three published there" "$?" 0
 check "dead_letter_subject: with the reason header" \
