@@ -227,10 +227,9 @@ on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *arg)
 		natsMsg_Destroy(m);
 	} else if (nats_ack_parse(natsMsg_GetReply(m), &e->delivered,
 	    &e->sseq) < 0) {
-		e->type = NEV_STATUS;
-		e->status = 0;
-		snprintf(e->text, sizeof(e->text), "a message without a "
-		    "JetStream reply subject on %.80s", natsMsg_GetSubject(m));
+		e->type = NEV_ERROR;
+		snprintf(e->text, sizeof(e->text), "ignored a message without "
+		    "a JetStream ack subject on %.80s", natsMsg_GetSubject(m));
 		natsMsg_Destroy(m);
 	} else
 		e->msg = m;
