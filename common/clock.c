@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "clock.h"
@@ -62,14 +63,48 @@ clock_advance(int64_t ms)
 		fake_now += ms;
 }
 
+/*
+ * Called several times per message by the store: the date and time of
+ * day are formatted once a second (per thread: a broker library's
+ * threads may log), the milliseconds by hand.
+ */
 void
 clock_iso(int64_t wall_ms, char *buf, size_t len)
 {
-	time_t secs = (time_t)(wall_ms / 1000);
-	struct tm tm;
+	static _Thread_local int64_t cached_secs = INT64_MIN;
+	static _Thread_local char prefix[32];	/* "2026-11-28T10:03:56." */
+	int64_t secs = wall_ms / 1000;
+	int ms = (int)(wall_ms % 1000);
+	char out[25];
+	size_t n;
 
-	gmtime_r(&secs, &tm);
-	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, (int)(wall_ms % 1000));
+	if (ms < 0) {		/* before 1970: floor, not truncate */
+		ms += 1000;
+		secs--;
+	}
+	if (secs != cached_secs) {
+		time_t t = (time_t)secs;
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		if (snprintf(prefix, sizeof(prefix), "%04d-%02d-%02dT%02d:%02d:"
+		    "%02d.", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+		    tm.tm_hour, tm.tm_min, tm.tm_sec) != 20) {
+			/* Beyond year 9999: no cache, the long way. */
+			snprintf(buf, len, "%s%03dZ", prefix, ms);
+			cached_secs = INT64_MIN;
+			return;
+		}
+		cached_secs = secs;
+	}
+	memcpy(out, prefix, 20);
+	out[20] = (char)('0' + ms / 100);
+	out[21] = (char)('0' + ms / 10 % 10);
+	out[22] = (char)('0' + ms % 10);
+	out[23] = 'Z';
+	if (len == 0)
+		return;
+	n = len - 1 < 24 ? len - 1 : 24;
+	memcpy(buf, out, n);
+	buf[n] = '\0';
 }

@@ -363,6 +363,105 @@ START_TEST(test_reopen_keeps_data)
 }
 END_TEST
 
+/*
+ * A database made by version 1 (its schema as it shipped, with an IN list
+ * in each CHECK and a separate messages_restarting index) is migrated on
+ * open: its rows are kept and still decide, as a restart in progress on
+ * a host does.
+ */
+static const char schema_v1[] =
+    "CREATE TABLE messages (msg_id TEXT PRIMARY KEY NOT NULL,"
+    " instance TEXT, host TEXT, state TEXT NOT NULL CHECK (state IN"
+    " ('received', 'restarting', 'restarted', 'skipped', 'failed', 'dead',"
+    " 'invalid')), attempts INTEGER NOT NULL DEFAULT 0,"
+    " deliveries INTEGER NOT NULL DEFAULT 0, first_seen TEXT NOT NULL,"
+    " updated TEXT NOT NULL, error TEXT, owner TEXT, payload TEXT);"
+    "CREATE INDEX messages_restarting ON messages (host)"
+    " WHERE state = 'restarting';"
+    "CREATE INDEX messages_active ON messages (state)"
+    " WHERE state IN ('received', 'restarting', 'failed');"
+    "CREATE TABLE restarts (id INTEGER PRIMARY KEY, msg_id TEXT NOT NULL,"
+    " host TEXT NOT NULL, attempt INTEGER NOT NULL, started TEXT NOT NULL,"
+    " finished TEXT, exit_status INTEGER, outcome TEXT CHECK (outcome IN"
+    " ('restarted', 'failed', 'lost', 'dry-run')), error TEXT, output TEXT);"
+    "CREATE INDEX restarts_open ON restarts (msg_id) WHERE finished IS NULL;"
+    "CREATE INDEX restarts_ok ON restarts (host, finished)"
+    " WHERE outcome = 'restarted';"
+    "CREATE INDEX restarts_started ON restarts (started);"
+    "CREATE TABLE dead_letters (id INTEGER PRIMARY KEY, msg_id TEXT,"
+    " broker_id TEXT, reason TEXT NOT NULL, payload BLOB,"
+    " created TEXT NOT NULL);"
+    "CREATE VIEW last_restart AS SELECT host, max(finished) AS finished,"
+    " msg_id FROM restarts WHERE outcome = 'restarted' GROUP BY host;"
+    "CREATE VIEW failures_last_hour AS SELECT msg_id, host, attempt,"
+    " finished, outcome, error FROM restarts WHERE outcome IN ('failed',"
+    " 'lost') AND finished >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now',"
+    " '-1 hour');"
+    "CREATE VIEW in_progress AS SELECT msg_id, host, state, attempts,"
+    " first_seen, updated FROM messages WHERE state IN ('received',"
+    " 'restarting', 'failed');"
+    "CREATE VIEW outcomes_per_minute AS SELECT substr(updated, 1, 16) AS"
+    " minute, state, count(*) AS n FROM messages GROUP BY minute, state;"
+    "PRAGMA user_version = 1;";
+
+START_TEST(test_open_migrates_v1)
+{
+	struct store_msg busy = msg("m-v1-new", "cattle-v1");
+	struct store_msg done = msg("m-v1-done", "cattle-v1done");
+	struct store_rules r = rules(3, 0);
+	struct store_verdict v;
+	char path[320], sql[1024], buf[64];
+	struct fx f;
+	sqlite3 *db;
+
+	fresh_dir(f.dir, sizeof(f.dir));
+	store_owner_self(f.owner, sizeof(f.owner));
+	snprintf(path, sizeof(path), "%s/mandrill.db", f.dir);
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	snprintf(sql, sizeof(sql),
+	    "INSERT INTO messages VALUES ('m-v1-busy', 'cattle-v1',"
+	    " 'cattle-v1', 'restarting', 1, 1, '2026-01-01T00:00:00.000Z',"
+	    " '2026-01-01T00:00:00.000Z', NULL, '%s', '{}');"
+	    "INSERT INTO messages VALUES ('m-v1-done', 'cattle-v1done',"
+	    " 'cattle-v1done', 'restarted', 1, 1, '2026-01-01T00:00:00.000Z',"
+	    " '2026-01-01T00:00:01.000Z', NULL, NULL, '{}');"
+	    "INSERT INTO restarts VALUES (7, 'm-v1-busy', 'cattle-v1', 1,"
+	    " '2026-01-01T00:00:00.000Z', NULL, NULL, NULL, NULL, NULL);"
+	    "INSERT INTO restarts VALUES (8, 'm-v1-done', 'cattle-v1done', 1,"
+	    " '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:01.000Z', 0,"
+	    " 'restarted', NULL, NULL);", f.owner);
+	ck_assert_int_eq(sqlite3_exec(db, schema_v1, NULL, NULL, NULL),
+	    SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	f.s = open_as(f.dir, f.owner, 2000);
+	ck_assert_int_eq(q_int(f.dir, "PRAGMA user_version", NULL),
+	    STORE_SCHEMA_VERSION);
+	ck_assert_int_eq(q_int(f.dir, "SELECT count(*) FROM messages", NULL), 2);
+	ck_assert_int_eq(q_int(f.dir, "SELECT count(*) FROM restarts", NULL), 2);
+	ck_assert_int_eq(q_int(f.dir, "SELECT count(*) FROM in_progress",
+	    NULL), 1);
+	ck_assert_int_eq(q_int(f.dir, "SELECT count(*) FROM sqlite_master "
+	    "WHERE name = 'messages_restarting' OR name LIKE '%_v1'", NULL), 0);
+	ck_assert_ptr_nonnull(q_text(buf, sizeof(buf), f.dir,
+	    "SELECT finished FROM last_restart WHERE host = ?1",
+	    "cattle-v1done"));
+	ck_assert_str_eq(buf, "2026-01-01T00:00:01.000Z");
+	/* The migrated rows still decide. */
+	v = admit(f.s, &busy, &r);
+	ck_assert_int_eq(v.outcome, OUT_DEFERRED);
+	v = admit(f.s, &done, &r);
+	ck_assert_int_eq(v.outcome, OUT_DUPLICATE);
+	/* And the new CHECK still refuses a state that does not exist. */
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "UPDATE messages SET state = 'bogus'",
+	    NULL, NULL, NULL) & 0xff, SQLITE_CONSTRAINT);
+	sqlite3_close(db);
+	fx_close(&f);
+}
+END_TEST
+
 START_TEST(test_open_refuses_newer_schema)
 {
 	char dir[256], path[320], err[CONF_ERR_MAX] = "";
@@ -1216,6 +1315,7 @@ store_suite(void)
 	tcase_add_test(tc, test_open_schema_objects);
 	tcase_add_test(tc, test_reopen_keeps_data);
 	tcase_add_test(tc, test_open_refuses_newer_schema);
+	tcase_add_test(tc, test_open_migrates_v1);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("owner");

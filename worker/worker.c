@@ -229,6 +229,9 @@ commit_batch(struct worker *w)
 			goto fail;
 	if (store_commit(w->store) < 0)
 		goto fail;
+	w->commits++;
+	TAILQ_FOREACH(j, &batch, link)
+		w->changes++;
 	while ((j = TAILQ_FIRST(&batch)) != NULL) {
 		TAILQ_REMOVE(&batch, j, link);
 		settle(w, j);
@@ -242,9 +245,11 @@ fail:
 }
 
 /*
- * Group commit, once per loop iteration.  Restarts that end at once
- * (settle() may finish them synchronously) are recorded in a second
- * round here rather than waiting for the next iteration.
+ * Group commit, once per loop iteration.  Outcomes of restarts that end
+ * at once (settle() may finish a simulated restart, a dry run or a spawn
+ * error synchronously) wait for the next iteration's commit and ride
+ * with the jobs that came in meanwhile: one transaction, one fsync, per
+ * iteration.  The idle watcher keeps the loop from sleeping until then.
  */
 static void
 commit_cb(struct ev_loop *loop, ev_prepare *p, int revents)
@@ -253,14 +258,19 @@ commit_cb(struct ev_loop *loop, ev_prepare *p, int revents)
 
 	ev_prepare_stop(loop, p);
 	loopwatch_note(&w->watch, "the group commit");
-	for (int round = 0; round < 4 && !TAILQ_EMPTY(&w->todo); round++)
-		commit_batch(w);
-	/* Still more: make sure the loop comes back without blocking. */
 	if (!TAILQ_EMPTY(&w->todo))
-		ev_feed_event(loop, &w->committer, EV_CUSTOM);
+		commit_batch(w);
+	if (!TAILQ_EMPTY(&w->todo))
+		ev_idle_start(loop, &w->nudge);
 	if (w->chan != NULL)
 		chan_flush(w->chan);
 	maybe_exit(w);
+}
+
+static void
+nudge_cb(struct ev_loop *loop, ev_idle *i, int revents)
+{
+	ev_idle_stop(loop, i);
 }
 
 static void
@@ -288,7 +298,8 @@ maybe_exit(struct worker *w)
 		    chan_flush_wait(w->chan, EXIT_FLUSH_MS) < 0)
 			log_err("could not report every outcome before exiting; "
 			    "they are recorded and will be found on redelivery");
-		log_debug("no jobs left, exiting");
+		log_info("no jobs left, exiting; %" PRIu64 " changes recorded "
+		    "in %" PRIu64 " transactions", w->changes, w->commits);
 		ev_break(w->loop, EVBREAK_ALL);
 	}
 }
@@ -652,6 +663,7 @@ worker_init(struct worker *w, struct ev_loop *loop, int fd)
 	TAILQ_INIT(&w->running);
 	ev_prepare_init(&w->committer, commit_cb);
 	w->committer.data = w;
+	ev_idle_init(&w->nudge, nudge_cb);
 	ev_timer_init(&w->retry, retry_cb, RETRY_SECONDS, 0.);
 	w->retry.data = w;
 	ev_signal_init(&w->sigterm, signal_cb, SIGTERM);

@@ -74,11 +74,14 @@ struct worker {
 	struct wjob_list blocked;	/* outcomes whose commit failed */
 	struct wjob_list running;
 	ev_prepare	 committer;
+	ev_idle		 nudge;		/* no sleeping while todo waits */
 	ev_timer	 retry;
 	ev_timer	 heartbeat;
 	ev_signal	 sigterm;
 	ev_signal	 sigquit;
 	uint64_t	 sent;		/* frames sent, for the heartbeat */
+	uint64_t	 commits;	/* transactions committed */
+	uint64_t	 changes;	/* job changes in them */
 	uint64_t	 sent_at_tick;
 	int		 welcomed;
 	int		 draining;

@@ -92,6 +92,18 @@ exit_when_done = yes" "sim_latency = 0..0" "synchronous = full"
 	i=$((i + 1))
 done
 
+# --- the store alone: admit and finish batches of 500, no processes ---------
+: > "$T/store"; : > "$T/store_cpu"
+i=0
+while [ $i -lt "$RUNS" ]; do
+	rm -rf "$T/state"
+	"$top/tests/bench/store_bench" "$T/state" "$N" 500 2 > "$T/sb" 2>&1 ||
+	    cat "$T/sb" >&2
+	sed -n 's/.*; \([0-9]*\) msg\/s.*/\1/p' "$T/sb" >> "$T/store"
+	sed -n 's/.*cpu \([0-9.]*\) s,.*/\1/p' "$T/sb" >> "$T/store_cpu"
+	i=$((i + 1))
+done
+
 # --- pull-to-ack latency at a steady 10 000 (and 1 000) messages a second ----
 latency 10000 l10k
 latency 1000 l1k
@@ -201,6 +213,8 @@ echo
 printf '| %-52s | %-36s | %s |\n' "figure" "result" "target"
 printf '|%s|%s|%s|\n' "------------------------------------------------------" "--------------------------------------" "------"
 printf '| %-52s | %-36s | %s |\n' "end-to-end, sim, synchronous=full, msg/s ($N msgs)" "$(stats < "$T/tput")" ">= 100000"
+printf '| %-52s | %-36s | %s |\n' "store alone, synchronous=full, msg/s ($N msgs)" "$(stats < "$T/store")" ""
+printf '| %-52s | %-36s | %s |\n' "store alone, CPU s per 10 000 msgs" "$(stats < "$T/store_cpu")" ""
 printf '| %-52s | %-36s | %s |\n' "pull-to-ack p50 at 10 000/s, ms" "$(stats < "$T/l10k.p50")" ""
 printf '| %-52s | %-36s | %s |\n' "pull-to-ack p99 at 10 000/s, ms" "$(stats < "$T/l10k.p99")" "<= 2"
 printf '| %-52s | %-36s | %s |\n' "pull-to-ack p99.9 at 10 000/s, ms" "$(stats < "$T/l10k.p999")" ""
