@@ -1054,16 +1054,17 @@ nats_stop(struct source *src)
 	pthread_mutex_lock(&s->mu);
 	s->closing = 1;
 	pthread_mutex_unlock(&s->mu);
+	/* Closed first: an advisory callback inside js_GetMsg fails fast. */
+	if (s->nc != NULL)
+		natsConnection_Close(s->nc);
 	if (s->sub != NULL)
 		natsSubscription_Destroy(s->sub);
 	if (s->adv != NULL)
 		natsSubscription_Destroy(s->adv);
 	if (s->js != NULL)
 		jsCtx_Destroy(s->js);
-	if (s->nc != NULL) {
-		natsConnection_Close(s->nc);
+	if (s->nc != NULL)
 		natsConnection_Destroy(s->nc);
-	}
 	natsOptions_Destroy(s->opts);
 	/* No cnats thread may still be inside a callback when s is freed. */
 	nats_CloseAndWait(FLUSH_TIMEOUT);

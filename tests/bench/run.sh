@@ -28,7 +28,7 @@ jobs_per_worker = ${JOBS:-1000}
 max_in_flight = ${MIF:-2000}
 ${3:-}
 [source]
-type = sim
+type = ${TYPE:-sim}
 batch = 500
 instances = 0
 $1
@@ -138,15 +138,22 @@ if command -v nats-server >/dev/null 2>&1; then
 		rm -rf "$T/state" "$T/js"
 		nats-server -a 127.0.0.1 -p -1 -js -sd "$T/js" > "$T/nats.log" 2>&1 &
 		NPID=$!
-		until grep -q 'Server is ready' "$T/nats.log"; do sleep 0.1; done
+		waited=0
+		until grep -q 'Server is ready' "$T/nats.log"; do
+			sleep 0.1; waited=$((waited + 1))
+			[ $waited -gt 100 ] && { echo "nats-server did not start" >&2; break; }
+		done
 		port=$(sed -n 's/.*client connections on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/nats.log")
-		conf "type = nats
-url = nats://127.0.0.1:$port
+		TYPE=nats conf "url = nats://127.0.0.1:$port
 ack_wait = 60s
 max_ack_pending = 100000" "sim_latency = 0..0" "synchronous = full"
 		"$MANDRILLD" -f -c "$T/b.conf" > "$T/log" 2>&1 &
 		PID=$!
-		until grep -q 'nats: consuming' "$T/log"; do sleep 0.1; done
+		waited=0
+		until grep -q 'nats: consuming' "$T/log"; do
+			sleep 0.1; waited=$((waited + 1))
+			[ $waited -gt 100 ] && { echo "mandrilld did not start:" >&2; tail -3 "$T/log" >&2; break; }
+		done
 		kill -TERM "$PID"; wait "$PID"; PID=
 		seq 1 "$NN" | sed 's/^/bench-/' |
 		    "$top/mandrill-publish" -q -u "nats://127.0.0.1:$port" -f - ||
@@ -156,7 +163,8 @@ max_ack_pending = 100000" "sim_latency = 0..0" "synchronous = full"
 		"$MANDRILLD" -f -c "$T/b.conf" > "$T/log" 2>&1 &
 		PID=$!
 		done_n=0
-		while [ "$done_n" -lt "$NN" ] && kill -0 "$PID" 2>/dev/null; do
+		while [ "$done_n" -lt "$NN" ] && kill -0 "$PID" 2>/dev/null &&
+		    [ $(( ($(date +%s%N) - start) / 1000000000 )) -lt 600 ]; do
 			sleep 0.05
 			done_n=$(sqlite3 "$T/state/mandrill.db" "SELECT count(*)
 			    FROM messages WHERE state = 'restarted'" 2>/dev/null ||
