@@ -147,7 +147,8 @@ if command -v nats-server >/dev/null 2>&1; then
 		TYPE=nats conf "url = nats://127.0.0.1:$port
 ack_wait = 60s
 max_ack_pending = 100000" "sim_latency = 0..0" "synchronous = full"
-		"$MANDRILLD" -f -c "$T/b.conf" > "$T/log" 2>&1 &
+		# Once, to create the stream and consumer (logged at info).
+		"$MANDRILLD" -f -l info -c "$T/b.conf" > "$T/log" 2>&1 &
 		PID=$!
 		waited=0
 		until grep -q 'nats: consuming' "$T/log"; do
