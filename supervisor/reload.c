@@ -77,6 +77,25 @@ fixed_change(const struct conf *old, const struct conf *new)
 		return "[source] type";
 	if (strcmp(old->user, new->user) != 0)
 		return "[mandrill] user";
+	if (old->source != SOURCE_NATS)
+		return NULL;
+	/* What names and shapes the durable consumer, under running work. */
+	if (strcmp(old->url, new->url) != 0)
+		return "[source] url";
+	if (strcmp(old->stream, new->stream) != 0)
+		return "[source] stream";
+	if (strcmp(old->subject, new->subject) != 0)
+		return "[source] subject";
+	if (strcmp(old->durable, new->durable) != 0)
+		return "[source] durable";
+	if (old->ack_wait != new->ack_wait)
+		return "[source] ack_wait";
+	if (old->max_deliver != new->max_deliver)
+		return "[source] max_deliver";
+	if (old->max_ack_pending != new->max_ack_pending)
+		return "[source] max_ack_pending";
+	if (old->create != new->create)
+		return "[source] create";
 	return NULL;
 }
 

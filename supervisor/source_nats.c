@@ -1085,32 +1085,12 @@ nats_stop(struct source *src)
 	free(s);
 }
 
-/* What identifies the consumer cannot change under running work. */
+/* What shapes the consumer cannot change: reload.c refuses it before. */
 static int
 nats_reload(struct source *src, const struct conf *c, char *err, size_t len)
 {
 	struct nats_src *s = (struct nats_src *)src;
-	const char *key = NULL;
 
-	if (strcmp(c->url, s->url) != 0)
-		key = "url";
-	else if (strcmp(c->stream, s->stream) != 0)
-		key = "stream";
-	else if (strcmp(c->subject, s->subject) != 0)
-		key = "subject";
-	else if (strcmp(c->durable, s->durable) != 0)
-		key = "durable";
-	else if (c->ack_wait != s->ack_wait)
-		key = "ack_wait";
-	else if (c->max_deliver != s->max_deliver)
-		key = "max_deliver";
-	else if (c->max_ack_pending != s->max_ack_pending)
-		key = "max_ack_pending";
-	if (key != NULL) {
-		snprintf(err, len, "[source] %s cannot change without "
-		    "restarting mandrilld", key);
-		return -1;
-	}
 	snprintf(s->dlq, sizeof(s->dlq), "%s", c->dead_letter_subject);
 	return 0;
 }

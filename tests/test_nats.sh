@@ -76,6 +76,15 @@ check "1000: every message restarted once" \
 check "1000: 1000 distinct hosts" \
     "$(sql "SELECT count(DISTINCT host) FROM restarts")" 1000
 check "1000: nothing redelivered" "$(grep -c 'delivery=2' "$LOG")" 0
+# A reload may not reshape the consumer under running work; batch it may.
+nats_conf "ack_wait = 20s" ""
+kill -HUP "$PID"
+check_cmd "reload: a new ack_wait is refused, said in one line" \
+    wait_for 'reload refused, configuration unchanged: \[source\] ack_wait cannot change' 10
+nats_conf "ack_wait = 10s
+batch = 50" ""
+kill -HUP "$PID"
+check_cmd "reload: a new batch is taken" wait_for 'reload done: generation 2' 10
 stop_mandrilld 1000
 check_invariant
 check "1000: acked 1000 in the summary" \
