@@ -85,9 +85,28 @@ static int load_payloads(struct sim *s, const char *path, char *err,
 static void
 make_uuid(struct rng *r, char *out)
 {
-	uint64_t a = rng_next(r), b = rng_next(r);
+	static int64_t last_ms;
+	static uint32_t seq;
+	int64_t ms = clock_wall();
+	uint64_t a, b = rng_next(r);
 
-	a = (a & ~UINT64_C(0xf000)) | UINT64_C(0x4000);		/* version 4 */
+	/*
+	 * Version 7 (RFC 9562): the time in milliseconds first, then a
+	 * counter within the millisecond, then random bits.  Time-ordered
+	 * ids land at the right edge of the msg_id index instead of on a
+	 * random leaf each: a commit writes a few pages, not one a message.
+	 */
+	if (ms <= last_ms) {
+		if (++seq > 0xfff) {
+			seq = 0;
+			last_ms++;
+		}
+		ms = last_ms;
+	} else {
+		last_ms = ms;
+		seq = 0;
+	}
+	a = ((uint64_t)ms << 16) | UINT64_C(0x7000) | seq;
 	b = (b & ~(UINT64_C(3) << 62)) | (UINT64_C(2) << 62);	/* variant */
 	snprintf(out, 37, "%08" PRIx32 "-%04" PRIx32 "-%04" PRIx32 "-%04"
 	    PRIx32 "-%012" PRIx64, (uint32_t)(a >> 32),
