@@ -25,7 +25,7 @@
 
 #include <msgpack.h>
 
-#define PROTO_VERSION	1
+#define PROTO_VERSION	2	/* 2: job frames carry bury */
 #define PROTO_FRAME_MAX	65536
 #define PROTO_DATA_MAX	32768	/* payload bytes carried in a job frame */
 #define PROTO_ERR_MAX	256	/* error text carried in a done frame */

@@ -266,6 +266,18 @@ main(int argc, char **argv)
 	int rc;
 
 	memset(&o, 0, sizeof(o));
+	/*
+	 * Started with 0, 1 or 2 closed, the next file opened would take its
+	 * place and be clobbered by the dup2()s of detaching and logging.
+	 */
+	for (;;) {
+		int fd = open("/dev/null", O_RDWR);
+
+		if (fd > STDERR_FILENO)
+			close(fd);
+		if (fd < 0 || fd > STDERR_FILENO)
+			break;
+	}
 	if (parse_args(argc, argv, &o) < 0)
 		return EX_USAGE;
 	if (config_read(&o.ov, &c, err, sizeof(err)) < 0) {

@@ -52,7 +52,9 @@ exec_worker(const char *path, int fd, int logfd)
 	 * sockets are not always close-on-exec, and a worker holding the
 	 * broker connection would keep it open after mandrilld is gone.
 	 */
-	close_range(WORKER_FD + 1, ~0U, 0);
+	if (close_range(WORKER_FD + 1, ~0U, 0) < 0)
+		for (int i = WORKER_FD + 1; i < 1024; i++)
+			close(i);
 	execv(path, argv);
 	(void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
 	_exit(127);

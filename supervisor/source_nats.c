@@ -57,6 +57,9 @@
 #define FLUSH_TIMEOUT	2000	/* ms, at stop: send the last acks */
 #define RECONNECT_MIN	100	/* ms, first reconnect delay */
 #define RECONNECT_MAX	5000	/* ms, longest reconnect delay */
+#define DRAIN_NAK_MS	(REQ_EXPIRES_MS + REQ_GRACE_MS + 2000)
+#define PUBLISH_WARN_MS	10000	/* publish failures: one line this often */
+#define CONSUMER_RETRY	5000	/* ms, between attempts to recreate it */
 
 enum nev_type {
 	NEV_MSG, NEV_STATUS, NEV_BURY, NEV_DISCONNECTED, NEV_RECONNECTED,
@@ -85,6 +88,7 @@ struct nats_delivery {
 	char			 why[160];	/* buried: the reason */
 	int64_t			 lease_end;	/* ms: the server's deadline */
 	int64_t			 due;		/* buried: retry not before */
+	int			 counted;	/* buried: in buried_wanted */
 };
 TAILQ_HEAD(nd_list, nats_delivery);
 
@@ -120,7 +124,11 @@ struct nats_src {
 	struct nd_list		 buried;	/* dead letters to hand out */
 	unsigned		 buried_wanted;	/* of them, pulled */
 	int			 connected;
+	int			 unpulled;	/* draining: pull nothing more */
+	int			 consumer_lost;	/* 409 Consumer Deleted */
+	int64_t			 consumer_retry;
 	int64_t			 down_since;
+	int64_t			 publish_warned;
 	char			 last_status[160];
 
 	/* Settings. */
@@ -133,6 +141,7 @@ struct nats_src {
 	unsigned		 max_deliver;
 	unsigned		 max_ack_pending;
 	int			 create;
+	int			 stream_only_ours;	/* its one subject is ours */
 
 	/* Counts, for the dump. */
 	uint64_t		 delivered, acked, nacked, termed, dead_letters;
@@ -218,7 +227,7 @@ on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *arg)
 			free(e);
 		return;
 	}
-	if (natsMsg_GetDataLength(m) == 0 &&
+	if (natsMsg_GetReply(m) == NULL &&
 	    natsMsgHeader_Get(m, "Status", &status) == NATS_OK) {
 		e->type = NEV_STATUS;
 		e->status = atoi(status);
@@ -256,6 +265,10 @@ on_advisory(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *arg)
 	e->sseq = seq;
 	e->delivered = deliveries;
 	st = js_GetMsg(&e->msg, s->js, s->stream, seq, NULL, &jerr);
+	if (st == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr) {
+		free(e);		/* gone already: recorded elsewhere */
+		return;
+	}
 	if (st != NATS_OK) {
 		e->type = NEV_ERROR;
 		snprintf(e->text, sizeof(e->text), "message %" PRIu64 " reached "
@@ -331,6 +344,21 @@ requested(const struct nats_src *s)
 	return n;
 }
 
+/* One line per PUBLISH_WARN_MS at most, with the count since the last. */
+static void
+publish_failed(struct nats_src *s, const char *what, natsStatus st)
+{
+	int64_t now = clock_now();
+
+	s->publish_errors++;
+	if (s->publish_warned != 0 && now - s->publish_warned < PUBLISH_WARN_MS)
+		return;
+	log_warn("nats: cannot publish %s: %s (%" PRIu64 " failed publishes "
+	    "so far); the server redelivers what was not acked", what,
+	    natsStatus_GetText(st), s->publish_errors);
+	s->publish_warned = now;
+}
+
 static void
 publish(struct nats_src *s, const char *subject, const char *data)
 {
@@ -339,9 +367,8 @@ publish(struct nats_src *s, const char *subject, const char *data)
 	if (subject == NULL)
 		return;
 	st = natsConnection_PublishString(s->nc, subject, data);
-	if (st != NATS_OK && s->publish_errors++ == 0)
-		log_warn("nats: cannot publish %s: %s; the server will "
-		    "redeliver what was not acked", data, natsStatus_GetText(st));
+	if (st != NATS_OK)
+		publish_failed(s, data, st);
 }
 
 /* Send what is owed as pull requests, while connected and room left. */
@@ -353,7 +380,8 @@ send_requests(struct nats_src *s)
 	natsStatus st;
 	unsigned n;
 
-	while (s->owed > 0 && s->connected && s->nreq < REQ_MAX) {
+	while (s->owed > 0 && s->connected && !s->consumer_lost &&
+	    s->nreq < REQ_MAX) {
 		n = s->owed > REQ_BATCH_MAX ? REQ_BATCH_MAX : s->owed;
 		r = &s->req[s->nreq];
 		r->id = ++s->req_seq;
@@ -365,9 +393,7 @@ send_requests(struct nats_src *s)
 		st = natsConnection_PublishRequestString(s->nc,
 		    s->next_subject, reply, body);
 		if (st != NATS_OK) {
-			if (s->publish_errors++ == 0)
-				log_warn("nats: pull request: %s",
-				    natsStatus_GetText(st));
+			publish_failed(s, "a pull request", st);
 			return;		/* owed stays; the tick tries again */
 		}
 		s->nreq++;
@@ -478,7 +504,15 @@ status(struct nats_src *s, struct nev *e)
 		break;
 	default:
 		/* 409: max waiting, consumer deleted, leadership change... */
-		if (strcmp(s->last_status, e->text) != 0) {
+		if (strstr(e->text, "Consumer Deleted") != NULL &&
+		    !s->consumer_lost) {
+			log_err("nats: consumer %s was deleted; pulling nothing "
+			    "until it exists again", s->durable);
+			s->consumer_lost = 1;
+			s->consumer_retry = clock_now() + CONSUMER_RETRY;
+			snprintf(s->last_status, sizeof(s->last_status), "%s",
+			    e->text);
+		} else if (strcmp(s->last_status, e->text) != 0) {
 			log_warn("nats: pull request ended: %d %s", e->status,
 			    e->text);
 			snprintf(s->last_status, sizeof(s->last_status), "%s",
@@ -539,7 +573,7 @@ connection(struct nats_src *s, enum nev_type type)
 		s->connected = 1;
 		log_info("nats: reconnected to %s after %s", s->url,
 		    duration_fmt(clock_now() - s->down_since, a, sizeof(a)));
-		s->publish_errors = 0;
+		s->publish_warned = 0;
 		s->last_status[0] = '\0';
 		break;
 	case NEV_CLOSED:
@@ -578,9 +612,12 @@ wake_cb(struct ev_loop *loop, ev_async *w, int revents)
 			continue;
 		TAILQ_REMOVE(&s->buried, d, link);
 		s->buried_wanted--;
+		d->counted = 0;
 		s->src.cb.message(s->src.cb.arg, &d->pub);
 	}
 	s->buried_wanted = 0;
+	TAILQ_FOREACH(d, &s->buried, link)
+		d->counted = 0;
 	while ((e = STAILQ_FIRST(&list)) != NULL) {
 		STAILQ_REMOVE_HEAD(&list, link);
 		switch (e->type) {
@@ -609,6 +646,32 @@ wake_cb(struct ev_loop *loop, ev_async *w, int revents)
 		s->src.cb.more(s->src.cb.arg);
 }
 
+static int ensure_consumer(struct nats_src *, char *, size_t);
+
+/*
+ * The consumer was deleted under us: make it again (create = yes) or
+ * wait for an operator to (create = no), trying every CONSUMER_RETRY.
+ * The JetStream call blocks the loop for API_TIMEOUT at most.
+ */
+static void
+recover_consumer(struct nats_src *s)
+{
+	char err[1024];
+
+	s->consumer_retry = clock_now() + CONSUMER_RETRY;
+	if (ensure_consumer(s, err, sizeof(err)) < 0) {
+		if (strcmp(s->last_status, err) != 0) {
+			log_err("nats: %s", err);
+			snprintf(s->last_status, sizeof(s->last_status), "%.150s",
+			    err);
+		}
+		return;
+	}
+	log_info("nats: consumer %s is back; pulling again", s->durable);
+	s->consumer_lost = 0;
+	s->last_status[0] = '\0';
+}
+
 /* Requests the server never answered end here, a while after expiry. */
 static void
 tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
@@ -623,6 +686,8 @@ tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
 			ended = 1;
 		} else
 			i++;
+	if (s->consumer_lost && s->connected && now >= s->consumer_retry)
+		recover_consumer(s);
 	send_requests(s);
 	if ((ended || !TAILQ_EMPTY(&s->buried)) && s->src.cb.more != NULL)
 		s->src.cb.more(s->src.cb.arg);
@@ -635,8 +700,10 @@ nats_pull(struct source *src, unsigned n)
 	struct nats_delivery *d;
 	int64_t now = clock_now();
 
+	s->unpulled = 0;
 	TAILQ_FOREACH(d, &s->buried, link)
-		if (n > 0 && d->due <= now) {
+		if (n > 0 && d->due <= now && !d->counted) {
+			d->counted = 1;
 			s->buried_wanted++;
 			n--;
 		}
@@ -661,6 +728,7 @@ nats_unpull(struct source *src)
 	end_all_reqs(s);
 	s->owed = 0;
 	s->buried_wanted = 0;
+	s->unpulled = 1;
 }
 
 static int
@@ -733,6 +801,13 @@ nats_nack(struct source *src, struct delivery *pub, int64_t delay_ms)
 		TAILQ_INSERT_TAIL(&s->buried, d, link);
 		return;
 	}
+	/*
+	 * Draining, the server may still hold our pull requests open: an
+	 * immediate nak would come straight back to them, again and again,
+	 * until max_deliver.  Out of their reach, it goes to others.
+	 */
+	if (s->unpulled && delay_ms < DRAIN_NAK_MS)
+		delay_ms = DRAIN_NAK_MS;
 	if (delay_ms > 0)
 		snprintf(body, sizeof(body), "-NAK {\"delay\": %" PRId64 "}",
 		    delay_ms * 1000000);
@@ -752,7 +827,8 @@ nats_term(struct source *src, struct delivery *pub, const char *why)
 	if (pub->bury == NULL) {
 		publish(s, natsMsg_GetReply(d->msg), "+TERM");
 		s->termed++;
-	}
+	} else
+		delete_msg(s, d->sseq);	/* recorded as invalid: out it goes */
 	free_delivery(d);
 }
 
@@ -832,15 +908,27 @@ ensure_stream(struct nats_src *s, char *err, size_t len)
 		}
 		log_info("nats: created stream %s (subject %s, file storage, "
 		    "work queue)", s->stream, s->subject);
+		s->stream_only_ours = 1;
 		return 0;
 	}
 	if (st != NATS_OK) {
 		snprintf(what, sizeof(what), "stream %s", s->stream);
 		return fail(err, len, what, st, jerr);
 	}
-	for (int i = 0; i < si->Config->SubjectsLen; i++)
+	s->stream_only_ours = si->Config->SubjectsLen == 1 &&
+	    strcmp(si->Config->Subjects[0], s->subject) == 0;
+	for (int i = 0; i < si->Config->SubjectsLen; i++) {
 		if (nats_subject_match(si->Config->Subjects[i], s->subject))
 			covered = 1;
+		if (s->dlq[0] != '\0' &&
+		    nats_subject_match(si->Config->Subjects[i], s->dlq)) {
+			snprintf(err, len, "stream %s takes dead_letter_subject "
+			    "%s (by %s): dead letters would come back as work",
+			    s->stream, s->dlq, si->Config->Subjects[i]);
+			jsStreamInfo_Destroy(si);
+			return -1;
+		}
+	}
 	jsStreamInfo_Destroy(si);
 	if (!covered) {
 		snprintf(err, len, "stream %s exists but does not take subject "
@@ -862,10 +950,17 @@ consumer_mismatch(const struct nats_src *s, const jsConsumerConfig *cc,
 		return "it is a push consumer, not a pull consumer";
 	if (cc->AckPolicy != js_AckExplicit)
 		return "its ack policy is not explicit";
-	if (cc->FilterSubject != NULL && cc->FilterSubject[0] != '\0' &&
-	    !nats_subject_match(cc->FilterSubject, s->subject)) {
-		snprintf(buf, len, "its filter subject %s does not take %s",
-		    cc->FilterSubject, s->subject);
+	/*
+	 * It must take our subject and nothing else: any other message of
+	 * the stream (a dead letter copied back, say) would be taken as a
+	 * restart request.
+	 */
+	if (cc->FilterSubject != NULL && cc->FilterSubject[0] != '\0' ?
+	    strcmp(cc->FilterSubject, s->subject) != 0 : !s->stream_only_ours) {
+		snprintf(buf, len, "its filter subject is %s, not %s",
+		    cc->FilterSubject && cc->FilterSubject[0] ?
+		    cc->FilterSubject : "empty (every subject of the stream)",
+		    s->subject);
 		return buf;
 	}
 	if (cc->AckWait != s->ack_wait * 1000000) {
@@ -892,6 +987,7 @@ consumer_config(const struct nats_src *s, jsConsumerConfig *cc)
 {
 	jsConsumerConfig_Init(cc);
 	cc->Durable = s->durable;
+	cc->FilterSubject = s->subject;
 	cc->AckPolicy = js_AckExplicit;
 	cc->AckWait = s->ack_wait * 1000000;
 	cc->MaxDeliver = s->max_deliver;
@@ -1026,8 +1122,9 @@ nats_start(struct source *src, char *err, size_t len)
 	if (st == NATS_OK)
 		st = natsSubscription_SetPendingLimits(s->sub, -1, -1);
 	if (st == NATS_OK)
-		st = natsConnection_Subscribe(&s->adv, s->nc, s->adv_subject,
-		    on_advisory, s);
+		/* One instance of those sharing the durable takes each. */
+		st = natsConnection_QueueSubscribe(&s->adv, s->nc,
+		    s->adv_subject, s->durable, on_advisory, s);
 	if (st == NATS_OK)
 		st = natsConnection_Flush(s->nc);
 	if (st != NATS_OK)
@@ -1065,9 +1162,7 @@ nats_stop(struct source *src)
 		jsCtx_Destroy(s->js);
 	if (s->nc != NULL)
 		natsConnection_Destroy(s->nc);
-	natsOptions_Destroy(s->opts);
-	/* No cnats thread may still be inside a callback when s is freed. */
-	nats_CloseAndWait(FLUSH_TIMEOUT);
+	/* Messages are freed while the library is still there. */
 	while ((e = STAILQ_FIRST(&s->events)) != NULL) {
 		STAILQ_REMOVE_HEAD(&s->events, link);
 		if (e->msg != NULL)
@@ -1080,6 +1175,13 @@ nats_stop(struct source *src)
 	while ((d = TAILQ_FIRST(&s->buried)) != NULL) {
 		TAILQ_REMOVE(&s->buried, d, link);
 		free_delivery(d);
+	}
+	natsOptions_Destroy(s->opts);
+	/* No cnats thread may still be inside a callback when s is freed. */
+	if (nats_CloseAndWait(FLUSH_TIMEOUT) != NATS_OK) {
+		log_warn("nats: the client library did not stop in time; "
+		    "leaving its state as it is");
+		return;
 	}
 	pthread_mutex_destroy(&s->mu);
 	free(s);

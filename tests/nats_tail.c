@@ -7,6 +7,8 @@
  * subscribed.  Exit 0 if COUNT came, 1 if not.
  *
  * nats_tail URL STREAM: print how many messages the stream holds.
+ *
+ * nats_tail URL STREAM DURABLE: delete that consumer of the stream.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +39,25 @@ stream_count(const char *url, const char *stream)
 	return 0;
 }
 
+static int
+delete_consumer(const char *url, const char *stream, const char *durable)
+{
+	natsConnection *nc = NULL;
+	jsCtx *js = NULL;
+	jsErrCode jerr = 0;
+
+	if (natsConnection_ConnectTo(&nc, url) != NATS_OK ||
+	    natsConnection_JetStream(&js, nc, NULL) != NATS_OK ||
+	    js_DeleteConsumer(js, stream, durable, NULL, &jerr) != NATS_OK) {
+		fprintf(stderr, "nats_tail: delete %s: %s\n", durable,
+		    nats_GetLastError(NULL));
+		return 2;
+	}
+	jsCtx_Destroy(js);
+	natsConnection_Destroy(nc);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -48,6 +69,8 @@ main(int argc, char **argv)
 
 	if (argc == 3)
 		return stream_count(argv[1], argv[2]);
+	if (argc == 4)
+		return delete_consumer(argv[1], argv[2], argv[3]);
 	if (argc != 5) {
 		fprintf(stderr, "usage: nats_tail URL SUBJECT COUNT SECONDS\n"
 		    "       nats_tail URL STREAM\n");
