@@ -62,6 +62,9 @@ struct sim {
 	ev_idle			 deliverer;
 	ev_timer		 publisher;
 	struct rng		 rng;
+	int			 seeded;
+	int64_t			 uuid_ms;	/* msg_id clock: last ms used */
+	uint32_t		 uuid_seq;	/* ...and the counter within it */
 	unsigned		 want;
 	unsigned		 rate;
 	uint64_t		 count;
@@ -83,30 +86,30 @@ static int load_payloads(struct sim *s, const char *path, char *err,
     size_t len);
 
 static void
-make_uuid(struct rng *r, char *out)
+make_uuid(struct sim *s, char *out)
 {
-	static int64_t last_ms;
-	static uint32_t seq;
-	int64_t ms = clock_wall();
-	uint64_t a, b = rng_next(r);
+	int64_t ms = s->seeded ? s->uuid_ms : clock_wall();
+	uint64_t a, b = rng_next(&s->rng);
 
 	/*
 	 * Version 7 (RFC 9562): the time in milliseconds first, then a
 	 * counter within the millisecond, then random bits.  Time-ordered
 	 * ids land at the right edge of the msg_id index instead of on a
 	 * random leaf each: a commit writes a few pages, not one a message.
+	 * A seeded publisher runs on a clock of its own, from a fixed start,
+	 * so that it publishes the same ids every run.
 	 */
-	if (ms <= last_ms) {
-		if (++seq > 0xfff) {
-			seq = 0;
-			last_ms++;
+	if (ms <= s->uuid_ms) {
+		if (++s->uuid_seq > 0xfff) {
+			s->uuid_seq = 0;
+			s->uuid_ms++;
 		}
-		ms = last_ms;
+		ms = s->uuid_ms;
 	} else {
-		last_ms = ms;
-		seq = 0;
+		s->uuid_ms = ms;
+		s->uuid_seq = 0;
 	}
-	a = ((uint64_t)ms << 16) | UINT64_C(0x7000) | seq;
+	a = ((uint64_t)ms << 16) | UINT64_C(0x7000) | s->uuid_seq;
 	b = (b & ~(UINT64_C(3) << 62)) | (UINT64_C(2) << 62);	/* variant */
 	snprintf(out, 37, "%08" PRIx32 "-%04" PRIx32 "-%04" PRIx32 "-%04"
 	    PRIx32 "-%012" PRIx64, (uint32_t)(a >> 32),
@@ -130,7 +133,7 @@ publish_one(struct sim *s)
 		log_err("sim: out of memory publishing");
 		return;
 	}
-	make_uuid(&s->rng, m->id);
+	make_uuid(s, m->id);
 	if (s->file_n > 0) {
 		/* A payload from the file: given as is, however broken. */
 		snprintf(m->id, sizeof(m->id), "payload-%" PRIu64,
@@ -588,6 +591,9 @@ source_sim_new(struct ev_loop *loop, const struct conf *c,
 	heap_init(&s->timers);
 	TAILQ_INIT(&s->ready);
 	rng_seed(&s->rng, c->seed);
+	s->seeded = c->seed != 0;
+	if (s->seeded)
+		s->uuid_ms = INT64_C(1700000000000);	/* 2023-11-14 */
 	s->rate = c->rate;
 	s->count = c->count;
 	s->instances = c->instances;

@@ -194,8 +194,8 @@ check_payload(const struct got *g)
 	ck_assert_uint_eq(strlen(id), 36);
 	ck_assert_uint_eq(strlen(hex), 4);
 	ck_assert_msg(id[8] == '-' && id[13] == '-' && id[18] == '-' &&
-	    id[23] == '-' && id[14] == '4' && strchr("89ab", id[19]) != NULL,
-	    "not a version 4 uuid: %s", id);
+	    id[23] == '-' && id[14] == '7' && strchr("89ab", id[19]) != NULL,
+	    "not a version 7 uuid: %s", id);
 	ck_assert_str_eq(id, g->id);
 }
 
@@ -300,6 +300,9 @@ START_TEST(test_seed_deterministic)
 	for (size_t i = 0; i < 3; i++) {
 		ck_assert_str_eq(a->g[i].data, b->g[i].data);
 		ck_assert_str_ne(a->g[i].id, o->g[i].id);
+		/* version 7: time-ordered, so each sorts after the last */
+		if (i > 0)
+			ck_assert_int_lt(strcmp(a->g[i - 1].id, a->g[i].id), 0);
 	}
 	sim_close(a, 0);
 	sim_close(b, 0);
