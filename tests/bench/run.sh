@@ -131,7 +131,7 @@ done
 # stream, NN messages published before mandrilld starts, and the time from
 # its start to the last final outcome committed (polled with SQL).
 NN=${BENCH_NATS_N:-$N}
-: > "$T/nats"; : > "$T/nats_cpu"
+: > "$T/nats"; : > "$T/nats_cpu"; : > "$T/nats_srv"
 if command -v nats-server >/dev/null 2>&1; then
 	i=0
 	while [ $i -lt "$RUNS" ]; do
@@ -160,6 +160,7 @@ max_ack_pending = 100000" "sim_latency = 0..0" "synchronous = full"
 		    "$top/mandrill-publish" -q -u "nats://127.0.0.1:$port" -f - ||
 		    echo "nats: publishing failed" >&2
 		rm -rf "$T/state"
+		ncpu0=$(awk '{ print $14 + $15 }' /proc/"$NPID"/stat)
 		start=$(date +%s%N)
 		"$MANDRILLD" -f -c "$T/b.conf" > "$T/log" 2>&1 &
 		PID=$!
@@ -172,8 +173,10 @@ max_ack_pending = 100000" "sim_latency = 0..0" "synchronous = full"
 			    echo 0)
 		done
 		end=$(date +%s%N)
+		ncpu1=$(awk '{ print $14 + $15 }' /proc/"$NPID"/stat)
 		kill -TERM "$PID"; wait "$PID"; PID=
 		kill -TERM "$NPID"; wait "$NPID"
+		echo "$ncpu0 $ncpu1 $(getconf CLK_TCK) $done_n" | awk '{ printf "%.4f\n", ($2 - $1) / $3 * 10000 / $4 }' >> "$T/nats_srv"
 		[ "$done_n" -ne "$NN" ] &&
 		    echo "nats run failed: $done_n of $NN committed" >&2
 		echo "$done_n $start $end" | awk '{ printf "%.0f\n", $1 / (($3 - $2) / 1e9) }' >> "$T/nats"
@@ -234,6 +237,7 @@ printf '| %-52s | %-36s | %s |\n' "100 000 in flight: supervisor RSS, MB" "$rss 
 printf '| %-52s | %-36s | %s |\n' "100 000 in flight: supervisor CPU while waiting, %" "$idle_cpu (20 s incl. extensions)" "<= 5"
 printf '| %-52s | %-36s | %s |\n' "end-to-end, nats, synchronous=full, msg/s ($NN msgs)" "$(stats < "$T/nats")" ">= 50000"
 printf '| %-52s | %-36s | %s |\n' "CPU s per 10 000 msgs, supervisor, nats" "$(stats < "$T/nats_cpu")" ""
+printf '| %-52s | %-36s | %s |\n' "CPU s per 10 000 msgs, nats-server itself" "$(stats < "$T/nats_srv")" ""
 printf '| %-52s | %-36s | %s |\n' "command mode, /bin/true, restarts/s (5000)" "$(stats < "$T/cmd")" ">= 1000"
 printf '| %-52s | %-36s | %s |\n' "CPU s per 10 000 msgs, supervisor" "$(stats < "$T/cpu_sup")" ""
 printf '| %-52s | %-36s | %s |\n' "CPU s per 10 000 msgs, workers (all)" "$(stats < "$T/cpu_wrk")" ""
