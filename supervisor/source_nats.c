@@ -547,10 +547,16 @@ queue_bury(struct nats_src *s, struct nev *e)
 	log_warn("nats: msg_id=%s (stream sequence %" PRIu64 ") reached "
 	    "max_deliver (%u); recording it as dead", d->id, e->sseq,
 	    s->max_deliver);
+	/*
+	 * Handed out at once, a message more in flight; draining, it waits
+	 * (and is logged as not recorded at exit).  A nacked one comes back
+	 * through the buried list, on a later pull.
+	 */
+	if (!s->unpulled) {
+		s->src.cb.message(s->src.cb.arg, &d->pub);
+		return;
+	}
 	TAILQ_INSERT_TAIL(&s->buried, d, link);
-	/* Handed out on the next pull, like any message. */
-	if (s->src.cb.more != NULL)
-		s->src.cb.more(s->src.cb.arg);
 }
 
 static void
