@@ -313,14 +313,14 @@ open_db(struct store *s, const struct store_opts *o, char *err, size_t len)
 	s->busy_timeout = o->busy_timeout;
 	sqlite3_busy_handler(s->db, busy_wait, s);
 	/*
-	 * Every message writes a leaf of the random msg_id index.  A
-	 * checkpoint copies each page once however many commits wrote it,
-	 * so a longer WAL (10 000 pages, 40 MB, instead of 1 000) copies
-	 * the same leaves far less often.
+	 * SQLite's checkpoint every 1 000 WAL pages: with time-ordered
+	 * msg_ids a commit writes few pages, and a longer WAL (10 000 was
+	 * tried) only made each checkpoint a longer stall: p99 at 10 000
+	 * messages a second 31-39 ms against 20 ms, for the same throughput.
 	 */
 	snprintf(pragmas, sizeof(pragmas), "PRAGMA journal_mode = WAL; "
 	    "PRAGMA synchronous = %s; PRAGMA foreign_keys = OFF; "
-	    "PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 10000; "
+	    "PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 1000; "
 	    "PRAGMA mmap_size = 268435456",
 	    syncs[o->synchronous]);
 	if (exec_patiently(s->db, pragmas, o->busy_timeout, &msg) != SQLITE_OK) {
