@@ -33,6 +33,7 @@
 
 #include "conf.h"
 #include "hostname.h"
+#include "uuid.h"
 
 #define WAIT_MS		10000	/* for the next ack, at most */
 #define MAX_PENDING	4096	/* publishes not yet answered, at most */
@@ -111,52 +112,22 @@ parse_args(int argc, char **argv, struct opts *o)
 	return 0;
 }
 
-/*
- * A version 7 UUID (RFC 9562): milliseconds since the epoch, a counter
- * within the millisecond, random bits.  Time-ordered ids keep the
- * database's msg_id index writes at its right edge, where random ones
- * cost a page each.
- */
+/* A time-ordered msg_id (see uuid.h), its random bits from getrandom. */
 static void
 make_uuid(char out[37])
 {
-	static const char hex[] = "0123456789abcdef";
-	static uint64_t last_ms;
-	static unsigned seq;
-	unsigned char b[16];
+	static struct uuid7 u;
 	struct timespec ts;
-	uint64_t ms;
-	size_t k = 0;
+	uint64_t rnd;
 
-	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b)) {
+	if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
 		fprintf(stderr, "mandrill-publish: getrandom: %s\n",
 		    strerror(errno));
 		exit(EX_OSERR);
 	}
 	clock_gettime(CLOCK_REALTIME, &ts);
-	ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-	if (ms <= last_ms) {
-		if (++seq > 0xfff) {
-			seq = 0;
-			last_ms++;
-		}
-		ms = last_ms;
-	} else {
-		last_ms = ms;
-		seq = 0;
-	}
-	for (int i = 0; i < 6; i++)
-		b[i] = (unsigned char)(ms >> (40 - 8 * i));
-	b[6] = (unsigned char)(0x70 | (seq >> 8));
-	b[7] = (unsigned char)(seq & 0xff);
-	b[8] = (b[8] & 0x3f) | 0x80;
-	for (int i = 0; i < 16; i++) {
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			out[k++] = '-';
-		out[k++] = hex[b[i] >> 4];
-		out[k++] = hex[b[i] & 15];
-	}
-	out[k] = '\0';
+	uuid7_next(&u, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, rnd,
+	    out);
 }
 
 /* One name or raw payload; -1 (said) when a name is no host name, -2

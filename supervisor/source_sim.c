@@ -26,6 +26,7 @@
 #include "log.h"
 #include "rng.h"
 #include "source.h"
+#include "uuid.h"
 
 #define DELIVER_SLICE	1024	/* deliveries per loop iteration, at most */
 #define BACKLOG_MAX	1000000	/* the publisher pauses above this */
@@ -63,8 +64,7 @@ struct sim {
 	ev_timer		 publisher;
 	struct rng		 rng;
 	int			 seeded;
-	int64_t			 uuid_ms;	/* msg_id clock: last ms used */
-	uint32_t		 uuid_seq;	/* ...and the counter within it */
+	struct uuid7		 uuid;		/* the msg_ids' clock */
 	unsigned		 want;
 	unsigned		 rate;
 	uint64_t		 count;
@@ -85,36 +85,15 @@ static void sim_arm(struct sim *s);
 static int load_payloads(struct sim *s, const char *path, char *err,
     size_t len);
 
+/*
+ * A seeded publisher runs on a clock of its own, from a fixed start, so
+ * that it publishes the same ids every run.
+ */
 static void
 make_uuid(struct sim *s, char *out)
 {
-	int64_t ms = s->seeded ? s->uuid_ms : clock_wall();
-	uint64_t a, b = rng_next(&s->rng);
-
-	/*
-	 * Version 7 (RFC 9562): the time in milliseconds first, then a
-	 * counter within the millisecond, then random bits.  Time-ordered
-	 * ids land at the right edge of the msg_id index instead of on a
-	 * random leaf each: a commit writes a few pages, not one a message.
-	 * A seeded publisher runs on a clock of its own, from a fixed start,
-	 * so that it publishes the same ids every run.
-	 */
-	if (ms <= s->uuid_ms) {
-		if (++s->uuid_seq > 0xfff) {
-			s->uuid_seq = 0;
-			s->uuid_ms++;
-		}
-		ms = s->uuid_ms;
-	} else {
-		s->uuid_ms = ms;
-		s->uuid_seq = 0;
-	}
-	a = ((uint64_t)ms << 16) | UINT64_C(0x7000) | s->uuid_seq;
-	b = (b & ~(UINT64_C(3) << 62)) | (UINT64_C(2) << 62);	/* variant */
-	snprintf(out, 37, "%08" PRIx32 "-%04" PRIx32 "-%04" PRIx32 "-%04"
-	    PRIx32 "-%012" PRIx64, (uint32_t)(a >> 32),
-	    (uint32_t)(a >> 16) & 0xffff, (uint32_t)a & 0xffff,
-	    (uint32_t)(b >> 48), b & UINT64_C(0xffffffffffff));
+	uuid7_next(&s->uuid, s->seeded ? s->uuid.ms : clock_wall(),
+	    rng_next(&s->rng), out);
 }
 
 static int
@@ -593,7 +572,7 @@ source_sim_new(struct ev_loop *loop, const struct conf *c,
 	rng_seed(&s->rng, c->seed);
 	s->seeded = c->seed != 0;
 	if (s->seeded)
-		s->uuid_ms = INT64_C(1700000000000);	/* 2023-11-14 */
+		s->uuid.ms = INT64_C(1700000000000);	/* 2023-11-14 */
 	s->rate = c->rate;
 	s->count = c->count;
 	s->instances = c->instances;

@@ -20,6 +20,7 @@
 #include "conf.h"
 #include "log.h"
 #include "source.h"
+#include "uuid.h"
 
 #define MAXREC		256
 #define DEADLINE	1000	/* the smallest ack_deadline allowed */
@@ -278,6 +279,30 @@ START_TEST(test_rate)
 	}
 	ck_assert_int_eq(c.exhausted, 1);
 	sim_close(&c, 1);
+}
+END_TEST
+
+START_TEST(test_uuid7_increasing)
+{
+	struct uuid7 u = { 0, 0 };
+	char prev[UUID_LEN + 1] = "", id[UUID_LEN + 1];
+	/* a clock that stands still for 10 000 ids, then goes back a second */
+	for (int i = 0; i < 10000; i++) {
+		uuid7_next(&u, i < 9000 ? 1700000000000 : 1699999999000,
+		    (uint64_t)i * 0x9e3779b97f4a7c15u, id);
+		ck_assert_uint_eq(strlen(id), UUID_LEN);
+		ck_assert_msg(id[8] == '-' && id[13] == '-' && id[18] == '-' &&
+		    id[23] == '-' && id[14] == '7' &&
+		    strchr("89ab", id[19]) != NULL, "not a version 7 uuid: %s", id);
+		ck_assert_msg(strcmp(prev, id) < 0, "%s not after %s", id, prev);
+		memcpy(prev, id, sizeof(id));
+	}
+	/* 4 096 ids a millisecond: the counter moved the clock on twice */
+	ck_assert_int_eq(u.ms, 1700000000002);
+	/* the time is the first 48 bits */
+	u.ms = 0;
+	uuid7_next(&u, INT64_C(0x0123456789ab), 0, id);
+	ck_assert_str_eq(id, "01234567-89ab-7000-8000-000000000000");
 }
 END_TEST
 
@@ -564,6 +589,7 @@ sim_suite(void)
 	tcase_add_test(tc, test_count_limit);
 	tcase_add_test(tc, test_rate);
 	tcase_add_test(tc, test_seed_deterministic);
+	tcase_add_test(tc, test_uuid7_increasing);
 	tcase_add_test(tc, test_unpull);
 	tcase_add_test(tc, test_unpull_with_backlog);
 	suite_add_tcase(s, tc);
