@@ -145,7 +145,7 @@ struct nats_src {
 
 	/* Counts, for the dump. */
 	uint64_t		 delivered, acked, nacked, termed, dead_letters;
-	uint64_t		 requests, publish_errors, dropped;
+	uint64_t		 requests, publish_errors;
 };
 
 /* ---- cnats threads: queue and wake, nothing else ------------------- */
@@ -437,33 +437,46 @@ free_delivery(struct nats_delivery *d)
 }
 
 /*
- * A delivery's id: the publisher's Nats-Msg-Id when it is a printable
- * token (mandrill-publish sets it to the payload's msg_id), so that the
- * log and the database name a message alike; else the stream sequence.
+ * A delivery of the event's message, which it takes over; NULL when out
+ * of memory (the message stays with the event).  Its id is the
+ * publisher's Nats-Msg-Id when that is a printable token (mandrill-publish
+ * sets it to the payload's msg_id), so that the log and the database name
+ * a message alike; else the stream sequence.
  */
-static void
-set_id(struct nats_delivery *d, uint64_t sseq)
+static struct nats_delivery *
+delivery_new(struct nev *e)
 {
+	struct nats_delivery *d = calloc(1, sizeof(*d));
 	const char *v = NULL;
-	size_t n;
+	size_t n = 0;
 
-	d->sseq = sseq;
-	if (natsMsgHeader_Get(d->msg, "Nats-Msg-Id", &v) == NATS_OK &&
-	    v != NULL && (n = strlen(v)) > 0 && n < sizeof(d->id)) {
-		for (size_t i = 0; i < n; i++)
-			if (v[i] <= ' ' || v[i] > '~')
-				goto seq;
+	if (d == NULL)
+		return NULL;
+	d->msg = e->msg;
+	e->msg = NULL;
+	d->sseq = e->sseq;
+	if (natsMsgHeader_Get(d->msg, "Nats-Msg-Id", &v) != NATS_OK ||
+	    v == NULL || (n = strlen(v)) >= sizeof(d->id))
+		n = 0;
+	for (size_t i = 0; i < n; i++)
+		if (v[i] <= ' ' || v[i] > '~')
+			n = 0;
+	if (n > 0)
 		memcpy(d->id, v, n + 1);
-		return;
-	}
-seq:
-	snprintf(d->id, sizeof(d->id), "%" PRIu64, sseq);
+	else
+		snprintf(d->id, sizeof(d->id), "%" PRIu64, e->sseq);
+	d->pub.id = d->id;
+	d->pub.data = natsMsg_GetData(d->msg);
+	d->pub.len = (size_t)natsMsg_GetDataLength(d->msg);
+	d->pub.count = e->delivered > UINT32_MAX ? UINT32_MAX :
+	    (uint32_t)e->delivered;
+	return d;
 }
 
 static void
 deliver(struct nats_src *s, struct nev *e)
 {
-	struct nats_delivery *d = calloc(1, sizeof(*d));
+	struct nats_delivery *d = delivery_new(e);
 
 	/*
 	 * A message carries its original subject, not the request's reply
@@ -475,17 +488,8 @@ deliver(struct nats_src *s, struct nev *e)
 	if (d == NULL) {
 		log_err("nats: out of memory; message %" PRIu64 " comes back "
 		    "after ack_wait", e->sseq);
-		natsMsg_Destroy(e->msg);
-		return;
+		return;		/* the caller destroys e->msg */
 	}
-	d->msg = e->msg;
-	e->msg = NULL;
-	set_id(d, e->sseq);
-	d->pub.id = d->id;
-	d->pub.data = natsMsg_GetData(d->msg);
-	d->pub.len = (size_t)natsMsg_GetDataLength(d->msg);
-	d->pub.count = e->delivered > UINT32_MAX ? UINT32_MAX :
-	    (uint32_t)e->delivered;
 	d->lease_end = clock_now() + s->ack_wait;
 	s->delivered++;
 	s->src.cb.message(s->src.cb.arg, &d->pub);
@@ -527,22 +531,14 @@ status(struct nats_src *s, struct nev *e)
 static void
 queue_bury(struct nats_src *s, struct nev *e)
 {
-	struct nats_delivery *d = calloc(1, sizeof(*d));
+	struct nats_delivery *d = delivery_new(e);
 
 	if (d == NULL) {
 		log_err("nats: out of memory; message %" PRIu64 " reached "
 		    "max_deliver and is not dead-lettered", e->sseq);
 		return;
 	}
-	d->msg = e->msg;
-	e->msg = NULL;
-	set_id(d, e->sseq);
 	snprintf(d->why, sizeof(d->why), "%s", e->text);
-	d->pub.id = d->id;
-	d->pub.data = natsMsg_GetData(d->msg);
-	d->pub.len = (size_t)natsMsg_GetDataLength(d->msg);
-	d->pub.count = e->delivered > UINT32_MAX ? UINT32_MAX :
-	    (uint32_t)e->delivered;
 	d->pub.bury = d->why;
 	log_warn("nats: msg_id=%s (stream sequence %" PRIu64 ") reached "
 	    "max_deliver (%u); recording it as dead", d->id, e->sseq,

@@ -18,6 +18,13 @@
 #include <nats/nats.h>
 
 static int
+js_open(const char *url, natsConnection **nc, jsCtx **js)
+{
+	return natsConnection_ConnectTo(nc, url) == NATS_OK &&
+	    natsConnection_JetStream(js, *nc, NULL) == NATS_OK ? 0 : -1;
+}
+
+static int
 stream_count(const char *url, const char *stream)
 {
 	natsConnection *nc = NULL;
@@ -25,8 +32,7 @@ stream_count(const char *url, const char *stream)
 	jsStreamInfo *si = NULL;
 	jsErrCode jerr = 0;
 
-	if (natsConnection_ConnectTo(&nc, url) != NATS_OK ||
-	    natsConnection_JetStream(&js, nc, NULL) != NATS_OK ||
+	if (js_open(url, &nc, &js) < 0 ||
 	    js_GetStreamInfo(&si, js, stream, NULL, &jerr) != NATS_OK) {
 		fprintf(stderr, "nats_tail: stream %s: %s\n", stream,
 		    nats_GetLastError(NULL));
@@ -46,8 +52,7 @@ delete_consumer(const char *url, const char *stream, const char *durable)
 	jsCtx *js = NULL;
 	jsErrCode jerr = 0;
 
-	if (natsConnection_ConnectTo(&nc, url) != NATS_OK ||
-	    natsConnection_JetStream(&js, nc, NULL) != NATS_OK ||
+	if (js_open(url, &nc, &js) < 0 ||
 	    js_DeleteConsumer(js, stream, durable, NULL, &jerr) != NATS_OK) {
 		fprintf(stderr, "nats_tail: delete %s: %s\n", durable,
 		    nats_GetLastError(NULL));
