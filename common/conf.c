@@ -96,8 +96,9 @@ const struct conf_key conf_keys[] = {
 	  "nats: the durable pull consumer all mandrilld share" },
 	{ "source", "ack_wait", CT_DUR, OFF(ack_wait), 0, "30s", 1000,
 	  3600000, NULL, "nats: the consumer's ack wait (lease length)" },
-	{ "source", "max_deliver", CT_UINT, OFF(max_deliver), 0, "10", 1,
-	  100000, NULL, "nats: deliveries of a message before it is dead" },
+	{ "source", "max_deliver", CT_UINT, OFF(max_deliver), 0, "0", 0,
+	  100000, NULL, "deliveries of a message before the broker gives up "
+	  "on it; 0 is no limit (waiting spends none)" },
 	{ "source", "max_ack_pending", CT_UINT, OFF(max_ack_pending), 0,
 	  "100000", 1, 10000000, NULL,
 	  "nats: unacked messages across all instances, at most" },
@@ -112,7 +113,8 @@ const struct conf_key conf_keys[] = {
 	{ "restart", "command", CT_STR, STR(command), "", 0, 0, NULL,
 	  "command: program and arguments, {host} replaced; no shell" },
 	{ "restart", "enabled", CT_BOOL, OFF(enabled), 0, "yes", 0, 0, NULL,
-	  "no: start no restart, defer every message (kill switch)" },
+	  "no: pause: pull nothing, start no restart, hold what is in "
+	  "flight" },
 	{ "restart", "dry_run", CT_BOOL, OFF(dry_run), 0, "no", 0, 0, NULL,
 	  "yes: record and log what would run, run nothing" },
 	{ "restart", "max_concurrent", CT_UINT, OFF(max_concurrent), 0, "0",
@@ -133,6 +135,9 @@ const struct conf_key conf_keys[] = {
 	  "host globs that may be restarted; empty allows nothing" },
 	{ "restart", "deny", CT_LIST, STR(deny), "", 0, 0, NULL,
 	  "host globs that may never be restarted" },
+	{ "restart", "max_crashes", CT_UINT, OFF(max_crashes), 0, "3", 0,
+	  1000, NULL, "workers lost while holding a message before it is "
+	  "dead; 0 is no limit" },
 	{ "restart", "max_attempts", CT_UINT, OFF(max_attempts), 0, "5", 1, 1000,
 	  NULL, "failed attempts before a message is dead" },
 	{ "restart", "backoff_min", CT_DUR, OFF(backoff_min), 0, "10s",

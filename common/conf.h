@@ -80,6 +80,7 @@ struct conf {
 	char		 allow[CONF_LIST_MAX];
 	char		 deny[CONF_LIST_MAX];
 	unsigned	 max_attempts;
+	unsigned	 max_crashes;
 	int64_t		 backoff_min;
 	int64_t		 backoff_max;
 	int64_t		 min_interval;

@@ -12,7 +12,7 @@
 
 #include "proto.h"
 
-enum fkind { F_U32, F_U64, F_I64, F_DBL, F_STR, F_BIN, F_OUTCOME };
+enum fkind { F_U32, F_U64, F_I64, F_DBL, F_STR, F_BIN, F_OUTCOME, F_HOLD };
 
 struct field {
 	const char	*name;
@@ -51,13 +51,15 @@ static const struct field f_job[] = {
 	{ "id", F_U64, M(id) }, { "msg_id", F_STR, M(msg_id) },
 	{ "data", F_BIN, M(data) }, { "size", F_U64, M(size) },
 	{ "attempt", F_U32, M(attempt) }, { "deadline", F_I64, M(deadline) },
-	{ "bury", F_STR, M(bury) }, { NULL, 0, 0 }
+	{ "bury", F_STR, M(bury) }, { "crashes", F_U32, M(crashes) },
+	{ "lost_at", F_I64, M(lost_at) }, { NULL, 0, 0 }
 };
 static const struct field f_cancel[] = { { "id", F_U64, M(id) }, { NULL, 0, 0 } };
 static const struct field f_none[] = { { NULL, 0, 0 } };
 static const struct field f_ready[] = {
 	{ "v", F_U32, M(v) }, { "pid", F_U32, M(pid) },
-	{ "max_jobs", F_U32, M(max_jobs) }, { NULL, 0, 0 }
+	{ "max_jobs", F_U32, M(max_jobs) }, { "db_dev", F_U64, M(db_dev) },
+	{ "db_ino", F_U64, M(db_ino) }, { NULL, 0, 0 }
 };
 static const struct field f_started[] = {
 	{ "id", F_U64, M(id) }, { "pgid", F_U32, M(pgid) }, { NULL, 0, 0 }
@@ -65,7 +67,13 @@ static const struct field f_started[] = {
 static const struct field f_done[] = {
 	{ "id", F_U64, M(id) }, { "outcome", F_OUTCOME, M(outcome) },
 	{ "error", F_STR, M(error) }, { "attempt", F_U32, M(attempt) },
-	{ "duration", F_U64, M(duration) }, { NULL, 0, 0 }
+	{ "duration", F_U64, M(duration) }, { "host", F_STR, M(host) },
+	{ "hold", F_HOLD, M(hold) }, { "retry", F_I64, M(retry) },
+	{ NULL, 0, 0 }
+};
+static const struct field f_state[] = {
+	{ "unsaved", F_U32, M(unsaved) }, { "store", F_STR, M(store) },
+	{ "wal", F_U64, M(wal) }, { NULL, 0, 0 }
 };
 
 static const struct ftype {
@@ -78,13 +86,28 @@ static const struct ftype {
 	{ "reopen", P_REOPEN, f_none },
 	{ "ready", P_READY, f_ready }, { "done", P_DONE, f_done },
 	{ "heartbeat", P_HEARTBEAT, f_none },
-	{ "started", P_STARTED, f_started },
+	{ "started", P_STARTED, f_started }, { "state", P_STATE, f_state },
 };
 
 static const char *outcomes[OUT_COUNT] = {
 	"restarted", "skipped", "duplicate", "failed", "dead", "invalid",
-	"deferred", "error",
+	"held", "error",
 };
+
+static const char *holds[HOLD_COUNT] = {
+	"", "paused", "host", "msg_id", "concurrency", "rate", "store",
+	"crash",
+};
+
+/* The index of a name in a table of n names, or -1. */
+static int
+name_index(const char *const *names, int n, const char *s, size_t len)
+{
+	for (int i = 0; i < n; i++)
+		if (strlen(names[i]) == len && memcmp(names[i], s, len) == 0)
+			return i;
+	return -1;
+}
 
 const char *
 outcome_name(enum outcome o)
@@ -95,12 +118,29 @@ outcome_name(enum outcome o)
 int
 outcome_parse(const char *s, size_t len, enum outcome *out)
 {
-	for (int i = 0; i < OUT_COUNT; i++)
-		if (strlen(outcomes[i]) == len && memcmp(outcomes[i], s, len) == 0) {
-			*out = (enum outcome)i;
-			return 0;
-		}
-	return -1;
+	int i = name_index(outcomes, OUT_COUNT, s, len);
+
+	if (i < 0)
+		return -1;
+	*out = (enum outcome)i;
+	return 0;
+}
+
+const char *
+hold_name(enum hold h)
+{
+	return (unsigned)h < HOLD_COUNT ? holds[h] : "?";
+}
+
+int
+hold_parse(const char *s, size_t len, enum hold *out)
+{
+	int i = name_index(holds, HOLD_COUNT, s, len);
+
+	if (i < 0)
+		return -1;
+	*out = (enum hold)i;
+	return 0;
 }
 
 static int
@@ -116,7 +156,7 @@ kind_name(enum fkind k)
 {
 	static const char *n[] = { "unsigned 32-bit integer",
 	    "unsigned integer", "integer", "float", "string", "binary",
-	    "outcome string" };
+	    "outcome string", "hold reason string" };
 	return n[k];
 }
 
@@ -176,6 +216,13 @@ field_set(struct proto_msg *m, const struct field *f, const msgpack_object *v)
 		if (outcome_parse(v->via.str.ptr, v->via.str.size,
 		    (enum outcome *)dst) < 0)
 			return "unknown outcome";
+		return NULL;
+	case F_HOLD:
+		if (v->type != MSGPACK_OBJECT_STR)
+			return "wrong type";
+		if (hold_parse(v->via.str.ptr, v->via.str.size,
+		    (enum hold *)dst) < 0)
+			return "unknown hold reason";
 		return NULL;
 	}
 	return "bad field";
@@ -351,32 +398,37 @@ proto_pack_welcome(msgpack_packer *pk, const struct worker_settings *ws)
 	pack_i64(pk, "slow_iteration", ws->slow_iteration);
 }
 
-void
-proto_pack_job(msgpack_packer *pk, uint64_t id, const char *msg_id,
-    size_t msg_id_len, const char *data, size_t len, uint32_t attempt,
-    int64_t deadline, const char *bury)
+static void
+pack_bounded(msgpack_packer *pk, const char *key, const char *s, size_t max)
 {
-	size_t size = len;
-	size_t blen = bury ? strlen(bury) : 0;
+	size_t len = s ? strlen(s) : 0;
+
+	pack_key(pk, key);
+	pack_str(pk, s ? s : "", len > max ? max : len);
+}
+
+void
+proto_pack_job(msgpack_packer *pk, const struct proto_job *j)
+{
+	size_t len = j->len, idlen = j->msg_id_len;
 
 	if (len > PROTO_DATA_MAX)
 		len = PROTO_DATA_MAX;	/* the worker sees size and rejects */
-	if (msg_id_len > 256)
-		msg_id_len = 256;
-	if (blen > PROTO_ERR_MAX)
-		blen = PROTO_ERR_MAX;
-	pack_head(pk, "job", 7);
-	pack_u64(pk, "id", id);
+	if (idlen > 256)
+		idlen = 256;
+	pack_head(pk, "job", 9);
+	pack_u64(pk, "id", j->id);
 	pack_key(pk, "msg_id");
-	pack_str(pk, msg_id, msg_id_len);
+	pack_str(pk, j->msg_id, idlen);
 	pack_key(pk, "data");
 	msgpack_pack_bin(pk, len);
-	msgpack_pack_bin_body(pk, data, len);
-	pack_u64(pk, "size", size);
-	pack_u64(pk, "attempt", attempt);
-	pack_i64(pk, "deadline", deadline);
-	pack_key(pk, "bury");
-	pack_str(pk, bury ? bury : "", blen);
+	msgpack_pack_bin_body(pk, j->data, len);
+	pack_u64(pk, "size", j->len);
+	pack_u64(pk, "attempt", j->attempt);
+	pack_i64(pk, "deadline", j->deadline);
+	pack_bounded(pk, "bury", j->bury, PROTO_ERR_MAX);
+	pack_u64(pk, "crashes", j->crashes);
+	pack_i64(pk, "lost_at", j->lost_at);
 }
 
 void
@@ -399,30 +451,41 @@ proto_pack_reopen(msgpack_packer *pk)
 }
 
 void
-proto_pack_ready(msgpack_packer *pk, uint32_t pid, uint32_t max_jobs)
+proto_pack_ready(msgpack_packer *pk, uint32_t pid, uint32_t max_jobs,
+    uint64_t db_dev, uint64_t db_ino)
 {
-	pack_head(pk, "ready", 3);
+	pack_head(pk, "ready", 5);
 	pack_u64(pk, "v", PROTO_VERSION);
 	pack_u64(pk, "pid", pid);
 	pack_u64(pk, "max_jobs", max_jobs);
+	pack_u64(pk, "db_dev", db_dev);
+	pack_u64(pk, "db_ino", db_ino);
 }
 
 void
-proto_pack_done(msgpack_packer *pk, uint64_t id, enum outcome o,
-    const char *error, uint32_t attempt, uint64_t duration_us)
+proto_pack_done(msgpack_packer *pk, const struct proto_done *d)
 {
-	size_t elen = error ? strlen(error) : 0;
-
-	if (elen > PROTO_ERR_MAX)
-		elen = PROTO_ERR_MAX;
-	pack_head(pk, "done", 5);
-	pack_u64(pk, "id", id);
+	pack_head(pk, "done", 8);
+	pack_u64(pk, "id", d->id);
 	pack_key(pk, "outcome");
-	pack_key(pk, outcome_name(o));
-	pack_key(pk, "error");
-	pack_str(pk, error ? error : "", elen);
-	pack_u64(pk, "attempt", attempt);
-	pack_u64(pk, "duration", duration_us);
+	pack_key(pk, outcome_name(d->outcome));
+	pack_bounded(pk, "error", d->error, PROTO_ERR_MAX);
+	pack_u64(pk, "attempt", d->attempt);
+	pack_u64(pk, "duration", d->duration);
+	pack_bounded(pk, "host", d->host, 253);
+	pack_key(pk, "hold");
+	pack_key(pk, hold_name(d->hold));
+	pack_i64(pk, "retry", d->retry);
+}
+
+void
+proto_pack_state(msgpack_packer *pk, uint32_t unsaved, const char *store,
+    uint64_t wal)
+{
+	pack_head(pk, "state", 3);
+	pack_u64(pk, "unsaved", unsaved);
+	pack_bounded(pk, "store", store, PROTO_ERR_MAX);
+	pack_u64(pk, "wal", wal);
 }
 
 void

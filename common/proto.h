@@ -6,11 +6,14 @@
  * The first frame each way carries "v", the protocol version.
  *
  *   supervisor -> worker: welcome {v, settings...}, job {id, msg_id,
- *                         data, size, attempt, deadline, bury}, cancel {id},
- *                         drain {}, reopen {} (the log file)
- *   worker -> supervisor: ready {v, pid, max_jobs}, started {id, pgid}
- *                         (a restart command's process group), done {id,
- *                         outcome, error, attempt, duration}, heartbeat {}
+ *                         data, size, attempt, deadline, bury, crashes,
+ *                         lost_at}, cancel {id}, drain {}, reopen {} (the
+ *                         log file)
+ *   worker -> supervisor: ready {v, pid, max_jobs, db_dev, db_ino},
+ *                         started {id, pgid} (a restart command's process
+ *                         group), done {id, outcome, error, attempt,
+ *                         duration, host, hold, retry}, heartbeat {},
+ *                         state {unsaved, store, wal} (sent when it changes)
  *
  * Decoding is strict and total: every key of a type is required, no
  * other key is allowed, every value has one type, and every failure is
@@ -25,7 +28,7 @@
 
 #include <msgpack.h>
 
-#define PROTO_VERSION	2	/* 2: job frames carry bury */
+#define PROTO_VERSION	3	/* 3: holds, crashes, the store's state */
 #define PROTO_FRAME_MAX	65536
 #define PROTO_DATA_MAX	32768	/* payload bytes carried in a job frame */
 #define PROTO_ERR_MAX	256	/* error text carried in a done frame */
@@ -33,18 +36,30 @@
 
 enum proto_type {
 	P_WELCOME, P_JOB, P_CANCEL, P_DRAIN, P_REOPEN, P_READY, P_DONE,
-	P_HEARTBEAT, P_STARTED,
+	P_HEARTBEAT, P_STARTED, P_STATE,
 };
 
 /* What a job came to; see DESIGN.md's outcome table. */
 enum outcome {
 	OUT_RESTARTED, OUT_SKIPPED, OUT_DUPLICATE, OUT_FAILED, OUT_DEAD,
-	OUT_INVALID, OUT_DEFERRED, OUT_ERROR,
+	OUT_INVALID, OUT_HELD, OUT_ERROR,
 	OUT_COUNT
+};
+
+/*
+ * Why a message waits (OUT_HELD, and the supervisor's own holds): it
+ * keeps its lease and is offered again when the reason may have cleared.
+ */
+enum hold {
+	HOLD_NONE, HOLD_PAUSED, HOLD_HOST, HOLD_MSG_ID, HOLD_CONCURRENCY,
+	HOLD_RATE, HOLD_STORE, HOLD_CRASH,
+	HOLD_COUNT
 };
 
 const char *outcome_name(enum outcome o);
 int outcome_parse(const char *s, size_t len, enum outcome *out);
+const char *hold_name(enum hold h);
+int hold_parse(const char *s, size_t len, enum hold *out);
 
 struct pstr {
 	const char	*p;
@@ -98,7 +113,43 @@ struct proto_msg {
 	uint64_t	 duration;	/* done: the restart's run time, us */
 	uint32_t	 pgid;		/* started: the command's process group */
 	struct pstr	 bury;		/* job: "" or why the broker gave up */
+	uint32_t	 crashes;	/* job: workers lost holding it, new */
+	int64_t		 lost_at;	/* job: wall ms its last worker was lost */
+	struct pstr	 host;		/* done: the host, "" if none */
+	enum hold	 hold;		/* done: why it is held */
+	int64_t		 retry;		/* done: offer again after, ms; 0 */
+	uint32_t	 unsaved;	/* state: known outcomes not committed */
+	struct pstr	 store;		/* state: "" or why it cannot commit */
+	uint64_t	 wal;		/* state: WAL bytes */
+	uint64_t	 db_dev;	/* ready: the database file's identity */
+	uint64_t	 db_ino;
 	struct worker_settings ws;
+};
+
+/* A done frame's contents. */
+struct proto_done {
+	uint64_t	 id;
+	enum outcome	 outcome;
+	const char	*error;
+	uint32_t	 attempt;
+	uint64_t	 duration;	/* us */
+	const char	*host;		/* NULL: unknown */
+	enum hold	 hold;
+	int64_t		 retry;
+};
+
+/* A job frame's contents. */
+struct proto_job {
+	uint64_t	 id;
+	const char	*msg_id;
+	size_t		 msg_id_len;
+	const char	*data;
+	size_t		 len;
+	uint32_t	 attempt;
+	int64_t		 deadline;
+	const char	*bury;		/* NULL: restart it */
+	uint32_t	 crashes;
+	int64_t		 lost_at;
 };
 
 int proto_decode(const msgpack_object *o, struct proto_msg *m,
@@ -115,15 +166,15 @@ int proto_next(const char *p, size_t n, msgpack_unpacked *res,
     struct proto_msg *m, size_t *used, char *err, size_t errlen);
 
 void proto_pack_welcome(msgpack_packer *pk, const struct worker_settings *ws);
-void proto_pack_job(msgpack_packer *pk, uint64_t id, const char *msg_id,
-    size_t msg_id_len, const char *data, size_t len, uint32_t attempt,
-    int64_t deadline, const char *bury);
+void proto_pack_job(msgpack_packer *pk, const struct proto_job *j);
 void proto_pack_cancel(msgpack_packer *pk, uint64_t id);
 void proto_pack_drain(msgpack_packer *pk);
 void proto_pack_reopen(msgpack_packer *pk);
-void proto_pack_ready(msgpack_packer *pk, uint32_t pid, uint32_t max_jobs);
-void proto_pack_done(msgpack_packer *pk, uint64_t id, enum outcome o,
-    const char *error, uint32_t attempt, uint64_t duration_us);
+void proto_pack_ready(msgpack_packer *pk, uint32_t pid, uint32_t max_jobs,
+    uint64_t db_dev, uint64_t db_ino);
+void proto_pack_done(msgpack_packer *pk, const struct proto_done *d);
+void proto_pack_state(msgpack_packer *pk, uint32_t unsaved, const char *store,
+    uint64_t wal);
 void proto_pack_heartbeat(msgpack_packer *pk);
 void proto_pack_started(msgpack_packer *pk, uint64_t id, uint32_t pgid);
 

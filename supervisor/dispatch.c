@@ -4,10 +4,14 @@
  * Flow control: the supervisor asks the source for at most
  * min(batch, max_in_flight - in_flight, free worker room - waiting), so
  * nothing is pulled while the pool is full and no queue grows without
- * bound.  A job goes to the least-loaded ready worker of the current
- * generation.  A done frame maps the worker's outcome to a broker action
- * (DESIGN.md's outcome table); the worker sends it only after it has
- * committed the outcome, so an ack here always follows the commit.
+ * bound; held messages count in flight.  Nothing is pulled while paused
+ * or while a worker's store cannot commit.  A job goes to the
+ * least-loaded ready worker of the current generation.  A done frame
+ * maps the worker's outcome to a broker action (DESIGN.md's outcome
+ * table); the worker sends it only after it has committed the outcome,
+ * so an ack here always follows the commit.  A message that must wait
+ * (held, a store error, a worker lost under it) is not given back: it
+ * keeps its lease and waits in hold.c until it is offered again.
  */
 #include "config.h"
 
@@ -33,6 +37,8 @@
 static void job_release(struct supervisor *s, struct job *j);
 static void job_give_back(struct supervisor *s, struct job *j);
 
+static void hold_offer(void *arg, struct hold_node *n);
+
 static int
 lease_extend(void *arg, struct lease *l, int64_t ms)
 {
@@ -56,7 +62,7 @@ lease_lost(void *arg, struct lease *l, const char *why)
 	s->n.lost++;
 	log_warn("Lease lost msg_id=%s: %s; the broker will redeliver it",
 	    j->d->id, why);
-	if (j->wp == NULL) {		/* not started anywhere: give it back */
+	if (j->wp == NULL) {		/* waiting or held: give it back */
 		job_give_back(s, j);
 		return;
 	}
@@ -71,6 +77,7 @@ dispatch_init(struct supervisor *s)
 	lease_table_init(&s->leases, s->loop, s->src->ack_deadline,
 	    s->conf.max_lease, lease_extend, lease_lost, s);
 	TAILQ_INIT(&s->waiting);
+	hold_init(&s->holds, s->loop, &s->rng, hold_offer, s);
 	s->free_slot = SLOT_NONE;
 }
 
@@ -83,6 +90,7 @@ dispatch_free(struct supervisor *s)
 	s->slots = NULL;
 	s->nslots = 0;
 	lease_table_free(&s->leases);
+	hold_free(&s->holds);
 }
 
 static struct job *
@@ -119,18 +127,29 @@ job_new(struct supervisor *s, struct delivery *d)
 	return j;
 }
 
+/* Off its worker's list or the waiting list. */
+static void
+job_unlink(struct supervisor *s, struct job *j)
+{
+	if (j->wp != NULL) {
+		TAILQ_REMOVE(&j->wp->jobs, j, link);
+		j->wp->njobs--;
+		j->wp = NULL;
+	} else {
+		TAILQ_REMOVE(&s->waiting, j, link);
+		s->nwaiting--;
+	}
+}
+
 /* A released slot keeps its struct, on the free list. */
 static void
 job_release(struct supervisor *s, struct job *j)
 {
 	lease_remove(&s->leases, &j->lease);
-	if (j->wp != NULL) {
-		TAILQ_REMOVE(&j->wp->jobs, j, link);
-		j->wp->njobs--;
-	} else {
-		TAILQ_REMOVE(&s->waiting, j, link);
-		s->nwaiting--;
-	}
+	if (j->hold.held)
+		hold_remove(&s->holds, &j->hold);
+	else
+		job_unlink(s, j);
 	j->d = NULL;
 	j->wp = NULL;
 	j->next_free = s->free_slot;
@@ -186,6 +205,8 @@ dispatch_pull(struct supervisor *s)
 
 	if (s->state != SUP_RUNNING || s->in_flight >= s->conf.max_in_flight)
 		return;		/* a reload may have lowered the cap */
+	if (!s->conf.enabled || s->store_bad > 0)
+		return;		/* paused, or nothing could be recorded */
 	wanted = s->src->ops->wanted(s->src);
 	room = free_room(s);
 	n = s->conf.max_in_flight - s->in_flight;
@@ -218,14 +239,25 @@ pick_worker(struct supervisor *s)
 static void
 send_job(struct supervisor *s, struct job *j, struct wproc *wp)
 {
-	int64_t deadline = clock_wall() + (j->lease.end - clock_now());
+	char why[64];
+	struct proto_job pj = { j->id, j->d->id, strlen(j->d->id), j->d->data,
+	    j->d->len, j->d->count, clock_wall() + (j->lease.end - clock_now()),
+	    j->d->bury, j->crashes_new, j->lost_at };
 
+	/*
+	 * A message that keeps killing workers before any of them could
+	 * record it is buried instead: recorded dead, nothing restarted.
+	 */
+	if (pj.bury == NULL && s->conf.max_crashes > 0 &&
+	    j->crashes >= s->conf.max_crashes) {
+		snprintf(why, sizeof(why), "%" PRIu32 " workers lost while "
+		    "holding it", j->crashes);
+		pj.bury = why;
+	}
 	j->wp = wp;
 	wp->njobs++;
 	TAILQ_INSERT_TAIL(&wp->jobs, j, link);
-	proto_pack_job(chan_packer(wp->chan), j->id, j->d->id,
-	    strlen(j->d->id), j->d->data, j->d->len, j->d->count, deadline,
-	    j->d->bury);
+	proto_pack_job(chan_packer(wp->chan), &pj);
 }
 
 void
@@ -240,6 +272,53 @@ dispatch_waiting(struct supervisor *s)
 		s->nwaiting--;
 		send_job(s, j, wp);
 	}
+}
+
+/* A held message is due: back to the waiting list, with a fresh limit. */
+static void
+hold_offer(void *arg, struct hold_node *n)
+{
+	struct supervisor *s = arg;
+	struct job *j = (struct job *)((char *)n - offsetof(struct job, hold));
+
+	lease_renew_limit(&j->lease, clock_now());
+	TAILQ_INSERT_TAIL(&s->waiting, j, link);
+	s->nwaiting++;
+	dispatch_waiting(s);
+}
+
+/*
+ * The job waits for its reason, keeping its lease; key is its host.  If
+ * even that fails (out of memory) it goes back to the broker.
+ */
+static void
+hold_job(struct supervisor *s, struct job *j, enum hold reason,
+    const char *key, int64_t retry)
+{
+	job_unlink(s, j);
+	s->n.held[reason]++;
+	if (hold_add(&s->holds, &j->hold, reason, key, retry, clock_now()) < 0) {
+		log_err("dispatch: out of memory holding msg_id=%s; giving it "
+		    "back", j->d->id);
+		job_give_back(s, j);
+	}
+}
+
+/* A restart ended: what waited for its host or for a slot may go. */
+static void
+restart_ended(struct supervisor *s, const char *host)
+{
+	if (host[0] != '\0')
+		hold_wake(&s->holds, HOLD_HOST, host, clock_now());
+	hold_wake_one(&s->holds, HOLD_CONCURRENCY, clock_now());
+}
+
+void
+dispatch_rethink(struct supervisor *s)
+{
+	for (int r = 0; r < HOLD_COUNT; r++)
+		if (r != HOLD_STORE && r != HOLD_CRASH)
+			hold_wake(&s->holds, (enum hold)r, NULL, clock_now());
 }
 
 void
@@ -291,6 +370,8 @@ settle(struct supervisor *s, struct job *j, enum outcome o,
 	int64_t delay;
 
 	s->n.outcome[o]++;
+	if (outcome_action(o) == ACT_HOLD)
+		return;		/* on_done holds it */
 	job_release(s, j);
 	if ((o == OUT_DEAD || o == OUT_INVALID) && s->src->ops->dead != NULL) {
 		char why[PROTO_ERR_MAX + 1];
@@ -322,6 +403,8 @@ settle(struct supervisor *s, struct job *j, enum outcome o,
 		    error->len ? ": " : "", (int)error->len, error->p);
 		s->n.nacked++;
 		s->src->ops->nack(s->src, d, delay);
+		break;
+	case ACT_HOLD:
 		break;
 	}
 }
@@ -397,6 +480,7 @@ on_done(struct wproc *wp, const struct proto_msg *m)
 {
 	struct supervisor *s = wp->sup;
 	struct job *j = job_find(s, m->id);
+	char host[256];
 
 	if (j == NULL && s->state != SUP_RUNNING) {
 		/* Given back at shutdown; the worker recorded it anyway. */
@@ -409,9 +493,48 @@ on_done(struct wproc *wp, const struct proto_msg *m)
 		    "; stopping it", wp->slot, m->id);
 		return -1;
 	}
+	/* The host is the worker's word, used only as a key and in logs. */
+	snprintf(host, sizeof(host), "%.*s", (int)(m->host.len < sizeof(host) ?
+	    m->host.len : 0), m->host.p ? m->host.p : "");
 	if (m->duration > 0)
 		hist_add(&s->n.restart_time, m->duration);
+	if (m->outcome != OUT_ERROR) {
+		j->crashes_new = 0;	/* the worker recorded them */
+		hold_forget_backoff(&j->hold);
+	}
 	settle(s, j, m->outcome, m->attempt, &m->error);
+	if (m->outcome == OUT_HELD)
+		hold_job(s, j, m->hold, host, m->retry);
+	else if (m->outcome == OUT_ERROR)
+		hold_job(s, j, HOLD_STORE, NULL, 0);
+	else if (m->outcome == OUT_RESTARTED || m->outcome == OUT_FAILED ||
+	    m->outcome == OUT_DEAD)
+		restart_ended(s, host);
+	return 0;
+}
+
+/*
+ * A worker's store: while any cannot commit nothing is pulled, and the
+ * log says so once per change, not once per message.
+ */
+static int
+on_state(struct wproc *wp, const struct proto_msg *m)
+{
+	struct supervisor *s = wp->sup;
+	int bad = m->store.len > 0;
+
+	wp->unsaved = m->unsaved;
+	if (bad == wp->store_bad)
+		return 0;
+	wp->store_bad = bad;
+	if (bad && s->store_bad++ == 0)
+		log_err("store cannot commit (worker %" PRIu32 ": %.*s); "
+		    "holding messages and pulling none until it can", wp->slot,
+		    (int)m->store.len, m->store.p);
+	if (!bad && --s->store_bad == 0) {
+		log_info("store commits again; pulling");
+		hold_wake(&s->holds, HOLD_STORE, NULL, clock_now());
+	}
 	return 0;
 }
 
@@ -434,6 +557,9 @@ dispatch_frame(struct wproc *wp, const struct proto_msg *m)
 	case P_STARTED:
 		rc = on_started(wp, m);
 		break;
+	case P_STATE:
+		rc = on_state(wp, m);
+		break;
 	default:
 		log_err("worker %" PRIu32 ": unexpected frame from a worker; "
 		    "stopping it", wp->slot);
@@ -451,24 +577,75 @@ dispatch_frame(struct wproc *wp, const struct proto_msg *m)
 	return 0;
 }
 
-void
-dispatch_nack_all(struct supervisor *s, struct wproc *wp, const char *why)
+/* Its worker is gone or going: its command must not go on. */
+static void
+kill_command(struct job *j)
 {
-	struct job_list *list = wp ? &wp->jobs : &s->waiting;
+	if (j->pgid > 1 && kill(-j->pgid, SIGKILL) == 0)
+		log_warn("killed process group %d of msg_id=%s: its worker is "
+		    "gone", (int)j->pgid, j->d->id);
+	j->pgid = 0;
+}
+
+static unsigned
+give_back_list(struct supervisor *s, struct job_list *list)
+{
 	struct job *j;
 	unsigned n = 0;
 
 	while ((j = TAILQ_FIRST(list)) != NULL) {
-		/*
-		 * Its worker is gone or going: a command it started must not
-		 * go on restarting the host while the message comes back.
-		 */
-		if (j->pgid > 1 && kill(-j->pgid, SIGKILL) == 0)
-			log_warn("killed process group %d of msg_id=%s: its "
-			    "worker is gone", (int)j->pgid, j->d->id);
+		kill_command(j);
 		job_give_back(s, j);
 		n++;
 	}
+	return n;
+}
+
+void
+dispatch_nack_all(struct supervisor *s, struct wproc *wp, const char *why)
+{
+	struct hold_node *hn;
+	unsigned n;
+
+	if (wp != NULL)
+		n = give_back_list(s, &wp->jobs);
+	else {
+		n = give_back_list(s, &s->waiting);
+		for (int r = 0; r < HOLD_COUNT; r++)
+			while ((hn = TAILQ_FIRST(&s->holds.list[r])) != NULL) {
+				job_give_back(s, (struct job *)((char *)hn -
+				    offsetof(struct job, hold)));
+				n++;
+			}
+	}
 	if (n > 0)
 		log_warn("Nacked %u in-flight messages for redelivery: %s", n, why);
+}
+
+void
+dispatch_worker_lost(struct supervisor *s, struct wproc *wp)
+{
+	struct job *j;
+	unsigned n = 0;
+
+	if (wp->store_bad) {	/* its word on the store goes with it */
+		wp->store_bad = 0;
+		if (--s->store_bad == 0)
+			hold_wake(&s->holds, HOLD_STORE, NULL, clock_now());
+	}
+	if (s->state != SUP_RUNNING) {
+		dispatch_nack_all(s, wp, "worker gone");
+		return;
+	}
+	while ((j = TAILQ_FIRST(&wp->jobs)) != NULL) {
+		kill_command(j);
+		j->crashes++;
+		j->crashes_new++;
+		j->lost_at = clock_wall();
+		hold_job(s, j, HOLD_CRASH, NULL, 0);
+		n++;
+	}
+	if (n > 0)
+		log_warn("worker %" PRIu32 " lost holding %u messages; each is "
+		    "held and offered again after a backoff", wp->slot, n);
 }

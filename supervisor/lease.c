@@ -87,6 +87,12 @@ lease_remove(struct lease_table *lt, struct lease *l)
 	heap_remove(&lt->heap, &l->hn);
 }
 
+void
+lease_renew_limit(struct lease *l, int64_t now)
+{
+	l->start = now;
+}
+
 static void
 run_one(struct lease_table *lt, struct lease *l, int64_t now)
 {

@@ -50,6 +50,11 @@ void lease_table_init(struct lease_table *lt, struct ev_loop *loop,
 void lease_table_free(struct lease_table *lt);
 int lease_add(struct lease_table *lt, struct lease *l, int64_t now);
 void lease_remove(struct lease_table *lt, struct lease *l);
+/*
+ * max_lease counts from now: a held message offered again (it waited,
+ * which no lease limit should end).
+ */
+void lease_renew_limit(struct lease *l, int64_t now);
 /* Extend or give up every lease due at now; re-arms the timer. */
 void lease_run(struct lease_table *lt, int64_t now);
 size_t lease_count(const struct lease_table *lt);

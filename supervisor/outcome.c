@@ -17,9 +17,10 @@ outcome_action(enum outcome o)
 		return ACT_ACK;
 	case OUT_INVALID:	/* dead-lettered; no redelivery can help */
 		return ACT_TERM;
+	case OUT_HELD:		/* waits, keeping its lease: no nack */
+	case OUT_ERROR:		/* nothing recorded: held, backing off */
+		return ACT_HOLD;
 	case OUT_FAILED:
-	case OUT_DEFERRED:
-	case OUT_ERROR:
 	default:
 		return ACT_NACK;
 	}
@@ -28,15 +29,15 @@ outcome_action(enum outcome o)
 const char *
 action_name(enum broker_action a)
 {
-	return a == ACT_ACK ? "ack" : a == ACT_TERM ? "term" : "nack";
+	return a == ACT_ACK ? "ack" : a == ACT_TERM ? "term" :
+	    a == ACT_HOLD ? "hold" : "nack";
 }
 
 int64_t
 outcome_delay(enum outcome o, uint32_t attempts, int64_t backoff_min,
     int64_t backoff_max, double unit)
 {
-	if (o == OUT_DEFERRED)
-		return DEFER_MIN + (int64_t)(unit * DEFER_JITTER);
+	(void)o;
 	return backoff_delay(backoff_min, backoff_max, attempts ? attempts : 1,
 	    unit);
 }

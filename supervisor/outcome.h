@@ -12,16 +12,14 @@
 
 #include "proto.h"
 
-enum broker_action { ACT_ACK, ACT_NACK, ACT_TERM };
-
-#define DEFER_MIN	1000	/* ms: a deferred message comes back after */
-#define DEFER_JITTER	1000	/* ... plus up to this */
+/* ACT_HOLD: nothing is said to the broker; the lease is kept. */
+enum broker_action { ACT_ACK, ACT_NACK, ACT_TERM, ACT_HOLD };
 
 enum broker_action outcome_action(enum outcome o);
 const char *action_name(enum broker_action a);
 /*
- * The nack delay: deferred is short and not an attempt; failed and error
- * back off by attempt.  unit is a uniform draw in [0, 1).
+ * The nack delay of a failed attempt: backoff by attempt.  unit is a
+ * uniform draw in [0, 1).
  */
 int64_t outcome_delay(enum outcome o, uint32_t attempts, int64_t backoff_min,
     int64_t backoff_max, double unit);

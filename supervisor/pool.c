@@ -200,9 +200,8 @@ pool_close(struct wproc *wp)
 		return;
 	chan_free(wp->chan);
 	wp->chan = NULL;
-	wp->state = WP_GONE;	/* before the nacks: nothing may pick it */
-	if (wp->njobs > 0)
-		dispatch_nack_all(wp->sup, wp, "worker gone");
+	wp->state = WP_GONE;	/* before the holds: nothing may pick it */
+	dispatch_worker_lost(wp->sup, wp);
 }
 
 void

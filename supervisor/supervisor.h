@@ -21,6 +21,7 @@
 #include "chan.h"
 #include "conf.h"
 #include "hist.h"
+#include "hold.h"
 #include "lease.h"
 #include "loopwatch.h"
 #include "proto.h"
@@ -46,8 +47,12 @@ struct job {
 	struct delivery		*d;
 	int64_t			 pulled_us;
 	pid_t			 pgid;	/* its restart command's group, if any */
-	struct wproc		*wp;	/* NULL while waiting for a worker */
+	struct wproc		*wp;	/* NULL while waiting or held */
 	TAILQ_ENTRY(job)	 link;	/* in wp->jobs or sup->waiting */
+	struct hold_node	 hold;	/* held: waiting for its reason */
+	uint32_t		 crashes;	/* workers lost holding it */
+	uint32_t		 crashes_new;	/* not yet recorded by a worker */
+	int64_t			 lost_at;	/* wall ms of the last such loss */
 };
 
 TAILQ_HEAD(job_list, job);
@@ -72,6 +77,9 @@ struct wproc {
 	int64_t			 timeout;	/* its generation's worker_timeout */
 	int64_t			 kill_at;	/* send KILL after this; 0 none */
 	int			 retiring;	/* told to drain: its exit is expected */
+	uint32_t		 unsaved;	/* known outcomes it cannot commit */
+	int			 store_bad;	/* its store cannot commit */
+	int			 spared;	/* told the log it is not killed */
 };
 
 TAILQ_HEAD(wproc_list, wproc);
@@ -87,6 +95,7 @@ struct counters {
 	uint64_t	 termed;
 	uint64_t	 lost;
 	uint64_t	 crashes;
+	uint64_t	 held[HOLD_COUNT];	/* times held, by reason */
 	struct hist	 ack_latency;	/* pull to ack, microseconds */
 	struct hist	 restart_time;	/* restarts' run time, microseconds */
 };
@@ -109,6 +118,8 @@ struct supervisor {
 	unsigned		 in_flight;
 	struct job_list		 waiting;	/* pulled, no worker yet */
 	unsigned		 nwaiting;
+	struct holds		 holds;		/* waiting for their reason */
+	unsigned		 store_bad;	/* workers whose store fails */
 
 	struct wproc_list	 workers;
 	uint32_t		 gen;
@@ -167,5 +178,12 @@ int dispatch_frame(struct wproc *wp, const struct proto_msg *m);
 /* Give back every job of a worker (or all when wp is NULL) to the broker. */
 void dispatch_nack_all(struct supervisor *s, struct wproc *wp,
     const char *why);
+/*
+ * A worker was lost holding jobs: end their commands, count the crash
+ * against each message and hold it for another worker, with backoff.
+ */
+void dispatch_worker_lost(struct supervisor *s, struct wproc *wp);
+/* The settings changed (a reload): look at every held message again. */
+void dispatch_rethink(struct supervisor *s);
 
 #endif

@@ -102,17 +102,17 @@ msg(const char *msg_id, const char *host)
 	return m;
 }
 
-static struct store_rules
+static struct admit_rules
 rules(uint32_t max_attempts, int64_t min_interval)
 {
-	struct store_rules r = { max_attempts, min_interval, 1, 0, 0 };
+	struct admit_rules r = { max_attempts, min_interval, 1, 0, 0 };
 
 	return r;
 }
 
 /* One admit in its own transaction, as the worker does per iteration. */
 static struct store_verdict
-admit(struct store *s, const struct store_msg *m, const struct store_rules *r)
+admit(struct store *s, const struct store_msg *m, const struct admit_rules *r)
 {
 	struct store_verdict v;
 
@@ -125,7 +125,7 @@ admit(struct store *s, const struct store_msg *m, const struct store_rules *r)
 
 /* End the attempt in v: success (error NULL) or failure with error. */
 static void
-finish(struct store *s, const struct store_msg *m, const struct store_rules *r,
+finish(struct store *s, const struct store_msg *m, const struct admit_rules *r,
     struct store_verdict *v, int exit_status, const char *error)
 {
 	v->outcome = exit_status == 0 ? OUT_RESTARTED : OUT_FAILED;
@@ -342,7 +342,7 @@ START_TEST(test_reopen_keeps_data)
 {
 	struct fx f;
 	struct store_msg m = msg("m-reopen", "cattle-0001");
-	struct store_rules r = rules(3, 0);
+	struct admit_rules r = rules(3, 0);
 	struct store_verdict v;
 
 	fx_open(&f);
@@ -408,7 +408,7 @@ START_TEST(test_open_migrates_v1)
 {
 	struct store_msg busy = msg("m-v1-new", "cattle-v1");
 	struct store_msg done = msg("m-v1-done", "cattle-v1done");
-	struct store_rules r = rules(3, 0);
+	struct admit_rules r = rules(3, 0);
 	struct store_verdict v;
 	char path[320], sql[1024], buf[64];
 	struct fx f;
@@ -559,7 +559,7 @@ START_TEST(test_admit_new)
 {
 	struct fx f;
 	struct store_msg m = msg("m-new", "cattle-00a1");
-	struct store_rules r = rules(3, 0);
+	struct admit_rules r = rules(3, 0);
 	struct store_verdict v;
 	char buf[64];
 
@@ -600,7 +600,7 @@ START_TEST(test_finish_success_then_duplicate)
 {
 	struct fx f;
 	struct store_msg m = msg("m-ok", "cattle-00b2");
-	struct store_rules r = rules(3, 0);
+	struct admit_rules r = rules(3, 0);
 	struct store_verdict v;
 	char buf[64];
 
@@ -633,7 +633,7 @@ START_TEST(test_failures_until_dead)
 {
 	struct fx f;
 	struct store_msg m = msg("m-fail", "cattle-00c3");
-	struct store_rules r = rules(3, 0);
+	struct admit_rules r = rules(3, 0);
 	struct store_verdict v;
 	char buf[300];
 
@@ -678,7 +678,7 @@ START_TEST(test_same_msg_in_progress_deferred)
 {
 	struct fx f;
 	struct store_msg m = msg("m-busy", "cattle-00d4");
-	struct store_rules r = rules(3, 0);
+	struct admit_rules r = rules(3, 0);
 	struct store_verdict v, v2;
 
 	fx_open(&f);
@@ -702,7 +702,7 @@ START_TEST(test_same_host_deferred)
 	struct store_msg a = msg("m-host-a", "cattle-00e5");
 	struct store_msg b = msg("m-host-b", "cattle-00e5");
 	struct store_msg c = msg("m-host-c", "cattle-00e6");
-	struct store_rules r = rules(3, 0);
+	struct admit_rules r = rules(3, 0);
 	struct store_verdict va, vb, vc;
 
 	fx_open(&f);
@@ -733,7 +733,7 @@ START_TEST(test_same_host_in_one_transaction)
 	struct fx f;
 	struct store_msg a = msg("m-txn-a", "cattle-00f7");
 	struct store_msg b = msg("m-txn-b", "cattle-00f7");
-	struct store_rules r = rules(3, 0);
+	struct admit_rules r = rules(3, 0);
 	struct store_verdict va, vb, va2;
 
 	fx_open(&f);
@@ -756,7 +756,7 @@ END_TEST
 /* Leave msg_id "restarting" under an owner that no longer runs. */
 static void
 leave_restarting(const char *dir, const struct store_msg *m,
-    const struct store_rules *r)
+    const struct admit_rules *r)
 {
 	struct store *dead = open_as(dir, DEAD_OWNER, 2000);
 	struct store_verdict v = admit(dead, m, r);
@@ -774,7 +774,7 @@ START_TEST(test_lost_attempt_retried)
 {
 	struct fx f;
 	struct store_msg m = msg("m-lost", "cattle-0108");
-	struct store_rules r = rules(3, 0);
+	struct admit_rules r = rules(3, 0);
 	struct store_verdict v;
 	char buf[300];
 
@@ -813,7 +813,7 @@ START_TEST(test_lost_attempt_dead)
 {
 	struct fx f;
 	struct store_msg m = msg("m-lost1", "cattle-0109");
-	struct store_rules r = rules(1, 0);
+	struct admit_rules r = rules(1, 0);
 	struct store_verdict v;
 	char buf[300];
 
@@ -846,7 +846,7 @@ START_TEST(test_dead_owner_does_not_hold_host)
 	struct fx f;
 	struct store_msg a = msg("m-orphan-a", "cattle-010a");
 	struct store_msg b = msg("m-orphan-b", "cattle-010a");
-	struct store_rules r = rules(3, 0);
+	struct admit_rules r = rules(3, 0);
 	struct store_verdict v;
 
 	fresh_dir(f.dir, sizeof(f.dir));
@@ -871,7 +871,7 @@ START_TEST(test_min_interval_skips)
 	struct store_msg b = msg("m-min-b", "cattle-020a");
 	struct store_msg c = msg("m-min-c", "cattle-020a");
 	struct store_msg d = msg("m-min-d", "cattle-020b");
-	struct store_rules r = rules(3, 60000);
+	struct admit_rules r = rules(3, 60000);
 	struct store_verdict v;
 
 	clock_set_fake(5000000);
@@ -915,7 +915,7 @@ START_TEST(test_min_interval_survives_reopen)
 	struct fx f;
 	struct store_msg a = msg("m-mr-a", "cattle-030a");
 	struct store_msg b = msg("m-mr-b", "cattle-030a");
-	struct store_rules r = rules(3, 60000);
+	struct admit_rules r = rules(3, 60000);
 	struct store_verdict v;
 
 	clock_set_fake(7000000);
@@ -935,7 +935,7 @@ END_TEST
 START_TEST(test_min_interval_zero)
 {
 	struct fx f;
-	struct store_rules r = rules(3, 0);
+	struct admit_rules r = rules(3, 0);
 	struct store_verdict v;
 	char id[32];
 
@@ -963,7 +963,7 @@ START_TEST(test_failed_restart_does_not_start_min_interval)
 	struct fx f;
 	struct store_msg a = msg("m-fi-a", "cattle-050a");
 	struct store_msg b = msg("m-fi-b", "cattle-050a");
-	struct store_rules r = rules(3, 60000);
+	struct admit_rules r = rules(3, 60000);
 	struct store_verdict v;
 
 	clock_set_fake(9000000);
@@ -1026,7 +1026,7 @@ START_TEST(test_invalid_with_msg_id)
 {
 	struct fx f;
 	struct store_msg m = msg("m-inv", "bad_host!");
-	struct store_rules r = rules(3, 0);
+	struct admit_rules r = rules(3, 0);
 	struct store_verdict v;
 	char buf[128];
 
@@ -1066,7 +1066,7 @@ START_TEST(test_invalid_keeps_attempts)
 	 */
 	struct fx f;
 	struct store_msg m = msg("m-inv-failed", "cattle-061a");
-	struct store_rules r = rules(3, 0);
+	struct admit_rules r = rules(3, 0);
 	struct store_verdict v;
 	char buf[128];
 
@@ -1097,7 +1097,7 @@ START_TEST(test_invalid_while_restarting)
 	/* A bad copy does not undo a restart a live worker is running. */
 	struct fx f;
 	struct store_msg m = msg("m-inv-busy", "cattle-062a");
-	struct store_rules r = rules(3, 0);
+	struct admit_rules r = rules(3, 0);
 	struct store_verdict v, vi;
 
 	fx_open(&f);
@@ -1120,7 +1120,7 @@ START_TEST(test_invalid_after_final_is_duplicate)
 {
 	struct fx f;
 	struct store_msg m = msg("m-inv-final", "cattle-060a");
-	struct store_rules r = rules(3, 0);
+	struct admit_rules r = rules(3, 0);
 	struct store_verdict v;
 
 	fx_open(&f);
@@ -1141,7 +1141,7 @@ END_TEST
 START_TEST(test_rollback_persists_nothing)
 {
 	struct fx f;
-	struct store_rules r = rules(3, 0);
+	struct admit_rules r = rules(3, 0);
 	struct store_verdict v;
 
 	fx_open(&f);
@@ -1185,7 +1185,7 @@ START_TEST(test_locked_database)
 {
 	struct fx f;
 	struct store_msg m = msg("m-locked", "cattle-070a");
-	struct store_rules r = rules(3, 0);
+	struct admit_rules r = rules(3, 0);
 	struct store_verdict v;
 	sqlite3 *db;
 
@@ -1221,7 +1221,7 @@ START_TEST(test_two_stores_share_decisions)
 	struct store *other;
 	struct store_msg a = msg("m-two-a", "cattle-080a");
 	struct store_msg b = msg("m-two-b", "cattle-080a");
-	struct store_rules r = rules(3, 0);
+	struct admit_rules r = rules(3, 0);
 	struct store_verdict v;
 
 	fx_open(&f);

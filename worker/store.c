@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -21,29 +22,35 @@
 enum stmt {
 	S_SEL_MSG, S_INS_MSG, S_UPD_MSG, S_SEL_BUSY, S_SEL_LAST_OK,
 	S_INS_RESTART, S_FIN_RESTART, S_LOST_RESTART, S_INS_DEAD,
-	S_SEL_RUNNING, S_COUNT_MINUTE,
+	S_SEL_RUNNING, S_COUNT_MINUTE, S_PREV_BOOT_RECENT,
 	S_BEGIN, S_COMMIT, S_ROLLBACK,
 	S_COUNT
 };
 
 static const char *sql[S_COUNT] = {
-	[S_SEL_MSG] = "SELECT state, attempts, owner FROM messages "
-	    "WHERE msg_id = ?1",
+	[S_SEL_MSG] = "SELECT state, attempts, owner, host, crashes, held "
+	    "FROM messages WHERE msg_id = ?1",
 	[S_INS_MSG] = "INSERT INTO messages (msg_id, instance, host, state, "
-	    "attempts, deliveries, first_seen, updated, error, payload, owner) "
-	    "VALUES (?1, ?2, ?3, ?4, ?9, ?5, ?6, ?6, ?7, ?8, ?10)",
+	    "attempts, deliveries, first_seen, updated, error, payload, owner, "
+	    "crashes, held, held_since) VALUES (?1, ?2, ?3, ?4, ?9, ?5, ?6, "
+	    "?6, ?7, ?8, ?10, ?11, ?12, CASE WHEN ?12 IS NULL THEN NULL "
+	    "ELSE ?6 END)",
 	[S_UPD_MSG] = "UPDATE messages SET state = ?2, attempts = ?3, "
 	    "owner = ?4, error = ?5, updated = ?6, "
-	    "deliveries = max(deliveries, ?7) WHERE msg_id = ?1",
+	    "deliveries = max(deliveries, ?7), crashes = ?8, "
+	    "held_since = CASE WHEN ?9 IS NULL THEN NULL WHEN held IS ?9 "
+	    "THEN held_since ELSE ?6 END, held = ?9 WHERE msg_id = ?1",
 	[S_SEL_BUSY] = "SELECT owner FROM messages INDEXED BY messages_active "
 	    "WHERE host = ?1 AND state = 'restarting' AND msg_id <> ?2",
-	[S_SEL_LAST_OK] = "SELECT max(finished) FROM restarts WHERE "
-	    "host = ?1 AND outcome = 'restarted'",
+	/* By row id, not by time: the newest success whatever the clock did. */
+	[S_SEL_LAST_OK] = "SELECT finished, finished_mono, boot FROM restarts "
+	    "INDEXED BY restarts_ok WHERE host = ?1 AND outcome = 'restarted' "
+	    "ORDER BY id DESC LIMIT 1",
 	[S_INS_RESTART] = "INSERT INTO restarts (msg_id, host, attempt, "
-	    "started) VALUES (?1, ?2, ?3, ?4)",
+	    "started, boot, started_mono) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[S_FIN_RESTART] = "UPDATE restarts SET finished = ?2, "
-	    "exit_status = ?3, outcome = ?4, error = ?5, output = ?6 "
-	    "WHERE id = ?1 AND finished IS NULL",
+	    "exit_status = ?3, outcome = ?4, error = ?5, output = ?6, "
+	    "finished_mono = ?7 WHERE id = ?1 AND finished IS NULL",
 	[S_LOST_RESTART] = "UPDATE restarts SET finished = ?2, "
 	    "outcome = 'lost', error = ?3 WHERE msg_id = ?1 AND "
 	    "finished IS NULL",
@@ -51,7 +58,10 @@ static const char *sql[S_COUNT] = {
 	    "payload, created) VALUES (?1, ?2, ?3, ?4, ?5)",
 	[S_SEL_RUNNING] = "SELECT owner FROM messages INDEXED BY "
 	    "messages_active WHERE state = 'restarting'",
-	[S_COUNT_MINUTE] = "SELECT count(*) FROM restarts WHERE started >= ?1",
+	[S_COUNT_MINUTE] = "SELECT count(*), min(started_mono) FROM restarts "
+	    "WHERE boot = ?1 AND started_mono > ?2",
+	[S_PREV_BOOT_RECENT] = "SELECT started FROM restarts WHERE boot = ?1 "
+	    "ORDER BY started_mono DESC LIMIT ?2",
 	[S_BEGIN] = "BEGIN IMMEDIATE",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
@@ -131,7 +141,7 @@ static const char schema_views[] =
     " SELECT substr(updated, 1, 16) AS minute, state, count(*) AS n"
     " FROM messages GROUP BY minute, state;";
 
-/* A new database: the current schema at once. */
+/* A new database: version 2 at once, then the upgrades from there. */
 static const char *const schema_new[] = {
 	schema_tables, schema_dead_letters, schema_indexes, schema_views, NULL
 };
@@ -158,9 +168,37 @@ static const char *const upgrade_v1[] = {
 	NULL
 };
 
+/*
+ * Version 2 to 3: why a message waits and since when, the workers lost
+ * holding it, and restart times on the monotonic clock of the boot that
+ * wrote them (boots), so that a step of the wall clock neither stalls nor
+ * unleashes restarts.  The newest success of a host is found by row id.
+ */
+static const char *const upgrade_v2[] = {
+	"ALTER TABLE messages ADD COLUMN crashes INTEGER NOT NULL DEFAULT 0;"
+	" ALTER TABLE messages ADD COLUMN held TEXT;"
+	" ALTER TABLE messages ADD COLUMN held_since TEXT;"
+	" ALTER TABLE restarts ADD COLUMN boot INTEGER;"
+	" ALTER TABLE restarts ADD COLUMN started_mono INTEGER;"
+	" ALTER TABLE restarts ADD COLUMN finished_mono INTEGER;"
+	" CREATE TABLE boots (id INTEGER PRIMARY KEY,"
+	"  boot_id TEXT NOT NULL UNIQUE);"
+	" DROP INDEX restarts_ok; DROP INDEX restarts_started;"
+	" CREATE INDEX restarts_ok ON restarts (host)"
+	"  WHERE outcome = 'restarted';"
+	" CREATE INDEX restarts_mono ON restarts (boot, started_mono);"
+	" DROP VIEW in_progress;"
+	" CREATE VIEW in_progress AS"
+	"  SELECT msg_id, host, state, attempts, held, held_since, crashes,"
+	"  first_seen, updated FROM messages WHERE state = 'received' OR"
+	"  state = 'restarting' OR state = 'failed';",
+	NULL
+};
+
 /* upgrades[v]: from version v to v + 1. */
 static const char *const *const upgrades[STORE_SCHEMA_VERSION] = {
 	[1] = upgrade_v1,
+	[2] = upgrade_v2,
 };
 
 struct store {
@@ -173,7 +211,8 @@ struct store {
 	int64_t		 alive_interval;
 	sqlite3_stmt	*st[S_COUNT];
 	char		 owner[64];
-	int		 in_txn;
+	int64_t		 boot;		/* this boot's row in boots */
+	int64_t		 prev_boot;	/* the one before, or 0 */
 };
 
 const char *
@@ -259,14 +298,15 @@ migrate(struct store *s, int64_t busy_ms, char *err, size_t len)
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 		return -1;
 	}
-	/* A new database goes straight to the current version. */
+	/* A new database is made at version 2, then upgraded as any other. */
 	if (have == 0) {
-		if (apply_steps(s->db, schema_new, want, &msg) < 0)
+		if (apply_steps(s->db, schema_new, 2, &msg) < 0)
 			goto fail;
-	} else
-		for (int v = have; v < want; v++)
-			if (apply_steps(s->db, upgrades[v], v + 1, &msg) < 0)
-				goto fail;
+		have = 2;
+	}
+	for (int v = have; v < want; v++)
+		if (apply_steps(s->db, upgrades[v], v + 1, &msg) < 0)
+			goto fail;
 	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK)
 		goto fail;
 	return 0;
@@ -331,6 +371,61 @@ open_db(struct store *s, const struct store_opts *o, char *err, size_t len)
 	return 0;
 }
 
+static void bind_text(sqlite3_stmt *st, int i, const char *t);
+
+/* This boot's id from the kernel; "unknown" if it cannot tell. */
+static void
+read_boot_id(char *buf, size_t len)
+{
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+
+	snprintf(buf, len, "unknown");
+	if (f != NULL) {
+		if (fgets(buf, (int)len, f) != NULL)
+			buf[strcspn(buf, "\n")] = '\0';
+		fclose(f);
+	}
+}
+
+/*
+ * This boot's row in boots, and the one before it: restart times are
+ * compared on the monotonic clock of the boot that wrote them.
+ */
+static int
+register_boot(struct store *s, char *err, size_t len)
+{
+	static const char ins[] = "INSERT OR IGNORE INTO boots (boot_id) "
+	    "VALUES (?1)";
+	static const char sel[] = "SELECT id, (SELECT max(id) FROM boots "
+	    "WHERE id < b.id) FROM boots b WHERE boot_id = ?1";
+	sqlite3_stmt *st = NULL;
+	char id[64];
+	int rc = -1;
+
+	read_boot_id(id, sizeof(id));
+	for (int i = 0; i < 2; i++) {
+		if (sqlite3_prepare_v2(s->db, i ? sel : ins, -1, &st, NULL) !=
+		    SQLITE_OK)
+			break;
+		bind_text(st, 1, id);
+		rc = sqlite3_step(st);
+		if (i == 1 && rc == SQLITE_ROW) {
+			s->boot = sqlite3_column_int64(st, 0);
+			s->prev_boot = sqlite3_column_int64(st, 1);
+		}
+		sqlite3_finalize(st);
+		if (rc != (i ? SQLITE_ROW : SQLITE_DONE)) {
+			rc = -1;
+			break;
+		}
+		rc = 0;
+	}
+	if (rc < 0)
+		snprintf(err, len, "store: record this boot: %s",
+		    sqlite3_errmsg(s->db));
+	return rc;
+}
+
 void
 store_global_init(void)
 {
@@ -352,7 +447,9 @@ store_open(const struct store_opts *o, char *err, size_t len)
 	s->alive = o->alive;
 	s->alive_arg = o->alive_arg;
 	s->alive_interval = o->alive_interval;
-	if (open_db(s, o, err, len) < 0 || migrate(s, o->busy_timeout, err, len) < 0)
+	if (open_db(s, o, err, len) < 0 ||
+	    migrate(s, o->busy_timeout, err, len) < 0 ||
+	    register_boot(s, err, len) < 0)
 		goto fail;
 	for (int i = 0; i < S_COUNT; i++)
 		if (sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
@@ -392,19 +489,13 @@ run(struct store *s, enum stmt i)
 int
 store_begin(struct store *s)
 {
-	if (run(s, S_BEGIN) < 0)
-		return -1;
-	s->in_txn = 1;
-	return 0;
+	return run(s, S_BEGIN);
 }
 
 int
 store_commit(struct store *s)
 {
-	if (run(s, S_COMMIT) < 0)
-		return -1;
-	s->in_txn = 0;
-	return 0;
+	return run(s, S_COMMIT);
 }
 
 void
@@ -413,7 +504,6 @@ store_rollback(struct store *s)
 	/* A failed COMMIT may have rolled back already. */
 	if (!sqlite3_get_autocommit(s->db))
 		run(s, S_ROLLBACK);
-	s->in_txn = 0;
 }
 
 static void
@@ -480,27 +570,104 @@ store_owner_self(char *buf, size_t len)
 	return 0;
 }
 
+/* Step a one-row query; 1 row, 0 none, -1 error.  Reset by the caller. */
 static int
-set_msg(struct store *s, const struct store_msg *m, const char *state,
-    uint32_t attempts, const char *owner, const char *error)
+step_row(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static void
+done_with(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+/* "2026-11-28T10:03:56.842Z" to wall ms; -1 if it is not that form. */
+static int64_t
+iso_ms(const char *t)
+{
+	struct tm tm;
+	int ms = 0;
+
+	memset(&tm, 0, sizeof(tm));
+	if (t == NULL || sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year,
+	    &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
+	    &ms) != 7)
+		return -1;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+/*
+ * How long ago a row's moment was: on this boot by the monotonic clock,
+ * which no wall-clock step moves; on another by the wall clock, where a
+ * moment from the future counts as now.
+ */
+static int64_t
+age_of(const struct store *s, int64_t boot, int64_t mono, const char *wall)
+{
+	int64_t then;
+
+	if (boot == s->boot && mono > 0)
+		return clock_now() > mono ? clock_now() - mono : 0;
+	if ((then = iso_ms(wall)) < 0)
+		return 0;
+	return clock_wall() > then ? clock_wall() - then : 0;
+}
+
+/* Bind a text column's value as a string, or NULL. */
+static const char *
+col_text(sqlite3_stmt *st, int i)
+{
+	return sqlite3_column_type(st, i) == SQLITE_TEXT ?
+	    (const char *)sqlite3_column_text(st, i) : NULL;
+}
+
+static void
+bind_held(sqlite3_stmt *st, int i, enum hold h)
+{
+	bind_text(st, i, h == HOLD_NONE ? NULL : hold_name(h));
+}
+
+/* The row as the decision leaves it. */
+struct row_write {
+	const char	*state;
+	uint32_t	 attempts;
+	const char	*owner;
+	const char	*error;
+	uint32_t	 crashes;
+	enum hold	 held;
+};
+
+static int
+set_msg(struct store *s, const struct store_msg *m, const struct row_write *w)
 {
 	sqlite3_stmt *st = s->st[S_UPD_MSG];
 	char now[32];
 
 	now_iso(now, sizeof(now));
 	bind_text(st, 1, m->msg_id);
-	bind_text(st, 2, state);
-	sqlite3_bind_int64(st, 3, attempts);
-	bind_text(st, 4, owner);
-	bind_text(st, 5, error && *error ? error : NULL);
+	bind_text(st, 2, w->state);
+	sqlite3_bind_int64(st, 3, w->attempts);
+	bind_text(st, 4, w->owner);
+	bind_text(st, 5, w->error && *w->error ? w->error : NULL);
 	bind_text(st, 6, now);
 	sqlite3_bind_int64(st, 7, m->delivery);
+	sqlite3_bind_int64(st, 8, w->crashes);
+	bind_held(st, 9, w->held);
 	return run(s, S_UPD_MSG);
 }
 
 static int
-insert_msg(struct store *s, const struct store_msg *m, const char *state,
-    uint32_t attempts, const char *owner, const char *error)
+insert_msg(struct store *s, const struct store_msg *m,
+    const struct row_write *w)
 {
 	sqlite3_stmt *st = s->st[S_INS_MSG];
 	char now[32];
@@ -509,17 +676,27 @@ insert_msg(struct store *s, const struct store_msg *m, const char *state,
 	bind_text(st, 1, m->msg_id);
 	bind_text(st, 2, m->instance);
 	bind_text(st, 3, m->host);
-	bind_text(st, 4, state);
+	bind_text(st, 4, w->state);
 	sqlite3_bind_int64(st, 5, m->delivery);
 	bind_text(st, 6, now);
-	bind_text(st, 7, error);
+	bind_text(st, 7, w->error && *w->error ? w->error : NULL);
 	/* An invalid payload may not be text; dead_letters keeps its bytes. */
-	if (m->payload != NULL && strcmp(state, "invalid") != 0)
+	if (m->payload != NULL && strcmp(w->state, "invalid") != 0)
 		sqlite3_bind_text(st, 8, m->payload, (int)m->payload_len,
 		    SQLITE_STATIC);
-	sqlite3_bind_int64(st, 9, attempts);
-	bind_text(st, 10, owner);
+	sqlite3_bind_int64(st, 9, w->attempts);
+	bind_text(st, 10, w->owner);
+	sqlite3_bind_int64(st, 11, w->crashes);
+	bind_held(st, 12, w->held);
 	return run(s, S_INS_MSG);
+}
+
+/* Write the message's row: an update if it exists, else its first insert. */
+static int
+record(struct store *s, const struct store_msg *m, int found,
+    const struct row_write *w)
+{
+	return found ? set_msg(s, m, w) : insert_msg(s, m, w);
 }
 
 static int
@@ -539,33 +716,49 @@ dead_letter(struct store *s, const struct store_msg *m, const char *reason)
 	return run(s, S_INS_DEAD);
 }
 
-/* A message's row: 1 found (state, attempts, owner filled), 0 none, -1. */
+/* What read_msg() found; the strings live here. */
+struct msg_row {
+	struct admit_row a;
+	char		 state[16];
+	char		 host[256];
+	char		 owner[64];
+	enum hold	 held;
+};
+
+/* A message's row into r, with its owner judged; -1 on error. */
 static int
-read_msg(struct store *s, const char *msg_id, char *state, size_t slen,
-    uint32_t *attempts, char *owner, size_t olen)
+read_msg(struct store *s, const struct store_msg *m, struct msg_row *r)
 {
 	sqlite3_stmt *st = s->st[S_SEL_MSG];
+	const char *t;
 	int rc;
 
-	bind_text(st, 1, msg_id);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		snprintf(state, slen, "%s", sqlite3_column_text(st, 0));
-		*attempts = (uint32_t)sqlite3_column_int64(st, 1);
-		if (sqlite3_column_type(st, 2) == SQLITE_TEXT)
-			snprintf(owner, olen, "%s", sqlite3_column_text(st, 2));
+	memset(r, 0, sizeof(*r));
+	bind_text(st, 1, m->msg_id);
+	if ((rc = step_row(st)) == 1) {
+		snprintf(r->state, sizeof(r->state), "%s", col_text(st, 0));
+		r->a.attempts = (uint32_t)sqlite3_column_int64(st, 1);
+		if ((t = col_text(st, 2)) != NULL)
+			snprintf(r->owner, sizeof(r->owner), "%s", t);
+		if ((t = col_text(st, 3)) != NULL) {
+			snprintf(r->host, sizeof(r->host), "%s", t);
+			r->a.host = r->host;
+		}
+		r->a.crashes = (uint32_t)sqlite3_column_int64(st, 4);
+		if ((t = col_text(st, 5)) == NULL ||
+		    hold_parse(t, strlen(t), &r->held) < 0)
+			r->held = HOLD_NONE;
 	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+	done_with(st);
+	if (rc < 0)
 		return -1;
-	return rc == SQLITE_ROW;
-}
-
-static int
-is_final(const char *state)
-{
-	return !strcmp(state, "restarted") || !strcmp(state, "skipped") ||
-	    !strcmp(state, "dead") || !strcmp(state, "invalid");
+	r->a.found = rc;
+	r->a.state = r->state;
+	r->a.owner = r->owner;
+	r->a.crashes += m->crashes;
+	if (rc == 1 && strcmp(r->state, "restarting") == 0)
+		r->a.owner_alive = store_owner_alive(r->owner);
+	return 0;
 }
 
 /* Is another live worker restarting this host? -1 on error. */
@@ -584,137 +777,28 @@ host_busy(struct store *s, const struct store_msg *m)
 		}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		busy = -1;
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
+	done_with(st);
 	return busy;
 }
 
-/* Was the host restarted successfully less than min_interval ago? */
+/* The host's newest success: its age in h (-1 if none); -1 on error. */
 static int
-host_recent(struct store *s, const struct store_msg *m, int64_t min_interval,
-    char *last, size_t len)
+last_success(struct store *s, const struct store_msg *m,
+    struct admit_host *h, char *last, size_t len)
 {
 	sqlite3_stmt *st = s->st[S_SEL_LAST_OK];
-	char since[32];
-	int rc, recent = 0;
+	int rc;
 
-	if (min_interval <= 0)
-		return 0;
-	clock_iso(clock_wall() - min_interval, since, sizeof(since));
+	h->last_ok_age = -1;
 	bind_text(st, 1, m->host);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT) {
-		snprintf(last, len, "%s", sqlite3_column_text(st, 0));
-		recent = strcmp(last, since) > 0;
-	} else if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		recent = -1;
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return recent;
-}
-
-/*
- * A previous attempt started and its worker died before recording the
- * outcome.  Whether the host restarted is unknown: record the attempt as
- * lost and treat it as failed, so that the ordinary retry policy (and
- * max_attempts) decides, never an immediate blind second restart.
- */
-#define LOST_WHY	"worker died during the restart; outcome unknown"
-
-/* Close the open attempt of a message whose worker died as lost. */
-static int
-mark_lost(struct store *s, const struct store_msg *m)
-{
-	sqlite3_stmt *st = s->st[S_LOST_RESTART];
-	char now[32];
-
-	now_iso(now, sizeof(now));
-	bind_text(st, 1, m->msg_id);
-	bind_text(st, 2, now);
-	bind_text(st, 3, LOST_WHY);
-	return run(s, S_LOST_RESTART);
-}
-
-static int
-recover_lost(struct store *s, const struct store_msg *m,
-    const struct store_rules *r, uint32_t attempts, struct store_verdict *v)
-{
-	const char *why = LOST_WHY;
-
-	if (mark_lost(s, m) < 0)
-		return -1;
-	v->attempts = attempts;
-	snprintf(v->error, sizeof(v->error), "%s", why);
-	if (attempts >= r->max_attempts) {
-		v->outcome = OUT_DEAD;
-		if (dead_letter(s, m, why) < 0)
-			return -1;
-		return set_msg(s, m, "dead", attempts, NULL, why);
+	if ((rc = step_row(st)) == 1 && col_text(st, 0) != NULL) {
+		snprintf(last, len, "%s", col_text(st, 0));
+		h->last_ok = last;
+		h->last_ok_age = age_of(s, sqlite3_column_int64(st, 2),
+		    sqlite3_column_int64(st, 1), last);
 	}
-	v->outcome = OUT_FAILED;
-	return set_msg(s, m, "failed", attempts, NULL, why);
-}
-
-/* Write the message's row: an update if it exists, else its first insert. */
-static int
-record(struct store *s, const struct store_msg *m, int found,
-    const char *state, uint32_t attempts, const char *owner,
-    const char *error)
-{
-	if (found)
-		return set_msg(s, m, state, attempts, owner, error);
-	return insert_msg(s, m, state, attempts, owner, error);
-}
-
-static int
-start_attempt(struct store *s, const struct store_msg *m, int found,
-    uint32_t attempts, struct store_verdict *v)
-{
-	sqlite3_stmt *st = s->st[S_INS_RESTART];
-	char now[32];
-
-	now_iso(now, sizeof(now));
-	bind_text(st, 1, m->msg_id);
-	bind_text(st, 2, m->host);
-	sqlite3_bind_int64(st, 3, attempts + 1);
-	bind_text(st, 4, now);
-	if (run(s, S_INS_RESTART) < 0)
-		return -1;
-	v->restart_id = sqlite3_last_insert_rowid(s->db);
-	v->attempts = attempts + 1;
-	v->outcome = OUT_RESTARTED;
-	return record(s, m, found, "restarting", attempts + 1, s->owner, NULL);
-}
-
-/* Decide for a message whose row exists; state and owner as read. */
-static int
-admit_known(struct store *s, const struct store_msg *m,
-    const struct store_rules *r, const char *state, uint32_t attempts,
-    const char *owner, struct store_verdict *v)
-{
-	v->attempts = attempts;
-	if (is_final(state)) {
-		v->outcome = OUT_DUPLICATE;
-		snprintf(v->error, sizeof(v->error), "already %s", state);
-		return 0;
-	}
-	if (strcmp(state, "restarting") == 0) {
-		if (store_owner_alive(owner)) {
-			v->outcome = OUT_DEFERRED;
-			snprintf(v->error, sizeof(v->error), "msg_id is being "
-			    "restarted by worker %s", owner);
-			return 0;
-		}
-		return recover_lost(s, m, r, attempts, v);
-	}
-	if (attempts >= r->max_attempts) {
-		v->outcome = OUT_DEAD;
-		snprintf(v->error, sizeof(v->error), "no attempts left");
-		if (dead_letter(s, m, v->error) < 0)
-			return -1;
-		return set_msg(s, m, "dead", attempts, NULL, v->error);
-	}
-	return 1;	/* go on: check the host */
+	done_with(st);
+	return rc < 0 ? -1 : 0;
 }
 
 /* Live restarts, by any worker of this database; -1 on error. */
@@ -730,104 +814,257 @@ count_running(struct store *s)
 	return rc == SQLITE_DONE ? n : -1;
 }
 
-/* Restarts started in the last minute; -1 on error. */
+/*
+ * The previous boot's last restarts that its wall clock puts inside the
+ * window (the monotonic clock began again at the reboot).
+ */
 static int
-count_last_minute(struct store *s)
+count_prev_boot(struct store *s, uint32_t limit, uint32_t *n)
 {
-	sqlite3_stmt *st = s->st[S_COUNT_MINUTE];
-	char since[32];
-	int rc, n = -1;
+	sqlite3_stmt *st = s->st[S_PREV_BOOT_RECENT];
+	int rc;
 
-	clock_iso(clock_wall() - 60000, since, sizeof(since));
-	bind_text(st, 1, since);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		n = sqlite3_column_int(st, 0);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return n;
+	if (s->prev_boot == 0)
+		return 0;
+	sqlite3_bind_int64(st, 1, s->prev_boot);
+	sqlite3_bind_int64(st, 2, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (age_of(s, s->prev_boot, 0, col_text(st, 0)) <
+		    ADMIT_RATE_WINDOW)
+			(*n)++;
+	done_with(st);
+	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* The kill switch and the blast-radius limits: 1 over, 0 not, -1 error. */
+/* Restarts started in the window, and when the oldest leaves it. */
 static int
-over_limit(struct store *s, const struct store_rules *r, char *why,
+count_window(struct store *s, uint32_t limit, struct admit_host *h)
+{
+	sqlite3_stmt *st = s->st[S_COUNT_MINUTE];
+	int rc;
+
+	sqlite3_bind_int64(st, 1, s->boot);
+	sqlite3_bind_int64(st, 2, clock_now() - ADMIT_RATE_WINDOW);
+	if ((rc = step_row(st)) == 1) {
+		h->last_minute = (uint32_t)sqlite3_column_int64(st, 0);
+		if (sqlite3_column_type(st, 1) == SQLITE_INTEGER)
+			h->rate_free_in = sqlite3_column_int64(st, 1) +
+			    ADMIT_RATE_WINDOW - clock_now();
+	}
+	done_with(st);
+	if (rc < 0 || count_prev_boot(s, limit, &h->last_minute) < 0)
+		return -1;
+	return 0;
+}
+
+/* The facts admit_host() needs for these rules; -1 on error. */
+static int
+gather_host(struct store *s, const struct store_msg *m,
+    const struct admit_rules *r, struct admit_host *h, char *last,
     size_t len)
 {
 	int n;
 
-	if (!r->enabled) {
-		snprintf(why, len, "restarts are disabled ([restart] enabled = no)");
-		return 1;
-	}
+	memset(h, 0, sizeof(*h));
+	h->last_ok_age = -1;
+	if (!r->enabled)
+		return 0;
+	if ((h->busy = host_busy(s, m)) < 0)
+		return -1;
+	if (h->busy)
+		return 0;
+	if (r->min_interval > 0 && last_success(s, m, h, last, len) < 0)
+		return -1;
 	if (r->max_concurrent > 0) {
 		if ((n = count_running(s)) < 0)
 			return -1;
-		if ((uint32_t)n >= r->max_concurrent) {
-			snprintf(why, len, "%d restarts running, max_concurrent "
-			    "is %u", n, r->max_concurrent);
-			return 1;
-		}
+		h->running = (uint32_t)n;
 	}
-	if (r->max_per_minute > 0) {
-		if ((n = count_last_minute(s)) < 0)
-			return -1;
-		if ((uint32_t)n >= r->max_per_minute) {
-			snprintf(why, len, "%d restarts started in the last "
-			    "minute, max_per_minute is %u", n, r->max_per_minute);
-			return 1;
-		}
-	}
+	if (r->max_per_minute > 0 && count_window(s, r->max_per_minute, h) < 0)
+		return -1;
 	return 0;
+}
+
+/*
+ * Close the open attempt of a message whose worker died as lost, at the
+ * moment its command was seen to end or killed, when the supervisor saw
+ * that; else now.
+ */
+static int
+mark_lost(struct store *s, const struct store_msg *m, const char *why)
+{
+	sqlite3_stmt *st = s->st[S_LOST_RESTART];
+	char at[32];
+
+	clock_iso(m->lost_at > 0 ? m->lost_at : clock_wall(), at, sizeof(at));
+	bind_text(st, 1, m->msg_id);
+	bind_text(st, 2, at);
+	bind_text(st, 3, why);
+	return run(s, S_LOST_RESTART);
+}
+
+/* Dead: the dead letter, then the row. */
+static int
+bury(struct store *s, const struct store_msg *m, const struct msg_row *r,
+    struct store_verdict *v)
+{
+	struct row_write w = { "dead", r->a.attempts, NULL, v->error,
+	    r->a.crashes, HOLD_NONE };
+
+	v->outcome = OUT_DEAD;
+	if (dead_letter(s, m, v->error) < 0)
+		return -1;
+	return record(s, m, r->a.found, &w);
+}
+
+/*
+ * A previous attempt started and its worker died before recording the
+ * outcome.  Whether the host restarted is unknown: record the attempt as
+ * lost and treat it as failed, so that the ordinary retry policy (and
+ * max_attempts) decides, never an immediate blind second restart.
+ */
+static int
+recover_lost(struct store *s, const struct store_msg *m,
+    const struct admit_rules *r, const struct msg_row *row,
+    struct store_verdict *v)
+{
+	struct row_write w = { "failed", row->a.attempts, NULL, v->error,
+	    row->a.crashes, HOLD_NONE };
+
+	if (mark_lost(s, m, v->error) < 0)
+		return -1;
+	if (admit_lost_is_dead(row->a.attempts, r))
+		return bury(s, m, row, v);
+	v->outcome = OUT_FAILED;
+	return set_msg(s, m, &w);
+}
+
+static int
+start_attempt(struct store *s, const struct store_msg *m,
+    const struct msg_row *r, struct store_verdict *v)
+{
+	sqlite3_stmt *st = s->st[S_INS_RESTART];
+	struct row_write w = { "restarting", r->a.attempts + 1, s->owner, NULL,
+	    r->a.crashes, HOLD_NONE };
+	char now[32];
+
+	now_iso(now, sizeof(now));
+	bind_text(st, 1, m->msg_id);
+	bind_text(st, 2, m->host);
+	sqlite3_bind_int64(st, 3, r->a.attempts + 1);
+	bind_text(st, 4, now);
+	sqlite3_bind_int64(st, 5, s->boot);
+	sqlite3_bind_int64(st, 6, clock_now());
+	if (run(s, S_INS_RESTART) < 0)
+		return -1;
+	v->restart_id = sqlite3_last_insert_rowid(s->db);
+	v->attempts = r->a.attempts + 1;
+	v->crashes = r->a.crashes;
+	v->outcome = OUT_RESTARTED;
+	return record(s, m, r->a.found, &w);
+}
+
+/*
+ * Held: the row keeps its state and says why it waits, and since when.
+ * An unchanged reason is not written again.
+ */
+static int
+record_held(struct store *s, const struct store_msg *m,
+    const struct msg_row *r, const struct admit_decision *d,
+    struct store_verdict *v)
+{
+	struct row_write w = { r->a.found ? r->state : "received",
+	    r->a.attempts, NULL, NULL, r->a.crashes, d->hold };
+
+	v->outcome = OUT_HELD;
+	v->hold = d->hold;
+	v->retry = d->retry;
+	if (r->a.found && r->held == d->hold && m->crashes == 0)
+		return 0;
+	return record(s, m, r->a.found, &w);
+}
+
+/* The row's verdict recorded; 1 when the rules must decide. */
+static int
+apply_row(struct store *s, const struct store_msg *m,
+    const struct admit_rules *r, const struct msg_row *row,
+    const struct admit_decision *d, struct store_verdict *v)
+{
+	struct row_write w = { row->state, row->a.attempts, NULL, NULL,
+	    row->a.crashes, HOLD_NONE };
+
+	snprintf(v->error, sizeof(v->error), "%s", d->why);
+	switch (d->verdict) {
+	case AV_CONFLICT:
+		v->outcome = OUT_INVALID;
+		return dead_letter(s, m, v->error);
+	case AV_DUPLICATE:
+		v->outcome = OUT_DUPLICATE;
+		return 0;
+	case AV_HELD:	/* its restart runs elsewhere: its row is not ours */
+		v->outcome = OUT_HELD;
+		v->hold = d->hold;
+		v->retry = d->retry;
+		return 0;
+	case AV_LOST:
+		return recover_lost(s, m, r, row, v);
+	case AV_DEAD:
+		return bury(s, m, row, v);
+	default:
+		break;
+	}
+	/* Crashes are counted as soon as they are known. */
+	if (row->a.found && m->crashes > 0 && set_msg(s, m, &w) < 0)
+		return -1;
+	return 1;
 }
 
 int
 store_admit(struct store *s, const struct store_msg *m,
-    const struct store_rules *r, struct store_verdict *v)
+    const struct admit_rules *r, struct store_verdict *v)
 {
-	char state[16] = "", owner[64] = "", last[32];
-	uint32_t attempts = 0;
-	int rc, found, busy, recent;
+	struct admit_decision d;
+	struct admit_host h;
+	struct msg_row row;
+	struct row_write w;
+	char last[32] = "";
+	int rc;
 
 	memset(v, 0, sizeof(*v));
-	if ((found = read_msg(s, m->msg_id, state, sizeof(state), &attempts,
-	    owner, sizeof(owner))) < 0)
+	if (read_msg(s, m, &row) < 0)
 		return -1;
-	if (found &&
-	    (rc = admit_known(s, m, r, state, attempts, owner, v)) <= 0)
+	v->attempts = row.a.attempts;
+	admit_row(&row.a, m->host, r, &d);
+	if ((rc = apply_row(s, m, r, &row, &d, v)) <= 0)
 		return rc;
-	/* A new message's row is written once, with the decision. */
-	if ((busy = host_busy(s, m)) != 0) {
-		if (busy < 0)
-			return -1;
-		v->outcome = OUT_DEFERRED;
-		snprintf(v->error, sizeof(v->error), "host %s is being "
-		    "restarted for another message", m->host);
-		return found ? 0 : record(s, m, 0, "received", 0, NULL, NULL);
-	}
-	if ((rc = over_limit(s, r, v->error, sizeof(v->error))) != 0) {
-		if (rc < 0)
-			return -1;
-		v->outcome = OUT_DEFERRED;
-		return found ? 0 : record(s, m, 0, "received", 0, NULL, NULL);
-	}
-	if ((recent = host_recent(s, m, r->min_interval, last,
-	    sizeof(last))) != 0) {
-		if (recent < 0)
-			return -1;
+	if (gather_host(s, m, r, &h, last, sizeof(last)) < 0)
+		return -1;
+	admit_host(&h, m->host, r, &d);
+	snprintf(v->error, sizeof(v->error), "%s", d.why);
+	switch (d.verdict) {
+	case AV_HELD:
+		return record_held(s, m, &row, &d, v);
+	case AV_SKIPPED:
 		v->outcome = OUT_SKIPPED;
-		snprintf(v->error, sizeof(v->error), "host %s restarted at %s, "
-		    "within min_interval", m->host, last);
-		return record(s, m, found, "skipped", attempts, NULL, v->error);
+		w = (struct row_write){ "skipped", row.a.attempts, NULL, v->error,
+		    row.a.crashes, HOLD_NONE };
+		return record(s, m, row.a.found, &w);
+	default:
+		return start_attempt(s, m, &row, v);
 	}
-	return start_attempt(s, m, found, attempts, v);
 }
 
 int
 store_finish(struct store *s, const struct store_msg *m,
-    const struct store_rules *r, int exit_status, const char *output,
+    const struct admit_rules *r, int exit_status, const char *output,
     struct store_verdict *v)
 {
 	sqlite3_stmt *st = s->st[S_FIN_RESTART];
 	int ok = v->outcome == OUT_RESTARTED;
+	struct row_write w = { ok ? "restarted" : "failed", v->attempts, NULL,
+	    ok ? (v->dry_run ? "dry run: nothing was run" : NULL) : v->error,
+	    v->crashes, HOLD_NONE };
+	struct msg_row row;
 	char now[32];
 
 	now_iso(now, sizeof(now));
@@ -838,28 +1075,45 @@ store_finish(struct store *s, const struct store_msg *m,
 	bind_text(st, 4, !ok ? "failed" : v->dry_run ? "dry-run" : "restarted");
 	bind_text(st, 5, ok || v->error[0] == '\0' ? NULL : v->error);
 	bind_text(st, 6, output);
+	sqlite3_bind_int64(st, 7, clock_now());
 	if (run(s, S_FIN_RESTART) < 0)
 		return -1;
-	if (ok)
-		return set_msg(s, m, "restarted", v->attempts, NULL,
-		    v->dry_run ? "dry run: nothing was run" : NULL);
-	if (v->attempts >= r->max_attempts) {
-		v->outcome = OUT_DEAD;
-		if (dead_letter(s, m, v->error) < 0)
-			return -1;
-		return set_msg(s, m, "dead", v->attempts, NULL, v->error);
+	if (ok || v->attempts < r->max_attempts) {
+		v->outcome = ok ? OUT_RESTARTED : OUT_FAILED;
+		return set_msg(s, m, &w);
 	}
-	v->outcome = OUT_FAILED;
-	return set_msg(s, m, "failed", v->attempts, NULL, v->error);
+	memset(&row, 0, sizeof(row));
+	row.a.found = 1;
+	row.a.attempts = v->attempts;
+	row.a.crashes = v->crashes;
+	return bury(s, m, &row, v);
+}
+
+/*
+ * A bad copy or a burial meets a row that exists: a final one is a
+ * duplicate and a live restart holds it.  1 when that decides.
+ */
+static int
+existing(const struct msg_row *row, struct admit_decision *d,
+    struct store_verdict *v)
+{
+	if (!admit_existing(&row->a, d) || d->verdict == AV_LOST)
+		return 0;
+	v->outcome = d->verdict == AV_DUPLICATE ? OUT_DUPLICATE : OUT_HELD;
+	v->hold = d->hold;
+	v->retry = d->retry;
+	snprintf(v->error, sizeof(v->error), "%s", d->why);
+	return 1;
 }
 
 int
 store_invalid(struct store *s, const struct store_msg *m, const char *reason,
     struct store_verdict *v)
 {
-	char why[sizeof(v->error)], state[16] = "", owner[64] = "";
-	uint32_t attempts = 0;
-	int found = 0;
+	struct row_write w = { "invalid", 0, NULL, NULL, 0, HOLD_NONE };
+	char why[sizeof(v->error)];
+	struct admit_decision d;
+	struct msg_row row;
 
 	snprintf(why, sizeof(why), "%s", reason);	/* reason may be v->error */
 	memset(v, 0, sizeof(*v));
@@ -867,30 +1121,19 @@ store_invalid(struct store *s, const struct store_msg *m, const char *reason,
 	snprintf(v->error, sizeof(v->error), "%s", why);
 	if (m->msg_id == NULL)
 		return dead_letter(s, m, why);
-	if ((found = read_msg(s, m->msg_id, state, sizeof(state), &attempts,
-	    owner, sizeof(owner))) < 0)
+	if (read_msg(s, m, &row) < 0)
 		return -1;
-	if (found && is_final(state)) {
-		v->outcome = OUT_DUPLICATE;
-		v->attempts = attempts;
+	v->attempts = row.a.attempts;
+	/* A final row, or a live restart, is not undone by a bad copy. */
+	if (existing(&row, &d, v))
 		return 0;
-	}
-	/* A live restart of this msg_id is not undone by a bad copy of it. */
-	if (found && strcmp(state, "restarting") == 0 &&
-	    store_owner_alive(owner)) {
-		v->outcome = OUT_DEFERRED;
-		v->attempts = attempts;
-		snprintf(v->error, sizeof(v->error), "msg_id is being restarted "
-		    "by worker %s", owner);
-		return 0;
-	}
 	/*
 	 * A bad copy of a message that is still on its way (received, failed,
 	 * or restarting by a worker that died) is dead-lettered by itself;
 	 * the row stays for the good copy's next delivery.
 	 */
-	v->attempts = attempts;
-	if (!found && insert_msg(s, m, "invalid", 0, NULL, why) < 0)
+	w.error = why;
+	if (!row.a.found && insert_msg(s, m, &w) < 0)
 		return -1;
 	return dead_letter(s, m, why);
 }
@@ -899,34 +1142,17 @@ int
 store_bury(struct store *s, const struct store_msg *m, const char *reason,
     struct store_verdict *v)
 {
-	char why[sizeof(v->error)], state[16] = "", owner[64] = "";
-	uint32_t attempts = 0;
-	int found;
+	struct admit_decision d;
+	struct msg_row row;
 
-	snprintf(why, sizeof(why), "%s", reason);
 	memset(v, 0, sizeof(*v));
-	if ((found = read_msg(s, m->msg_id, state, sizeof(state), &attempts,
-	    owner, sizeof(owner))) < 0)
+	if (read_msg(s, m, &row) < 0)
 		return -1;
-	v->attempts = attempts;
-	if (found && is_final(state)) {
-		v->outcome = OUT_DUPLICATE;
-		snprintf(v->error, sizeof(v->error), "already %s", state);
+	v->attempts = row.a.attempts;
+	if (existing(&row, &d, v))
 		return 0;
-	}
-	if (found && strcmp(state, "restarting") == 0) {
-		if (store_owner_alive(owner)) {
-			v->outcome = OUT_DEFERRED;
-			snprintf(v->error, sizeof(v->error), "msg_id is being "
-			    "restarted by worker %s", owner);
-			return 0;
-		}
-		if (mark_lost(s, m) < 0)
-			return -1;
-	}
-	v->outcome = OUT_DEAD;
-	snprintf(v->error, sizeof(v->error), "%s", why);
-	if (dead_letter(s, m, why) < 0)
+	snprintf(v->error, sizeof(v->error), "%s", reason);
+	if (d.verdict == AV_LOST && mark_lost(s, m, d.why) < 0)
 		return -1;
-	return record(s, m, found, "dead", attempts, NULL, why);
+	return bury(s, m, &row, v);
 }

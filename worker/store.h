@@ -7,18 +7,20 @@
  * (group commit); nothing that depends on a change (a restart, a done
  * frame) may happen before store_commit() returns 0.
  *
- * The decisions that keep restarts exactly-once are taken here, inside
- * the transaction, because only the database sees every worker:
- *   - a msg_id with a final state is a duplicate;
- *   - a msg_id or host being restarted by a live worker is deferred;
+ * The store gathers what admit.c decides over, inside the transaction,
+ * because only the database sees every worker, and records the verdict:
+ *   - a msg_id with a final state is a duplicate; one naming another
+ *     host is a conflict, dead-lettered, the first row left untouched;
+ *   - a msg_id or host being restarted by a live worker is held;
  *   - a msg_id left "restarting" by a worker that died has its attempt
- *     recorded as lost (outcome unknown) and counts as a failed attempt:
- *     it is retried after the backoff, or is dead when out of attempts;
+ *     recorded as lost (outcome unknown) and counts as a failed attempt;
+ *   - workers lost while holding the message (crashes) count up to
+ *     max_crashes, then it is dead;
  *   - a host restarted successfully less than min_interval ago is skipped;
- *   - with the kill switch on, or max_concurrent restarts running, or
- *     max_per_minute started in the last minute, the message is deferred
- *     (not an attempt).  These are judged in the same transaction that
- *     records the attempt, and the restart starts as soon as it commits.
+ *   - paused, max_concurrent restarts running, or max_per_minute started
+ *     in the last minute: held (not an attempt), with the reason and
+ *     since when in the row.  Time differences use the monotonic clock
+ *     of the boot that wrote a row, so wall-clock steps change nothing.
  */
 #ifndef MANDRILL_STORE_H
 #define MANDRILL_STORE_H
@@ -26,9 +28,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "admit.h"
 #include "proto.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 struct store;
 
@@ -55,22 +58,20 @@ struct store_msg {
 	const char	*payload;
 	size_t		 payload_len;
 	uint32_t	 delivery;
+	uint32_t	 crashes;	/* workers lost holding it, not yet counted */
+	int64_t		 lost_at;	/* wall ms its last worker was lost; 0 */
 };
 
-struct store_rules {
-	uint32_t	 max_attempts;
-	int64_t		 min_interval;
-	int		 enabled;	/* 0: the kill switch is on */
-	uint32_t	 max_concurrent;	/* 0: no limit */
-	uint32_t	 max_per_minute;	/* 0: no limit */
-};
 
 /* What the store decided for a message. */
 struct store_verdict {
 	enum outcome	 outcome;	/* OUT_RESTARTED means: go and restart */
 	uint32_t	 attempts;	/* attempts made, this one included */
 	int64_t		 restart_id;	/* restarts row of this attempt */
+	uint32_t	 crashes;	/* the row's count, at admission */
 	int		 dry_run;	/* finish: nothing was run */
+	enum hold	 hold;		/* OUT_HELD: why */
+	int64_t		 retry;		/* OUT_HELD: look again after, ms */
 	char		 error[256];
 };
 
@@ -89,10 +90,10 @@ void store_rollback(struct store *s);
 
 /* Record a message and decide; -1 on a database error. */
 int store_admit(struct store *s, const struct store_msg *m,
-    const struct store_rules *r, struct store_verdict *v);
+    const struct admit_rules *r, struct store_verdict *v);
 /* Record the end of an attempt; the verdict's outcome may become dead. */
 int store_finish(struct store *s, const struct store_msg *m,
-    const struct store_rules *r, int exit_status, const char *output,
+    const struct admit_rules *r, int exit_status, const char *output,
     struct store_verdict *v);
 /* Record a message that failed validation; it may already be final. */
 int store_invalid(struct store *s, const struct store_msg *m,

@@ -36,13 +36,33 @@ job_free(struct wjob *j)
 static void
 send_done(struct worker *w, struct wjob *j)
 {
+	struct proto_done d = { j->id, j->v.outcome, j->v.error,
+	    j->v.attempts, j->run_us, j->p.host, j->v.hold, j->v.retry };
+
 	if (w->chan != NULL) {
-		proto_pack_done(chan_packer(w->chan), j->id, j->v.outcome,
-		    j->v.error, j->v.attempts, j->run_us);
+		proto_pack_done(chan_packer(w->chan), &d);
 		w->sent++;
 	}
 	w->njobs--;
 	job_free(j);
+}
+
+/*
+ * Tell the supervisor what it must know of this worker's store: known
+ * outcomes it holds uncommitted (it must not be killed for them), and
+ * whether the database commits.  Sent when either changes.
+ */
+static void
+send_state(struct worker *w)
+{
+	if (w->chan == NULL || (w->unsaved == w->unsaved_sent &&
+	    strcmp(w->store_bad, w->store_bad_sent) == 0))
+		return;
+	proto_pack_state(chan_packer(w->chan), w->unsaved, w->store_bad, 0);
+	w->sent++;
+	w->unsaved_sent = w->unsaved;
+	snprintf(w->store_bad_sent, sizeof(w->store_bad_sent), "%s",
+	    w->store_bad);
 }
 
 static void
@@ -70,13 +90,16 @@ log_verdict(struct worker *w, const struct wjob *j)
 	case OUT_INVALID:
 		log_warn("Invalid msg_id=%s: %s", id, j->v.error);
 		break;
-	case OUT_ERROR:
-		log_err("Not recorded msg_id=%s: %s", id, j->v.error);
+	case OUT_ERROR:		/* the store's state is logged once */
+		log_debug("Not recorded msg_id=%s: %s", id, j->v.error);
+		break;
+	case OUT_HELD:
+		log_debug("Held msg_id=%s host=%s (%s): %s", id, j->p.host,
+		    hold_name(j->v.hold), j->v.error);
 		break;
 	default:
 		log_info("%s msg_id=%s host=%s: %s",
-		    j->v.outcome == OUT_SKIPPED ? "Skipped" :
-		    j->v.outcome == OUT_DUPLICATE ? "Duplicate" : "Deferred",
+		    j->v.outcome == OUT_SKIPPED ? "Skipped" : "Duplicate",
 		    id, j->p.host, j->v.error);
 		break;
 	}
@@ -112,6 +135,8 @@ store_msg_of(const struct wjob *j, struct store_msg *m)
 	m->payload = j->payload;
 	m->payload_len = j->payload_len;
 	m->delivery = j->delivery;
+	m->crashes = j->crashes;
+	m->lost_at = j->lost_at;
 }
 
 /* One job's share of the transaction; -1 on a database error. */
@@ -124,7 +149,7 @@ apply(struct worker *w, struct wjob *j)
 	switch (j->state) {
 	case JS_ADMIT:
 		if (j->cancelled) {
-			j->v.outcome = OUT_DEFERRED;
+			j->v.outcome = OUT_HELD;
 			snprintf(j->v.error, sizeof(j->v.error),
 			    "cancelled before it started: lease lost");
 			return 0;
@@ -134,7 +159,7 @@ apply(struct worker *w, struct wjob *j)
 			 * It came after the drain, or the supervisor is gone:
 			 * start nothing new.  Not an attempt; redelivered.
 			 */
-			j->v.outcome = OUT_DEFERRED;
+			j->v.outcome = OUT_HELD;
 			snprintf(j->v.error, sizeof(j->v.error),
 			    "worker is stopping");
 			return 0;
@@ -174,12 +199,16 @@ settle(struct worker *w, struct wjob *j)
 			return;
 		}
 		restart_start(&w->rs, &j->run, j->p.host, restart_done);
-		/* If this worker dies, the supervisor ends the command too. */
+		/*
+		 * If this worker dies, the supervisor ends the command too:
+		 * it learns of the group now, not when the batch has spawned.
+		 */
 		if (j->state == JS_RUNNING && j->run.active && j->run.pid > 0 &&
 		    w->chan != NULL) {
 			proto_pack_started(chan_packer(w->chan), j->id,
 			    (uint32_t)j->run.pid);
 			w->sent++;
+			chan_flush(w->chan);
 		}
 		return;
 	}
@@ -199,10 +228,15 @@ unwind(struct worker *w, struct wjob_list *batch, const char *why)
 			/* The restart happened; keep its outcome until recorded. */
 			j->v.outcome = j->exit_status == 0 ? OUT_RESTARTED :
 			    OUT_FAILED;
+			if (!j->unsaved) {
+				j->unsaved = 1;
+				w->unsaved++;
+			}
 			TAILQ_INSERT_TAIL(&w->blocked, j, link);
 			continue;
 		}
 		j->v.outcome = OUT_ERROR;
+		j->v.hold = HOLD_STORE;
 		snprintf(j->v.error, sizeof(j->v.error), "store: %.200s", why);
 		log_verdict(w, j);
 		send_done(w, j);
@@ -211,6 +245,28 @@ unwind(struct worker *w, struct wjob_list *batch, const char *why)
 		ev_timer_set(&w->retry, RETRY_SECONDS, 0.);
 		ev_timer_start(w->loop, &w->retry);
 	}
+}
+
+/*
+ * One log line per change of the store's state, not one per message or
+ * per transaction: a full disk must not fill the log as well.
+ */
+static void
+store_health(struct worker *w, const char *why)
+{
+	if (why == NULL) {
+		if (w->store_bad[0] != '\0')
+			log_info("store: commits again, after %" PRIu64
+			    " failed transactions", w->failed_commits);
+		w->store_bad[0] = '\0';
+		w->failed_commits = 0;
+		return;
+	}
+	w->failed_commits++;
+	if (strcmp(w->store_bad, why) != 0)
+		log_err("store: cannot commit: %s; holding what it cannot "
+		    "record, and retrying", why);
+	snprintf(w->store_bad, sizeof(w->store_bad), "%s", why);
 }
 
 /* One transaction over everything waiting; then act on it. */
@@ -230,18 +286,24 @@ commit_batch(struct worker *w)
 	if (store_commit(w->store) < 0)
 		goto fail;
 	w->commits++;
-	TAILQ_FOREACH(j, &batch, link)
-		w->changes++;
+	store_health(w, NULL);
 	while ((j = TAILQ_FIRST(&batch)) != NULL) {
 		TAILQ_REMOVE(&batch, j, link);
+		w->changes++;
+		if (j->unsaved) {
+			j->unsaved = 0;
+			w->unsaved--;
+		}
 		settle(w, j);
 	}
+	send_state(w);
 	return;
 fail:
 	snprintf(why, sizeof(why), "%s", store_errmsg(w->store));
-	log_err("store: transaction failed: %s", why);
 	store_rollback(w->store);
+	store_health(w, why);
 	unwind(w, &batch, why);
+	send_state(w);
 }
 
 /*
@@ -491,7 +553,8 @@ welcome(struct worker *w, const struct proto_msg *m)
 	w->heartbeat.data = w;
 	ev_timer_start(w->loop, &w->heartbeat);
 	w->welcomed = 1;
-	proto_pack_ready(chan_packer(w->chan), (uint32_t)getpid(), w->max_jobs);
+	proto_pack_ready(chan_packer(w->chan), (uint32_t)getpid(), w->max_jobs,
+	    0, 0);
 	w->sent++;
 	log_debug("ready, generation %" PRIu32 ", %" PRIu32 " jobs",
 	    ws->gen, w->max_jobs);
@@ -510,9 +573,11 @@ job_accept(struct worker *w, const struct proto_msg *m)
 	    (j->payload = malloc(m->data.len)) == NULL)) {
 		log_err("out of memory for job %" PRIu64, m->id);
 		free(j);
-		if (w->chan) {	/* tell the supervisor: nack, not lost */
-			proto_pack_done(chan_packer(w->chan), m->id, OUT_ERROR,
-			    "worker out of memory", 0, 0);
+		if (w->chan) {	/* tell the supervisor: held, not lost */
+			struct proto_done d = { m->id, OUT_ERROR,
+			    "worker out of memory", 0, 0, NULL, HOLD_STORE, 0 };
+
+			proto_pack_done(chan_packer(w->chan), &d);
 			w->sent++;
 		}
 		return;
@@ -520,6 +585,8 @@ job_accept(struct worker *w, const struct proto_msg *m)
 	j->w = w;
 	j->id = m->id;
 	j->delivery = m->attempt;
+	j->crashes = m->crashes;
+	j->lost_at = m->lost_at;
 	j->refused = w->draining;	/* jobs sent before a drain still run */
 	copy_pstr(j->broker_id, sizeof(j->broker_id), &m->msg_id);
 	if (copy_pstr(j->bury, sizeof(j->bury), &m->bury) < 0)

@@ -42,6 +42,9 @@ struct wjob {
 	int		 exit_status;
 	char		*output;	/* tail of the command's output */
 	int		 cancelled;
+	int		 unsaved;	/* known outcome, its commit failed */
+	uint32_t	 crashes;	/* workers lost holding it, new */
+	int64_t		 lost_at;	/* wall ms the last one was lost */
 	int		 refused;	/* arrived after the drain began */
 	char		 bury[PROTO_ERR_MAX + 1];	/* "": restart it */
 	int64_t		 started;	/* us, when the restart began */
@@ -56,7 +59,7 @@ struct worker {
 	struct chan	*chan;
 	struct store	*store;
 	struct restarter rs;
-	struct store_rules rules;
+	struct admit_rules rules;
 	struct loopwatch watch;
 	char		 state_dir[CONF_PATH_MAX];
 	char		 domain[256];
@@ -83,6 +86,11 @@ struct worker {
 	uint64_t	 commits;	/* transactions committed */
 	uint64_t	 changes;	/* job changes in them */
 	uint64_t	 sent_at_tick;
+	uint32_t	 unsaved;	/* known outcomes not committed */
+	uint32_t	 unsaved_sent;
+	char		 store_bad[256];	/* "" or why it cannot commit */
+	char		 store_bad_sent[256];
+	uint64_t	 failed_commits;
 	int		 welcomed;
 	int		 draining;
 	int		 exit_code;

@@ -79,7 +79,7 @@ fail(struct store *s, const char *what)
 int
 main(int argc, char **argv)
 {
-	struct store_rules rules = { .max_attempts = 5, .enabled = 1 };
+	struct admit_rules rules = { .max_attempts = 5, .enabled = 1 };
 	struct store_opts o = { 0 };
 	struct store *s;
 	struct bmsg *b;
