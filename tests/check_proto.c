@@ -21,7 +21,9 @@
 #include <msgpack.h>
 
 #include "chan.h"
+#include "conf.h"
 #include "proto.h"
+#include "settings.h"
 
 /* ---------------------------------------------------------------------
  * Frame fixture: one buffer, one packer, one decoded message per test.
@@ -144,8 +146,8 @@ START_TEST(test_welcome_roundtrip)
 	ws.slot = 3;
 	ws.max_jobs = 64;
 	ws.log_level = 2;
-	ws.synchronous = 1;
-	ws.mode = 0;
+	ws.synchronous = (struct pstr){ "normal", 6 };
+	ws.mode = (struct pstr){ "sim", 3 };
 	ws.max_attempts = 5;
 	ws.busy_timeout = 5000;
 	ws.heartbeat = 1500;
@@ -171,8 +173,8 @@ START_TEST(test_welcome_roundtrip)
 	ck_assert_uint_eq(msg.ws.slot, 3);
 	ck_assert_uint_eq(msg.ws.max_jobs, 64);
 	ck_assert_uint_eq(msg.ws.log_level, 2);
-	ck_assert_uint_eq(msg.ws.synchronous, 1);
-	ck_assert_uint_eq(msg.ws.mode, 0);
+	assert_pstr(msg.ws.synchronous, "normal", 6);
+	assert_pstr(msg.ws.mode, "sim", 3);
 	ck_assert_uint_eq(msg.ws.max_attempts, 5);
 	ck_assert_int_eq(msg.ws.busy_timeout, 5000);
 	ck_assert_int_eq(msg.ws.heartbeat, 1500);
@@ -186,6 +188,180 @@ START_TEST(test_welcome_roundtrip)
 	assert_pstr(msg.ws.domain, "example.com", 11);
 	assert_pstr(msg.ws.allow, "cattle-* db*", 12);
 	assert_pstr(msg.ws.deny, "", 0);
+}
+END_TEST
+
+/* A value for setting i that no other setting has. */
+static void
+fill_setting(struct worker_settings *ws, size_t i)
+{
+	const struct proto_setting *s = &proto_settings[i];
+	char *dst = (char *)ws + s->off;
+
+	switch (s->kind) {
+	case F_U32:
+		*(uint32_t *)dst = UINT32_MAX - (uint32_t)i;
+		break;
+	case F_U64:
+		*(uint64_t *)dst = UINT64_MAX - i;
+		break;
+	case F_I64:
+		*(int64_t *)dst = i % 2 ? INT64_MIN + (int64_t)i : -(int64_t)i - 1;
+		break;
+	case F_DBL:
+		*(double *)dst = 0.125 + (double)i;
+		break;
+	case F_STR:
+		*(struct pstr *)dst = (struct pstr){ s->name, strlen(s->name) };
+		break;
+	default:
+		ck_abort_msg("setting %s has kind %d", s->name, (int)s->kind);
+	}
+}
+
+static void
+assert_setting(const struct worker_settings *got,
+    const struct worker_settings *want, size_t i)
+{
+	const struct proto_setting *s = &proto_settings[i];
+	const char *g = (const char *)got + s->off;
+	const char *w = (const char *)want + s->off;
+	const struct pstr *gs = (const void *)g, *ws = (const void *)w;
+
+	switch (s->kind) {
+	case F_U32:
+		ck_assert_msg(*(const uint32_t *)g == *(const uint32_t *)w,
+		    "%s differs", s->name);
+		break;
+	case F_U64:
+		ck_assert_msg(*(const uint64_t *)g == *(const uint64_t *)w,
+		    "%s differs", s->name);
+		break;
+	case F_I64:
+		ck_assert_msg(*(const int64_t *)g == *(const int64_t *)w,
+		    "%s differs", s->name);
+		break;
+	case F_DBL:
+		ck_assert_msg(*(const double *)g == *(const double *)w,
+		    "%s differs", s->name);
+		break;
+	default:
+		ck_assert_msg(gs->len == ws->len &&
+		    memcmp(gs->p, ws->p, ws->len) == 0, "%s: \"%.*s\", want "
+		    "\"%.*s\"", s->name, (int)gs->len, gs->p, (int)ws->len, ws->p);
+		break;
+	}
+}
+
+/* Every row of the settings table, each with its own value, survives. */
+START_TEST(test_welcome_every_setting)
+{
+	struct worker_settings ws;
+
+	memset(&ws, 0, sizeof(ws));
+	for (size_t i = 0; i < proto_nsettings; i++)
+		fill_setting(&ws, i);
+	proto_pack_welcome(&pk, &ws);
+	decode_ok();
+	ck_assert_int_eq(msg.type, P_WELCOME);
+	ck_assert_uint_eq(msg.v, PROTO_VERSION);
+	ck_assert_uint_eq(up.data.via.map.size, proto_nsettings + 2);
+	for (size_t i = 0; i < proto_nsettings; i++)
+		assert_setting(&msg.ws, &ws, i);
+}
+END_TEST
+
+/* Each setting has a distinct key and a place of its own. */
+START_TEST(test_settings_table)
+{
+	for (size_t i = 0; i < proto_nsettings; i++) {
+		const struct proto_setting *s = &proto_settings[i];
+
+		ck_assert_msg(strcmp(s->name, "v") != 0 &&
+		    strcmp(s->name, "t") != 0, "%s is a frame key", s->name);
+		ck_assert(s->off < sizeof(struct worker_settings));
+		for (size_t j = 0; j < i; j++) {
+			ck_assert_str_ne(s->name, proto_settings[j].name);
+			ck_assert_uint_ne(s->off, proto_settings[j].off);
+			ck_assert(s->conf == PROTO_NO_CONF ||
+			    s->conf != proto_settings[j].conf);
+		}
+	}
+}
+END_TEST
+
+/* The copy from the configuration, through the wire, into a worker. */
+START_TEST(test_settings_from_conf)
+{
+	static const char text[] =
+	    "[mandrill]\njobs_per_worker = 7\nlog_level = debug\n"
+	    "synchronous = normal\nbusy_timeout = 2s\nstate_dir = /srv/m\n"
+	    "user = nobody\nlog_file = /var/log/m.log\n"
+	    "[metrics]\nslow_iteration = 75ms\n"
+	    "[restart]\nmode = command\ncommand = /bin/true {host}\n"
+	    "enabled = no\ndry_run = yes\nmax_concurrent = 3\n"
+	    "max_per_minute = 9\nsim_latency = 2s..3s\n"
+	    "sim_failure_rate = 0.25\nsim_seed = 18446744073709551615\n"
+	    "domain = example.com\nallow = db* web*\ndeny = db0\n"
+	    "max_attempts = 4\nmin_interval = 1h\nrestart_timeout = 90s\n";
+	struct conf c;
+	struct worker_settings ws;
+	char cerr[CONF_ERR_MAX];
+
+	conf_defaults(&c);
+	ck_assert_msg(conf_load_string(&c, text, "test", cerr,
+	    sizeof(cerr)) == 0, "%s", cerr);
+	settings_from_conf(&ws, &c);
+	ws.gen = 2;
+	ws.slot = 1;
+	ws.heartbeat = 500;
+	proto_pack_welcome(&pk, &ws);
+	decode_ok();
+	ck_assert_uint_eq(msg.ws.max_jobs, 7);
+	ck_assert_uint_eq(msg.ws.log_level, LOG_DEBUG);
+	assert_pstr(msg.ws.synchronous, "normal", 6);
+	assert_pstr(msg.ws.mode, "command", 7);
+	ck_assert_int_eq(msg.ws.busy_timeout, 2000);
+	assert_pstr(msg.ws.state_dir, "/srv/m", 6);
+	assert_pstr(msg.ws.user, "nobody", 6);
+	assert_pstr(msg.ws.log_file, "/var/log/m.log", 14);
+	ck_assert_int_eq(msg.ws.slow_iteration, 75);
+	assert_pstr(msg.ws.command, "/bin/true {host}", 16);
+	ck_assert_uint_eq(msg.ws.enabled, 0);
+	ck_assert_uint_eq(msg.ws.dry_run, 1);
+	ck_assert_uint_eq(msg.ws.max_concurrent, 3);
+	ck_assert_uint_eq(msg.ws.max_per_minute, 9);
+	ck_assert_int_eq(msg.ws.sim_latency_min, 2000);
+	ck_assert_int_eq(msg.ws.sim_latency_max, 3000);
+	ck_assert_double_eq(msg.ws.sim_failure_rate, 0.25);
+	ck_assert_uint_eq(msg.ws.sim_seed, UINT64_MAX);
+	assert_pstr(msg.ws.domain, "example.com", 11);
+	assert_pstr(msg.ws.allow, "db* web*", 8);
+	assert_pstr(msg.ws.deny, "db0", 3);
+	ck_assert_uint_eq(msg.ws.max_attempts, 4);
+	ck_assert_int_eq(msg.ws.min_interval, 3600000);
+	ck_assert_int_eq(msg.ws.restart_timeout, 90000);
+	ck_assert_uint_eq(msg.ws.gen, 2);
+	ck_assert_uint_eq(msg.ws.slot, 1);
+	ck_assert_int_eq(msg.ws.heartbeat, 500);
+}
+END_TEST
+
+/* The first and last choice of an enumerated key travel by name. */
+START_TEST(test_settings_enum_names)
+{
+	struct conf c;
+	struct worker_settings ws;
+	char cerr[CONF_ERR_MAX];
+
+	conf_defaults(&c);
+	settings_from_conf(&ws, &c);
+	assert_pstr(ws.mode, "sim", 3);
+	assert_pstr(ws.synchronous, "full", 4);
+	ck_assert_int_eq(conf_set(&c, "mandrill", "synchronous", "off", cerr,
+	    sizeof(cerr)), 0);
+	settings_from_conf(&ws, &c);
+	assert_pstr(ws.synchronous, "off", 3);
 }
 END_TEST
 
@@ -1217,6 +1393,10 @@ proto_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_checked_fixture(tc, frame_setup, frame_teardown);
 	tcase_add_test(tc, test_welcome_roundtrip);
+	tcase_add_test(tc, test_welcome_every_setting);
+	tcase_add_test(tc, test_settings_table);
+	tcase_add_test(tc, test_settings_from_conf);
+	tcase_add_test(tc, test_settings_enum_names);
 	tcase_add_test(tc, test_job_roundtrip);
 	tcase_add_test(tc, test_job_bury);
 	tcase_add_test(tc, test_job_empty_data);

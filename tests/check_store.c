@@ -58,7 +58,7 @@ open_as(const char *dir, const char *owner, int64_t busy_timeout)
 
 	memset(&o, 0, sizeof(o));
 	o.state_dir = dir;
-	o.synchronous = SYNC_NORMAL;
+	o.synchronous = STORE_SYNC_NORMAL;
 	o.busy_timeout = busy_timeout;
 	o.owner = owner;
 	s = store_open(&o, err, sizeof(err));
@@ -477,7 +477,7 @@ START_TEST(test_open_refuses_newer_schema)
 
 	memset(&o, 0, sizeof(o));
 	o.state_dir = dir;
-	o.synchronous = SYNC_FULL;
+	o.synchronous = STORE_SYNC_FULL;
 	o.busy_timeout = 1000;
 	o.owner = "1:1";
 	ck_assert_ptr_null(store_open(&o, err, sizeof(err)));
@@ -1261,7 +1261,7 @@ START_TEST(test_busy_timeout_real_time)
 	ck_assert_int_eq(pipe(go), 0);
 	if ((pid = fork()) == 0) {
 		/* Its own connection, opened before the lock is taken. */
-		struct store_opts o = { f.dir, SYNC_NORMAL, 50, f.owner,
+		struct store_opts o = { f.dir, STORE_SYNC_NORMAL, 50, f.owner,
 		    NULL, NULL, 0 };
 		char err[CONF_ERR_MAX];
 		struct store *s = store_open(&o, err, sizeof(err));
