@@ -3,49 +3,70 @@
  *
  * Each frame type is a table of fields (name, kind, offset in struct
  * proto_msg); one decoder walks any map against its table, so that a new
- * field is one line here and cannot be half-checked.
+ * field is one line here and cannot be half-checked.  The welcome frame's
+ * settings are one more table, proto_settings, which its encoder walks
+ * too, and which says where in struct conf each setting comes from.
  */
 #include "config.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "conf.h"
 #include "proto.h"
-
-enum fkind { F_U32, F_U64, F_I64, F_DBL, F_STR, F_BIN, F_OUTCOME, F_HOLD };
 
 struct field {
 	const char	*name;
-	enum fkind	 kind;
+	enum proto_kind	 kind;
 	size_t		 off;
 };
 
 #define M(f)	offsetof(struct proto_msg, f)
-#define W(f)	offsetof(struct proto_msg, ws.f)
+#define S(f)	offsetof(struct worker_settings, f)
+#define C(f)	offsetof(struct conf, f)
+/* A setting named as its field and its conf key's field. */
+#define SET(f, kind)	{ #f, kind, S(f), C(f) }
+#define SENDER(f, kind)	{ #f, kind, S(f), PROTO_NO_CONF }
+
+const struct proto_setting proto_settings[] = {
+	SENDER(gen, F_U32),
+	SENDER(slot, F_U32),
+	{ "max_jobs", F_U32, S(max_jobs), C(jobs_per_worker) },
+	SET(log_level, F_U32),
+	SET(synchronous, F_STR),
+	SET(mode, F_STR),
+	SET(max_attempts, F_U32),
+	SET(busy_timeout, F_I64),
+	SENDER(heartbeat, F_I64),	/* from worker_timeout */
+	SET(sim_latency_min, F_I64),
+	SET(sim_latency_max, F_I64),
+	SET(sim_failure_rate, F_DBL),
+	SET(sim_seed, F_U64),
+	SET(min_interval, F_I64),
+	SET(restart_timeout, F_I64),
+	SET(state_dir, F_STR),
+	SET(domain, F_STR),
+	SET(allow, F_STR),
+	SET(deny, F_STR),
+	SET(log_file, F_STR),
+	SET(command, F_STR),
+	SET(user, F_STR),
+	SET(enabled, F_U32),
+	SET(dry_run, F_U32),
+	SET(max_concurrent, F_U32),
+	SET(max_per_minute, F_U32),
+	SET(slow_iteration, F_I64),
+	SET(max_crashes, F_U32),
+	SENDER(db_dev, F_U64),		/* the database the first worker opened */
+	SENDER(db_ino, F_U64),
+};
+#define NSETTINGS	(sizeof(proto_settings) / sizeof(proto_settings[0]))
+const size_t proto_nsettings = NSETTINGS;
+/* "v" and the settings, each a bit in decode_fields' masks. */
+_Static_assert(NSETTINGS + 1 <= PROTO_MAP_MAX, "too many settings");
 
 static const struct field f_welcome[] = {
-	{ "v", F_U32, M(v) },
-	{ "gen", F_U32, W(gen) }, { "slot", F_U32, W(slot) },
-	{ "max_jobs", F_U32, W(max_jobs) }, { "log_level", F_U32, W(log_level) },
-	{ "synchronous", F_U32, W(synchronous) }, { "mode", F_U32, W(mode) },
-	{ "max_attempts", F_U32, W(max_attempts) },
-	{ "busy_timeout", F_I64, W(busy_timeout) },
-	{ "heartbeat", F_I64, W(heartbeat) },
-	{ "sim_latency_min", F_I64, W(sim_latency_min) },
-	{ "sim_latency_max", F_I64, W(sim_latency_max) },
-	{ "sim_failure_rate", F_DBL, W(sim_failure_rate) },
-	{ "sim_seed", F_U64, W(sim_seed) },
-	{ "min_interval", F_I64, W(min_interval) },
-	{ "restart_timeout", F_I64, W(restart_timeout) },
-	{ "state_dir", F_STR, W(state_dir) }, { "domain", F_STR, W(domain) },
-	{ "allow", F_STR, W(allow) }, { "deny", F_STR, W(deny) },
-	{ "log_file", F_STR, W(log_file) }, { "command", F_STR, W(command) },
-	{ "user", F_STR, W(user) }, { "enabled", F_U32, W(enabled) },
-	{ "dry_run", F_U32, W(dry_run) },
-	{ "max_concurrent", F_U32, W(max_concurrent) },
-	{ "max_per_minute", F_U32, W(max_per_minute) },
-	{ "slow_iteration", F_I64, W(slow_iteration) },
-	{ NULL, 0, 0 }
+	{ "v", F_U32, M(v) }, { NULL, 0, 0 }	/* then proto_settings */
 };
 static const struct field f_job[] = {
 	{ "id", F_U64, M(id) }, { "msg_id", F_STR, M(msg_id) },
@@ -80,13 +101,15 @@ static const struct ftype {
 	const char		*name;
 	enum proto_type		 type;
 	const struct field	*fields;
+	int			 settings;	/* then proto_settings, in ws */
 } types[] = {
-	{ "welcome", P_WELCOME, f_welcome }, { "job", P_JOB, f_job },
-	{ "cancel", P_CANCEL, f_cancel }, { "drain", P_DRAIN, f_none },
-	{ "reopen", P_REOPEN, f_none },
-	{ "ready", P_READY, f_ready }, { "done", P_DONE, f_done },
-	{ "heartbeat", P_HEARTBEAT, f_none },
-	{ "started", P_STARTED, f_started }, { "state", P_STATE, f_state },
+	{ "welcome", P_WELCOME, f_welcome, 1 }, { "job", P_JOB, f_job, 0 },
+	{ "cancel", P_CANCEL, f_cancel, 0 }, { "drain", P_DRAIN, f_none, 0 },
+	{ "reopen", P_REOPEN, f_none, 0 },
+	{ "ready", P_READY, f_ready, 0 }, { "done", P_DONE, f_done, 0 },
+	{ "heartbeat", P_HEARTBEAT, f_none, 0 },
+	{ "started", P_STARTED, f_started, 0 },
+	{ "state", P_STATE, f_state, 0 },
 };
 
 static const char *outcomes[OUT_COUNT] = {
@@ -152,7 +175,7 @@ streq(const msgpack_object_str *s, const char *lit)
 }
 
 static const char *
-kind_name(enum fkind k)
+kind_name(enum proto_kind k)
 {
 	static const char *n[] = { "unsigned 32-bit integer",
 	    "unsigned integer", "integer", "float", "string", "binary",
@@ -228,40 +251,55 @@ field_set(struct proto_msg *m, const struct field *f, const msgpack_object *v)
 	return "bad field";
 }
 
+/* Key j of a frame type with own fields of its own, then its settings. */
+static struct field
+key_at(const struct ftype *ft, size_t own, size_t j)
+{
+	const struct proto_setting *s;
+
+	if (j < own)
+		return ft->fields[j];
+	s = &proto_settings[j - own];
+	return (struct field){ s->name, s->kind, M(ws) + s->off };
+}
+
 static int
 decode_fields(const msgpack_object_map *map, const struct ftype *ft,
     struct proto_msg *m, char *err, size_t errlen)
 {
-	uint64_t seen = 0, want = 0;
-	size_t nf = 0;
+	uint64_t seen = 0;
+	size_t own = 0, nf;
 
-	while (ft->fields[nf].name != NULL)
-		want |= UINT64_C(1) << nf++;
+	while (ft->fields[own].name != NULL)
+		own++;
+	nf = own + (ft->settings ? NSETTINGS : 0);
+
 	for (uint32_t i = 0; i < map->size; i++) {
 		const msgpack_object_kv *kv = &map->ptr[i];
 		const msgpack_object_str *k = &kv->key.via.str;
+		struct field f;
 		const char *why;
 		size_t j;
 
 		if (streq(k, "t"))
 			continue;
 		for (j = 0; j < nf; j++)
-			if (streq(k, ft->fields[j].name))
+			if (streq(k, key_at(ft, own, j).name))
 				break;
 		if (j == nf) {
 			snprintf(err, errlen, "%s frame: unknown key \"%.*s\"",
 			    ft->name, (int)(k->size > 32 ? 32 : k->size), k->ptr);
 			return -1;
 		}
+		f = key_at(ft, own, j);
 		if (seen & (UINT64_C(1) << j)) {
 			snprintf(err, errlen, "%s frame: key \"%s\" repeated",
-			    ft->name, ft->fields[j].name);
+			    ft->name, f.name);
 			return -1;
 		}
-		if ((why = field_set(m, &ft->fields[j], &kv->val)) != NULL) {
+		if ((why = field_set(m, &f, &kv->val)) != NULL) {
 			snprintf(err, errlen, "%s frame: \"%s\": %s, want %s",
-			    ft->name, ft->fields[j].name, why,
-			    kind_name(ft->fields[j].kind));
+			    ft->name, f.name, why, kind_name(f.kind));
 			return -1;
 		}
 		seen |= UINT64_C(1) << j;
@@ -269,10 +307,9 @@ decode_fields(const msgpack_object_map *map, const struct ftype *ft,
 	for (size_t j = 0; j < nf; j++)
 		if (!(seen & (UINT64_C(1) << j))) {
 			snprintf(err, errlen, "%s frame: missing key \"%s\"",
-			    ft->name, ft->fields[j].name);
+			    ft->name, key_at(ft, own, j).name);
 			return -1;
 		}
-	(void)want;
 	return 0;
 }
 
@@ -356,46 +393,51 @@ pack_i64(msgpack_packer *pk, const char *key, int64_t v)
 	msgpack_pack_int64(pk, v);
 }
 
+/* One value of a table-driven frame, read from p. */
 static void
-pack_pstr(msgpack_packer *pk, const char *key, const struct pstr *s)
+pack_value(msgpack_packer *pk, enum proto_kind kind, const void *p)
 {
-	pack_key(pk, key);
-	pack_str(pk, s->p ? s->p : "", s->p ? s->len : 0);
+	const struct pstr *ps = p;
+
+	switch (kind) {
+	case F_U32:
+		msgpack_pack_uint64(pk, *(const uint32_t *)p);
+		break;
+	case F_U64:
+		msgpack_pack_uint64(pk, *(const uint64_t *)p);
+		break;
+	case F_I64:
+		msgpack_pack_int64(pk, *(const int64_t *)p);
+		break;
+	case F_DBL:
+		msgpack_pack_double(pk, *(const double *)p);
+		break;
+	case F_STR:
+		pack_str(pk, ps->p ? ps->p : "", ps->p ? ps->len : 0);
+		break;
+	case F_BIN:
+		msgpack_pack_bin(pk, ps->p ? ps->len : 0);
+		msgpack_pack_bin_body(pk, ps->p ? ps->p : "", ps->p ? ps->len : 0);
+		break;
+	case F_OUTCOME:
+		pack_key(pk, outcome_name(*(const enum outcome *)p));
+		break;
+	case F_HOLD:
+		pack_key(pk, hold_name(*(const enum hold *)p));
+		break;
+	}
 }
 
 void
 proto_pack_welcome(msgpack_packer *pk, const struct worker_settings *ws)
 {
-	pack_head(pk, "welcome", 28);
+	pack_head(pk, "welcome", 1 + NSETTINGS);
 	pack_u64(pk, "v", PROTO_VERSION);
-	pack_u64(pk, "gen", ws->gen);
-	pack_u64(pk, "slot", ws->slot);
-	pack_u64(pk, "max_jobs", ws->max_jobs);
-	pack_u64(pk, "log_level", ws->log_level);
-	pack_u64(pk, "synchronous", ws->synchronous);
-	pack_u64(pk, "mode", ws->mode);
-	pack_u64(pk, "max_attempts", ws->max_attempts);
-	pack_i64(pk, "busy_timeout", ws->busy_timeout);
-	pack_i64(pk, "heartbeat", ws->heartbeat);
-	pack_i64(pk, "sim_latency_min", ws->sim_latency_min);
-	pack_i64(pk, "sim_latency_max", ws->sim_latency_max);
-	pack_key(pk, "sim_failure_rate");
-	msgpack_pack_double(pk, ws->sim_failure_rate);
-	pack_u64(pk, "sim_seed", ws->sim_seed);
-	pack_i64(pk, "min_interval", ws->min_interval);
-	pack_i64(pk, "restart_timeout", ws->restart_timeout);
-	pack_pstr(pk, "state_dir", &ws->state_dir);
-	pack_pstr(pk, "domain", &ws->domain);
-	pack_pstr(pk, "allow", &ws->allow);
-	pack_pstr(pk, "deny", &ws->deny);
-	pack_pstr(pk, "log_file", &ws->log_file);
-	pack_pstr(pk, "command", &ws->command);
-	pack_pstr(pk, "user", &ws->user);
-	pack_u64(pk, "enabled", ws->enabled);
-	pack_u64(pk, "dry_run", ws->dry_run);
-	pack_u64(pk, "max_concurrent", ws->max_concurrent);
-	pack_u64(pk, "max_per_minute", ws->max_per_minute);
-	pack_i64(pk, "slow_iteration", ws->slow_iteration);
+	for (size_t i = 0; i < NSETTINGS; i++) {
+		pack_key(pk, proto_settings[i].name);
+		pack_value(pk, proto_settings[i].kind,
+		    (const char *)ws + proto_settings[i].off);
+	}
 }
 
 static void

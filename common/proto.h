@@ -28,11 +28,15 @@
 
 #include <msgpack.h>
 
-#define PROTO_VERSION	3	/* 3: holds, crashes, the store's state */
+#define PROTO_VERSION	3	/* 2: job frames carry bury; 3: holds, crashes,
+				   the store's state, mode and synchronous
+				   as strings */
 #define PROTO_FRAME_MAX	65536
 #define PROTO_DATA_MAX	32768	/* payload bytes carried in a job frame */
 #define PROTO_ERR_MAX	256	/* error text carried in a done frame */
 #define PROTO_MAP_MAX	64	/* keys in one frame, at most */
+#define PROTO_PATH_MAX	1024	/* bytes a path setting needs, NUL included */
+#define PROTO_LIST_MAX	4096	/* bytes a glob list setting needs */
 
 enum proto_type {
 	P_WELCOME, P_JOB, P_CANCEL, P_DRAIN, P_REOPEN, P_READY, P_DONE,
@@ -66,14 +70,21 @@ struct pstr {
 	size_t		 len;
 };
 
-/* The worker's effective settings, sent in the welcome frame. */
+/* How a value travels. */
+enum proto_kind { F_U32, F_U64, F_I64, F_DBL, F_STR, F_BIN, F_OUTCOME, F_HOLD };
+
+/*
+ * The worker's effective settings, sent in the welcome frame.  Each field
+ * has one row in proto_settings (proto.c); a string points into the
+ * sender's struct conf or into the unpacker's memory.
+ */
 struct worker_settings {
 	uint32_t	 gen;		/* supervisor's worker generation */
 	uint32_t	 slot;		/* worker index, for logs */
 	uint32_t	 max_jobs;
 	uint32_t	 log_level;
-	uint32_t	 synchronous;
-	uint32_t	 mode;
+	struct pstr	 synchronous;	/* "off", "normal" or "full" */
+	struct pstr	 mode;		/* "sim" or "command" */
 	uint32_t	 max_attempts;
 	int64_t		 busy_timeout;
 	int64_t		 heartbeat;	/* send one when idle this long */
@@ -95,7 +106,28 @@ struct worker_settings {
 	uint32_t	 max_concurrent;
 	uint32_t	 max_per_minute;
 	int64_t		 slow_iteration;	/* ms; warn above */
+	uint32_t	 max_crashes;
+	uint64_t	 db_dev;	/* 0: no database seen yet, create one */
+	uint64_t	 db_ino;
 };
+
+/*
+ * One setting: its key in the welcome frame, its kind, its place in
+ * struct worker_settings, and the place in struct conf it is copied from
+ * (PROTO_NO_CONF: the sender fills it in).  The welcome encoder, its
+ * decoder and settings_from_conf() all walk this one table, so a new
+ * setting is a conf key, a field here and one row there.
+ */
+struct proto_setting {
+	const char	*name;
+	enum proto_kind	 kind;
+	size_t		 off;
+	size_t		 conf;
+};
+#define PROTO_NO_CONF	SIZE_MAX
+
+extern const struct proto_setting proto_settings[];
+extern const size_t proto_nsettings;
 
 struct proto_msg {
 	enum proto_type	 type;

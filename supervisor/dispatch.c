@@ -293,8 +293,12 @@ hold_offer(void *arg, struct hold_node *n)
  */
 static void
 hold_job(struct supervisor *s, struct job *j, enum hold reason,
-    const char *key, int64_t retry)
+    const char *key, int64_t retry, const char *why)
 {
+	/* One line when a message starts waiting or its reason changes. */
+	log_msg(j->n_holds++ == 0 || j->hold.reason != reason ? LOG_INFO :
+	    LOG_DEBUG, "Held msg_id=%s%s%s (%s): %s", j->d->id,
+	    key && *key ? " host=" : "", key ? key : "", hold_name(reason), why);
 	job_unlink(s, j);
 	s->n.held[reason]++;
 	if (hold_add(&s->holds, &j->hold, reason, key, retry, clock_now()) < 0) {
@@ -480,7 +484,7 @@ on_done(struct wproc *wp, const struct proto_msg *m)
 {
 	struct supervisor *s = wp->sup;
 	struct job *j = job_find(s, m->id);
-	char host[256];
+	char host[256], why[PROTO_ERR_MAX + 1];
 
 	if (j == NULL && s->state != SUP_RUNNING) {
 		/* Given back at shutdown; the worker recorded it anyway. */
@@ -503,10 +507,12 @@ on_done(struct wproc *wp, const struct proto_msg *m)
 		hold_forget_backoff(&j->hold);
 	}
 	settle(s, j, m->outcome, m->attempt, &m->error);
+	snprintf(why, sizeof(why), "%.*s", (int)m->error.len,
+	    m->error.p ? m->error.p : "");
 	if (m->outcome == OUT_HELD)
-		hold_job(s, j, m->hold, host, m->retry);
+		hold_job(s, j, m->hold, host, m->retry, why);
 	else if (m->outcome == OUT_ERROR)
-		hold_job(s, j, HOLD_STORE, NULL, 0);
+		hold_job(s, j, HOLD_STORE, host, 0, why);
 	else if (m->outcome == OUT_RESTARTED || m->outcome == OUT_FAILED ||
 	    m->outcome == OUT_DEAD)
 		restart_ended(s, host);
@@ -642,7 +648,7 @@ dispatch_worker_lost(struct supervisor *s, struct wproc *wp)
 		j->crashes++;
 		j->crashes_new++;
 		j->lost_at = clock_wall();
-		hold_job(s, j, HOLD_CRASH, NULL, 0);
+		hold_job(s, j, HOLD_CRASH, NULL, 0, "its worker was lost");
 		n++;
 	}
 	if (n > 0)

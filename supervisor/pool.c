@@ -21,6 +21,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "settings.h"
 #include "supervisor.h"
 
 #define WORKER_FD		3
@@ -106,34 +107,10 @@ send_welcome(struct wproc *wp)
 	const struct conf *c = &wp->sup->conf;
 	struct worker_settings ws;
 
-	memset(&ws, 0, sizeof(ws));
+	settings_from_conf(&ws, c);
 	ws.gen = wp->gen;
 	ws.slot = wp->slot;
-	ws.max_jobs = c->jobs_per_worker;
-	ws.log_level = c->log_level;
-	ws.synchronous = (uint32_t)c->synchronous;
-	ws.mode = (uint32_t)c->mode;
-	ws.max_attempts = c->max_attempts;
-	ws.busy_timeout = c->busy_timeout;
 	ws.heartbeat = c->worker_timeout / HEARTBEAT_DIVISOR;
-	ws.sim_latency_min = c->sim_latency_min;
-	ws.sim_latency_max = c->sim_latency_max;
-	ws.sim_failure_rate = c->sim_failure_rate;
-	ws.sim_seed = c->sim_seed;
-	ws.min_interval = c->min_interval;
-	ws.restart_timeout = c->restart_timeout;
-	ws.state_dir = (struct pstr){ c->state_dir, strlen(c->state_dir) };
-	ws.domain = (struct pstr){ c->domain, strlen(c->domain) };
-	ws.allow = (struct pstr){ c->allow, strlen(c->allow) };
-	ws.deny = (struct pstr){ c->deny, strlen(c->deny) };
-	ws.log_file = (struct pstr){ c->log_file, strlen(c->log_file) };
-	ws.command = (struct pstr){ c->command, strlen(c->command) };
-	ws.user = (struct pstr){ c->user, strlen(c->user) };
-	ws.enabled = (uint32_t)c->enabled;
-	ws.dry_run = (uint32_t)c->dry_run;
-	ws.max_concurrent = c->max_concurrent;
-	ws.max_per_minute = c->max_per_minute;
-	ws.slow_iteration = c->slow_iteration;
 	proto_pack_welcome(chan_packer(wp->chan), &ws);
 }
 

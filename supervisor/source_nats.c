@@ -942,6 +942,13 @@ ensure_stream(struct nats_src *s, char *err, size_t len)
 }
 
 /* The first difference between an existing consumer and ours, or NULL. */
+/* JetStream's MaxDeliver: our 0, no limit, is its -1. */
+static int64_t
+max_deliver(const struct nats_src *s)
+{
+	return s->max_deliver == 0 ? -1 : (int64_t)s->max_deliver;
+}
+
 static const char *
 consumer_mismatch(const struct nats_src *s, const jsConsumerConfig *cc,
     char *buf, size_t len)
@@ -971,7 +978,8 @@ consumer_mismatch(const struct nats_src *s, const jsConsumerConfig *cc,
 		    duration_fmt(s->ack_wait, b, sizeof(b)));
 		return buf;
 	}
-	if (cc->MaxDeliver != (int64_t)s->max_deliver) {
+	if (cc->MaxDeliver != max_deliver(s) &&
+	    !(cc->MaxDeliver <= 0 && max_deliver(s) < 0)) {
 		snprintf(buf, len, "its max_deliver is %" PRId64 ", not %u",
 		    cc->MaxDeliver, s->max_deliver);
 		return buf;
@@ -992,7 +1000,7 @@ consumer_config(const struct nats_src *s, jsConsumerConfig *cc)
 	cc->FilterSubject = s->subject;
 	cc->AckPolicy = js_AckExplicit;
 	cc->AckWait = s->ack_wait * 1000000;
-	cc->MaxDeliver = s->max_deliver;
+	cc->MaxDeliver = max_deliver(s);
 	cc->MaxAckPending = s->max_ack_pending;
 	cc->MaxWaiting = 512;
 }

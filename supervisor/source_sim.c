@@ -9,6 +9,9 @@
  * delivery count; nack() makes it ready after a delay; ack() and term()
  * remove it.  An ack of an older delivery still removes the message (as
  * JetStream does); a nack or extend of an older delivery is refused.
+ * With max_deliver, a message delivered that many times is given up on
+ * as JetStream does: its next delivery says so (bury), and the worker
+ * records it dead without restarting anything.
  * All deadlines live in one heap behind one ev_timer.
  */
 #include "config.h"
@@ -67,6 +70,7 @@ struct sim {
 	struct uuid7		 uuid;		/* the msg_ids' clock */
 	unsigned		 want;
 	unsigned		 rate;
+	unsigned		 max_deliver;	/* 0: no limit */
 	uint64_t		 count;
 	uint64_t		 instances;	/* 0: a new one per message */
 	char			 payload_file[CONF_PATH_MAX];
@@ -155,6 +159,9 @@ deliver_one(struct sim *s, struct sim_msg *m)
 	d->pub.data = m->data;
 	d->pub.len = m->len;
 	d->pub.count = m->deliveries;
+	if (s->max_deliver > 0 && m->deliveries > s->max_deliver)
+		d->pub.bury = "delivered max_deliver times; the broker gave "
+		    "up on it";
 	s->want--;
 	s->src.cb.message(s->src.cb.arg, &d->pub);
 }
@@ -515,6 +522,7 @@ sim_reload(struct source *src, const struct conf *c, char *err, size_t len)
 		ev_timer_set(&s->publisher, 0., PUBLISH_TICK);
 		ev_timer_start(src->loop, &s->publisher);
 	}
+	s->max_deliver = c->max_deliver;
 	if (c->rate != s->rate) {
 		s->rate = c->rate;
 		s->pub_start = clock_now();
@@ -574,6 +582,7 @@ source_sim_new(struct ev_loop *loop, const struct conf *c,
 	if (s->seeded)
 		s->uuid.ms = INT64_C(1700000000000);	/* 2023-11-14 */
 	s->rate = c->rate;
+	s->max_deliver = c->max_deliver;
 	s->count = c->count;
 	s->instances = c->instances;
 	snprintf(s->payload_file, sizeof(s->payload_file), "%s", c->payload_file);

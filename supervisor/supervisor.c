@@ -341,7 +341,15 @@ tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	TAILQ_FOREACH(wp, &s->workers, link) {
 		if (!on_time && wp->kill_at == 0)
 			continue;
-		if (wp->kill_at > 0 && now >= wp->kill_at) {
+		if (wp->kill_at > 0 && now >= wp->kill_at && wp->unsaved > 0) {
+			/* A known outcome is never lost to a kill. */
+			if (!wp->spared)
+				log_warn("worker %" PRIu32 " (pid %d) holds %" PRIu32
+				    " restart outcomes it cannot record yet; not "
+				    "killing it", wp->slot, (int)wp->pid,
+				    wp->unsaved);
+			wp->spared = 1;
+		} else if (wp->kill_at > 0 && now >= wp->kill_at) {
 			log_warn("worker %" PRIu32 " (pid %d) still running; "
 			    "killing it", wp->slot, (int)wp->pid);
 			pool_kill(wp, SIGKILL);

@@ -53,6 +53,7 @@ struct job {
 	uint32_t		 crashes;	/* workers lost holding it */
 	uint32_t		 crashes_new;	/* not yet recorded by a worker */
 	int64_t			 lost_at;	/* wall ms of the last such loss */
+	uint32_t		 n_holds;	/* times held */
 };
 
 TAILQ_HEAD(job_list, job);

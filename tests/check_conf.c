@@ -766,8 +766,13 @@ START_TEST(test_nats_bad_names)
 	    "dead_letter_subject = mandrill.restart\n"),
 	    "dead messages would come back");
 	conf_defaults(&conf);
-	assert_has(load_fails("[source]\ntype = nats\nmax_deliver = 0\n"),
+	/* 0 is no limit now: waiting spends no delivery. */
+	assert_has(load_fails("[source]\ntype = nats\nmax_deliver = -1\n"),
 	    "max_deliver");
+	conf_defaults(&conf);
+	ck_assert_int_eq(conf_load_string(&conf, "[source]\ntype = nats\n"
+	    "max_deliver = 0\n", "test.conf", err, sizeof(err)), 0);
+	ck_assert_uint_eq(conf.max_deliver, 0);
 	/* The sim does not care about nats keys it never uses. */
 	conf_defaults(&conf);
 	load_ok("[source]\nstream = A.B\n");

@@ -15,7 +15,7 @@ START_TEST(test_table)
 		{ OUT_RESTARTED, ACT_ACK }, { OUT_SKIPPED, ACT_ACK },
 		{ OUT_DUPLICATE, ACT_ACK }, { OUT_DEAD, ACT_ACK },
 		{ OUT_INVALID, ACT_TERM }, { OUT_FAILED, ACT_NACK },
-		{ OUT_DEFERRED, ACT_NACK }, { OUT_ERROR, ACT_NACK },
+		{ OUT_HELD, ACT_HOLD }, { OUT_ERROR, ACT_HOLD },
 	};
 
 	ck_assert_int_eq(sizeof(want) / sizeof(want[0]), OUT_COUNT);
@@ -43,18 +43,6 @@ START_TEST(test_failed_backs_off)
 }
 END_TEST
 
-START_TEST(test_deferred_is_short_and_not_an_attempt)
-{
-	/* whatever the attempt count, a deferred message is back in 1-2 s */
-	for (uint32_t a = 0; a < 10; a++) {
-		ck_assert_int_eq(outcome_delay(OUT_DEFERRED, a, 10000, 600000,
-		    0.0), DEFER_MIN);
-		ck_assert_int_lt(outcome_delay(OUT_DEFERRED, a, 10000, 600000,
-		    0.999), DEFER_MIN + DEFER_JITTER);
-	}
-}
-END_TEST
-
 int
 main(void)
 {
@@ -66,7 +54,6 @@ main(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_table);
 	tcase_add_test(tc, test_failed_backs_off);
-	tcase_add_test(tc, test_deferred_is_short_and_not_an_attempt);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

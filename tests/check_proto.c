@@ -21,11 +21,35 @@
 #include <msgpack.h>
 
 #include "chan.h"
+#include "conf.h"
 #include "proto.h"
+#include "settings.h"
 
 /* ---------------------------------------------------------------------
  * Frame fixture: one buffer, one packer, one decoded message per test.
  */
+
+/* The frame builders with the fields most tests do not care about. */
+static void
+pack_job(msgpack_packer *p, uint64_t id, const char *msg_id, size_t idlen,
+    const char *data, size_t len, uint32_t attempt, int64_t deadline,
+    const char *bury)
+{
+	struct proto_job j = { id, msg_id, idlen, data, len, attempt, deadline,
+	    bury, 0, 0 };
+
+	proto_pack_job(p, &j);
+}
+
+static void
+pack_done(msgpack_packer *p, uint64_t id, enum outcome o, const char *error,
+    uint32_t attempt, uint64_t duration)
+{
+	struct proto_done d = { id, o, error, attempt, duration, NULL,
+	    HOLD_NONE, 0 };
+
+	proto_pack_done(p, &d);
+}
 
 static msgpack_sbuffer sb;
 static msgpack_packer pk;
@@ -144,8 +168,8 @@ START_TEST(test_welcome_roundtrip)
 	ws.slot = 3;
 	ws.max_jobs = 64;
 	ws.log_level = 2;
-	ws.synchronous = 1;
-	ws.mode = 0;
+	ws.synchronous = (struct pstr){ "normal", 6 };
+	ws.mode = (struct pstr){ "sim", 3 };
 	ws.max_attempts = 5;
 	ws.busy_timeout = 5000;
 	ws.heartbeat = 1500;
@@ -171,8 +195,8 @@ START_TEST(test_welcome_roundtrip)
 	ck_assert_uint_eq(msg.ws.slot, 3);
 	ck_assert_uint_eq(msg.ws.max_jobs, 64);
 	ck_assert_uint_eq(msg.ws.log_level, 2);
-	ck_assert_uint_eq(msg.ws.synchronous, 1);
-	ck_assert_uint_eq(msg.ws.mode, 0);
+	assert_pstr(msg.ws.synchronous, "normal", 6);
+	assert_pstr(msg.ws.mode, "sim", 3);
 	ck_assert_uint_eq(msg.ws.max_attempts, 5);
 	ck_assert_int_eq(msg.ws.busy_timeout, 5000);
 	ck_assert_int_eq(msg.ws.heartbeat, 1500);
@@ -189,12 +213,186 @@ START_TEST(test_welcome_roundtrip)
 }
 END_TEST
 
+/* A value for setting i that no other setting has. */
+static void
+fill_setting(struct worker_settings *ws, size_t i)
+{
+	const struct proto_setting *s = &proto_settings[i];
+	char *dst = (char *)ws + s->off;
+
+	switch (s->kind) {
+	case F_U32:
+		*(uint32_t *)dst = UINT32_MAX - (uint32_t)i;
+		break;
+	case F_U64:
+		*(uint64_t *)dst = UINT64_MAX - i;
+		break;
+	case F_I64:
+		*(int64_t *)dst = i % 2 ? INT64_MIN + (int64_t)i : -(int64_t)i - 1;
+		break;
+	case F_DBL:
+		*(double *)dst = 0.125 + (double)i;
+		break;
+	case F_STR:
+		*(struct pstr *)dst = (struct pstr){ s->name, strlen(s->name) };
+		break;
+	default:
+		ck_abort_msg("setting %s has kind %d", s->name, (int)s->kind);
+	}
+}
+
+static void
+assert_setting(const struct worker_settings *got,
+    const struct worker_settings *want, size_t i)
+{
+	const struct proto_setting *s = &proto_settings[i];
+	const char *g = (const char *)got + s->off;
+	const char *w = (const char *)want + s->off;
+	const struct pstr *gs = (const void *)g, *ws = (const void *)w;
+
+	switch (s->kind) {
+	case F_U32:
+		ck_assert_msg(*(const uint32_t *)g == *(const uint32_t *)w,
+		    "%s differs", s->name);
+		break;
+	case F_U64:
+		ck_assert_msg(*(const uint64_t *)g == *(const uint64_t *)w,
+		    "%s differs", s->name);
+		break;
+	case F_I64:
+		ck_assert_msg(*(const int64_t *)g == *(const int64_t *)w,
+		    "%s differs", s->name);
+		break;
+	case F_DBL:
+		ck_assert_msg(*(const double *)g == *(const double *)w,
+		    "%s differs", s->name);
+		break;
+	default:
+		ck_assert_msg(gs->len == ws->len &&
+		    memcmp(gs->p, ws->p, ws->len) == 0, "%s: \"%.*s\", want "
+		    "\"%.*s\"", s->name, (int)gs->len, gs->p, (int)ws->len, ws->p);
+		break;
+	}
+}
+
+/* Every row of the settings table, each with its own value, survives. */
+START_TEST(test_welcome_every_setting)
+{
+	struct worker_settings ws;
+
+	memset(&ws, 0, sizeof(ws));
+	for (size_t i = 0; i < proto_nsettings; i++)
+		fill_setting(&ws, i);
+	proto_pack_welcome(&pk, &ws);
+	decode_ok();
+	ck_assert_int_eq(msg.type, P_WELCOME);
+	ck_assert_uint_eq(msg.v, PROTO_VERSION);
+	ck_assert_uint_eq(up.data.via.map.size, proto_nsettings + 2);
+	for (size_t i = 0; i < proto_nsettings; i++)
+		assert_setting(&msg.ws, &ws, i);
+}
+END_TEST
+
+/* Each setting has a distinct key and a place of its own. */
+START_TEST(test_settings_table)
+{
+	for (size_t i = 0; i < proto_nsettings; i++) {
+		const struct proto_setting *s = &proto_settings[i];
+
+		ck_assert_msg(strcmp(s->name, "v") != 0 &&
+		    strcmp(s->name, "t") != 0, "%s is a frame key", s->name);
+		ck_assert(s->off < sizeof(struct worker_settings));
+		for (size_t j = 0; j < i; j++) {
+			ck_assert_str_ne(s->name, proto_settings[j].name);
+			ck_assert_uint_ne(s->off, proto_settings[j].off);
+			ck_assert(s->conf == PROTO_NO_CONF ||
+			    s->conf != proto_settings[j].conf);
+		}
+	}
+}
+END_TEST
+
+/* The copy from the configuration, through the wire, into a worker. */
+START_TEST(test_settings_from_conf)
+{
+	static const char text[] =
+	    "[mandrill]\njobs_per_worker = 7\nlog_level = debug\n"
+	    "synchronous = normal\nbusy_timeout = 2s\nstate_dir = /srv/m\n"
+	    "user = nobody\nlog_file = /var/log/m.log\n"
+	    "[metrics]\nslow_iteration = 75ms\n"
+	    "[restart]\nmode = command\ncommand = /bin/true {host}\n"
+	    "enabled = no\ndry_run = yes\nmax_concurrent = 3\n"
+	    "max_per_minute = 9\nsim_latency = 2s..3s\n"
+	    "sim_failure_rate = 0.25\nsim_seed = 18446744073709551615\n"
+	    "domain = example.com\nallow = db* web*\ndeny = db0\n"
+	    "max_attempts = 4\nmin_interval = 1h\nrestart_timeout = 90s\n";
+	struct conf c;
+	struct worker_settings ws;
+	char cerr[CONF_ERR_MAX];
+
+	conf_defaults(&c);
+	ck_assert_msg(conf_load_string(&c, text, "test", cerr,
+	    sizeof(cerr)) == 0, "%s", cerr);
+	settings_from_conf(&ws, &c);
+	ws.gen = 2;
+	ws.slot = 1;
+	ws.heartbeat = 500;
+	proto_pack_welcome(&pk, &ws);
+	decode_ok();
+	ck_assert_uint_eq(msg.ws.max_jobs, 7);
+	ck_assert_uint_eq(msg.ws.log_level, LOG_DEBUG);
+	assert_pstr(msg.ws.synchronous, "normal", 6);
+	assert_pstr(msg.ws.mode, "command", 7);
+	ck_assert_int_eq(msg.ws.busy_timeout, 2000);
+	assert_pstr(msg.ws.state_dir, "/srv/m", 6);
+	assert_pstr(msg.ws.user, "nobody", 6);
+	assert_pstr(msg.ws.log_file, "/var/log/m.log", 14);
+	ck_assert_int_eq(msg.ws.slow_iteration, 75);
+	assert_pstr(msg.ws.command, "/bin/true {host}", 16);
+	ck_assert_uint_eq(msg.ws.enabled, 0);
+	ck_assert_uint_eq(msg.ws.dry_run, 1);
+	ck_assert_uint_eq(msg.ws.max_concurrent, 3);
+	ck_assert_uint_eq(msg.ws.max_per_minute, 9);
+	ck_assert_int_eq(msg.ws.sim_latency_min, 2000);
+	ck_assert_int_eq(msg.ws.sim_latency_max, 3000);
+	ck_assert_double_eq(msg.ws.sim_failure_rate, 0.25);
+	ck_assert_uint_eq(msg.ws.sim_seed, UINT64_MAX);
+	assert_pstr(msg.ws.domain, "example.com", 11);
+	assert_pstr(msg.ws.allow, "db* web*", 8);
+	assert_pstr(msg.ws.deny, "db0", 3);
+	ck_assert_uint_eq(msg.ws.max_attempts, 4);
+	ck_assert_int_eq(msg.ws.min_interval, 3600000);
+	ck_assert_int_eq(msg.ws.restart_timeout, 90000);
+	ck_assert_uint_eq(msg.ws.gen, 2);
+	ck_assert_uint_eq(msg.ws.slot, 1);
+	ck_assert_int_eq(msg.ws.heartbeat, 500);
+}
+END_TEST
+
+/* The first and last choice of an enumerated key travel by name. */
+START_TEST(test_settings_enum_names)
+{
+	struct conf c;
+	struct worker_settings ws;
+	char cerr[CONF_ERR_MAX];
+
+	conf_defaults(&c);
+	settings_from_conf(&ws, &c);
+	assert_pstr(ws.mode, "sim", 3);
+	assert_pstr(ws.synchronous, "full", 4);
+	ck_assert_int_eq(conf_set(&c, "mandrill", "synchronous", "off", cerr,
+	    sizeof(cerr)), 0);
+	settings_from_conf(&ws, &c);
+	assert_pstr(ws.synchronous, "off", 3);
+}
+END_TEST
+
 START_TEST(test_job_roundtrip)
 {
 	static const char data[] = "{\"a\":\0\"b\"}\0\xff\x00tail";
 	size_t dlen = sizeof(data) - 1;
 
-	proto_pack_job(&pk, UINT64_MAX, "msg-1", 5, data, dlen, 3,
+	pack_job(&pk, UINT64_MAX, "msg-1", 5, data, dlen, 3,
 	    INT64_C(1764324236842), NULL);
 	decode_ok();
 	ck_assert_int_eq(msg.type, P_JOB);
@@ -210,7 +408,7 @@ END_TEST
 
 START_TEST(test_job_bury)
 {
-	proto_pack_job(&pk, 9, "17", 2, "{}", 2, 5, 1, "max_deliver reached");
+	pack_job(&pk, 9, "17", 2, "{}", 2, 5, 1, "max_deliver reached");
 	decode_ok();
 	ck_assert_int_eq(msg.type, P_JOB);
 	assert_pstr(msg.bury, "max_deliver reached", 19);
@@ -220,7 +418,7 @@ END_TEST
 
 START_TEST(test_job_empty_data)
 {
-	proto_pack_job(&pk, 1, "m", 1, "", 0, 1, 0, NULL);
+	pack_job(&pk, 1, "m", 1, "", 0, 1, 0, NULL);
 	decode_ok();
 	ck_assert_int_eq(msg.type, P_JOB);
 	ck_assert_uint_eq(msg.data.len, 0);
@@ -236,7 +434,7 @@ START_TEST(test_job_data_truncated)
 	ck_assert_ptr_nonnull(data);
 	for (size_t i = 0; i < n; i++)
 		data[i] = (char)(i * 31 + 7);
-	proto_pack_job(&pk, 42, "big", 3, data, n, 1, 1000, NULL);
+	pack_job(&pk, 42, "big", 3, data, n, 1, 1000, NULL);
 	decode_ok();
 	ck_assert_uint_eq(msg.data.len, PROTO_DATA_MAX);
 	ck_assert_uint_eq(msg.size, n);
@@ -250,7 +448,7 @@ START_TEST(test_job_data_at_limit)
 	char *data = calloc(1, PROTO_DATA_MAX);
 
 	ck_assert_ptr_nonnull(data);
-	proto_pack_job(&pk, 1, "m", 1, data, PROTO_DATA_MAX, 1, 1, NULL);
+	pack_job(&pk, 1, "m", 1, data, PROTO_DATA_MAX, 1, 1, NULL);
 	decode_ok();
 	ck_assert_uint_eq(msg.data.len, PROTO_DATA_MAX);
 	ck_assert_uint_eq(msg.size, PROTO_DATA_MAX);
@@ -263,7 +461,7 @@ START_TEST(test_job_long_msg_id_bounded)
 	char id[300];
 
 	memset(id, 'x', sizeof(id));
-	proto_pack_job(&pk, 1, id, sizeof(id), "{}", 2, 1, 1, NULL);
+	pack_job(&pk, 1, id, sizeof(id), "{}", 2, 1, 1, NULL);
 	decode_ok();
 	ck_assert_uint_eq(msg.msg_id.len, 256);
 	ck_assert(memcmp(msg.msg_id.p, id, 256) == 0);
@@ -297,7 +495,7 @@ END_TEST
 
 START_TEST(test_ready_roundtrip)
 {
-	proto_pack_ready(&pk, UINT32_MAX, 64);
+	proto_pack_ready(&pk, UINT32_MAX, 64, 0, 0);
 	decode_ok();
 	ck_assert_int_eq(msg.type, P_READY);
 	ck_assert_uint_eq(msg.v, PROTO_VERSION);
@@ -321,7 +519,7 @@ START_TEST(test_done_roundtrip)
 {
 	enum outcome o = (enum outcome)_i;
 
-	proto_pack_done(&pk, 99 + _i, o, "exit status 1", 4, 1234567 + _i);
+	pack_done(&pk, 99 + _i, o, "exit status 1", 4, 1234567 + _i);
 	decode_ok();
 	ck_assert_int_eq(msg.type, P_DONE);
 	ck_assert_uint_eq(msg.id, 99 + _i);
@@ -332,9 +530,62 @@ START_TEST(test_done_roundtrip)
 }
 END_TEST
 
+/* Every hold reason, the host and the retry hint survive the wire. */
+START_TEST(test_done_hold_roundtrip)
+{
+	struct proto_done d = { 5, OUT_HELD, "busy", 0, 0, "cattle-1.example",
+	    (enum hold)_i, 1500 };
+
+	proto_pack_done(&pk, &d);
+	decode_ok();
+	ck_assert_int_eq(msg.outcome, OUT_HELD);
+	ck_assert_int_eq(msg.hold, _i);
+	ck_assert_int_eq(msg.retry, 1500);
+	assert_pstr(msg.host, "cattle-1.example", 16);
+}
+END_TEST
+
+START_TEST(test_job_crashes_roundtrip)
+{
+	struct proto_job j = { 8, "m", 1, "{}", 2, 1, 10, NULL, 3,
+	    1796000000123LL };
+
+	proto_pack_job(&pk, &j);
+	decode_ok();
+	ck_assert_uint_eq(msg.crashes, 3);
+	ck_assert_int_eq(msg.lost_at, 1796000000123LL);
+}
+END_TEST
+
+START_TEST(test_state_roundtrip)
+{
+	proto_pack_state(&pk, 2, "disk I/O error", 1234567);
+	decode_ok();
+	ck_assert_int_eq(msg.type, P_STATE);
+	ck_assert_uint_eq(msg.unsaved, 2);
+	assert_pstr(msg.store, "disk I/O error", 14);
+	ck_assert_uint_eq(msg.wal, 1234567);
+}
+END_TEST
+
+START_TEST(test_hold_names)
+{
+	enum hold h;
+
+	for (int i = 0; i < HOLD_COUNT; i++) {
+		const char *n = hold_name((enum hold)i);
+
+		ck_assert_int_eq(hold_parse(n, strlen(n), &h), 0);
+		ck_assert_int_eq(h, i);
+	}
+	ck_assert_int_eq(hold_parse("later", 5, &h), -1);
+	ck_assert_str_eq(hold_name(HOLD_RATE), "rate");
+}
+END_TEST
+
 START_TEST(test_done_null_error)
 {
-	proto_pack_done(&pk, 1, OUT_RESTARTED, NULL, 1, 0);
+	pack_done(&pk, 1, OUT_RESTARTED, NULL, 1, 0);
 	decode_ok();
 	ck_assert_int_eq(msg.outcome, OUT_RESTARTED);
 	ck_assert_uint_eq(msg.error.len, 0);
@@ -347,7 +598,7 @@ START_TEST(test_done_long_error_bounded)
 
 	memset(e, 'e', sizeof(e) - 1);
 	e[sizeof(e) - 1] = '\0';
-	proto_pack_done(&pk, 1, OUT_FAILED, e, 2, 0);
+	pack_done(&pk, 1, OUT_FAILED, e, 2, 0);
 	decode_ok();
 	ck_assert_uint_eq(msg.error.len, PROTO_ERR_MAX);
 	ck_assert(memcmp(msg.error.p, e, PROTO_ERR_MAX) == 0);
@@ -719,7 +970,7 @@ START_TEST(test_outcome_names_roundtrip)
 		seen[i] = n;
 	}
 	ck_assert_str_eq(outcome_name(OUT_RESTARTED), "restarted");
-	ck_assert_str_eq(outcome_name(OUT_DEFERRED), "deferred");
+	ck_assert_str_eq(outcome_name(OUT_HELD), "held");
 	ck_assert_str_eq(outcome_name(OUT_INVALID), "invalid");
 }
 END_TEST
@@ -863,7 +1114,7 @@ write_sb(void)
 START_TEST(test_chan_several_frames_one_write)
 {
 	proto_pack_cancel(&pk, 1);
-	proto_pack_job(&pk, 2, "m-2", 3, "{}", 2, 1, 10, NULL);
+	pack_job(&pk, 2, "m-2", 3, "{}", 2, 1, 10, NULL);
 	proto_pack_drain(&pk);
 	proto_pack_cancel(&pk, 4);
 	write_sb();
@@ -886,7 +1137,7 @@ START_TEST(test_chan_split_frame)
 {
 	size_t half;
 
-	proto_pack_job(&pk, 77, "split-me", 8, "{\"msg_id\":\"x\"}", 14, 2, 5, NULL);
+	pack_job(&pk, 77, "split-me", 8, "{\"msg_id\":\"x\"}", 14, 2, 5, NULL);
 	half = sb.size / 2;
 	write_all(sv[1], sb.data, half);
 	pump(&rec.nframes, 1);
@@ -1124,8 +1375,8 @@ START_TEST(test_chan_flush_writes_frames)
 
 	ck_assert_ptr_nonnull(cpk);
 	ck_assert_uint_eq(chan_pending(ch), 0);
-	proto_pack_ready(cpk, 4242, 64);
-	proto_pack_done(cpk, 9, OUT_SKIPPED, "recent", 2, 0);
+	proto_pack_ready(cpk, 4242, 64, 0, 0);
+	pack_done(cpk, 9, OUT_SKIPPED, "recent", 2, 0);
 	ck_assert_uint_gt(chan_pending(ch), 0);
 	ck_assert_int_eq(chan_flush(ch), 0);
 	ck_assert_uint_eq(chan_pending(ch), 0);
@@ -1182,7 +1433,7 @@ START_TEST(test_chan_large_output)
 
 	ck_assert_ptr_nonnull(data);
 	for (int i = 0; i < 40; i++)
-		proto_pack_job(chan_packer(ch), (uint64_t)i, "m", 1, data,
+		pack_job(chan_packer(ch), (uint64_t)i, "m", 1, data,
 		    PROTO_DATA_MAX, 1, 1, NULL);
 	want = chan_pending(ch);
 	ck_assert_int_eq(chan_flush(ch), 0);
@@ -1217,6 +1468,10 @@ proto_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_checked_fixture(tc, frame_setup, frame_teardown);
 	tcase_add_test(tc, test_welcome_roundtrip);
+	tcase_add_test(tc, test_welcome_every_setting);
+	tcase_add_test(tc, test_settings_table);
+	tcase_add_test(tc, test_settings_from_conf);
+	tcase_add_test(tc, test_settings_enum_names);
 	tcase_add_test(tc, test_job_roundtrip);
 	tcase_add_test(tc, test_job_bury);
 	tcase_add_test(tc, test_job_empty_data);
@@ -1229,6 +1484,10 @@ proto_suite(void)
 	tcase_add_test(tc, test_ready_roundtrip);
 	tcase_add_test(tc, test_started_roundtrip);
 	tcase_add_loop_test(tc, test_done_roundtrip, 0, OUT_COUNT);
+	tcase_add_loop_test(tc, test_done_hold_roundtrip, 0, HOLD_COUNT);
+	tcase_add_test(tc, test_job_crashes_roundtrip);
+	tcase_add_test(tc, test_state_roundtrip);
+	tcase_add_test(tc, test_hold_names);
 	tcase_add_test(tc, test_done_null_error);
 	tcase_add_test(tc, test_done_long_error_bounded);
 	tcase_add_test(tc, test_several_frames_one_buffer);

@@ -58,7 +58,7 @@ open_as(const char *dir, const char *owner, int64_t busy_timeout)
 
 	memset(&o, 0, sizeof(o));
 	o.state_dir = dir;
-	o.synchronous = SYNC_NORMAL;
+	o.synchronous = STORE_SYNC_NORMAL;
 	o.busy_timeout = busy_timeout;
 	o.owner = owner;
 	s = store_open(&o, err, sizeof(err));
@@ -105,7 +105,8 @@ msg(const char *msg_id, const char *host)
 static struct admit_rules
 rules(uint32_t max_attempts, int64_t min_interval)
 {
-	struct admit_rules r = { max_attempts, min_interval, 1, 0, 0 };
+	struct admit_rules r = { .max_attempts = max_attempts,
+	    .min_interval = min_interval, .enabled = 1 };
 
 	return r;
 }
@@ -450,7 +451,7 @@ START_TEST(test_open_migrates_v1)
 	ck_assert_str_eq(buf, "2026-01-01T00:00:01.000Z");
 	/* The migrated rows still decide. */
 	v = admit(f.s, &busy, &r);
-	ck_assert_int_eq(v.outcome, OUT_DEFERRED);
+	ck_assert_int_eq(v.outcome, OUT_HELD);
 	v = admit(f.s, &done, &r);
 	ck_assert_int_eq(v.outcome, OUT_DUPLICATE);
 	/* And the new CHECK still refuses a state that does not exist. */
@@ -477,7 +478,7 @@ START_TEST(test_open_refuses_newer_schema)
 
 	memset(&o, 0, sizeof(o));
 	o.state_dir = dir;
-	o.synchronous = SYNC_FULL;
+	o.synchronous = STORE_SYNC_FULL;
 	o.busy_timeout = 1000;
 	o.owner = "1:1";
 	ck_assert_ptr_null(store_open(&o, err, sizeof(err)));
@@ -686,7 +687,7 @@ START_TEST(test_same_msg_in_progress_deferred)
 	ck_assert_int_eq(v.outcome, OUT_RESTARTED);
 	/* A redelivery while we (alive) still restart it. */
 	v2 = admit(f.s, &m, &r);
-	ck_assert_int_eq(v2.outcome, OUT_DEFERRED);
+	ck_assert_int_eq(v2.outcome, OUT_HELD);
 	ck_assert_uint_eq(v2.attempts, 1);
 	ck_assert_int_eq(q_int(f.dir, "SELECT attempts FROM messages "
 	    "WHERE msg_id = ?1", "m-busy"), 1);
@@ -709,7 +710,7 @@ START_TEST(test_same_host_deferred)
 	va = admit(f.s, &a, &r);
 	ck_assert_int_eq(va.outcome, OUT_RESTARTED);
 	vb = admit(f.s, &b, &r);
-	ck_assert_int_eq(vb.outcome, OUT_DEFERRED);
+	ck_assert_int_eq(vb.outcome, OUT_HELD);
 	ck_assert_int_eq(count_restarts(f.dir, "m-host-b"), 0);
 	/* Deferred is not an attempt. */
 	ck_assert_int_eq(q_int(f.dir, "SELECT attempts FROM messages "
@@ -743,8 +744,8 @@ START_TEST(test_same_host_in_one_transaction)
 	ck_assert_int_eq(store_admit(f.s, &a, &r, &va2), 0);
 	ck_assert_int_eq(store_commit(f.s), 0);
 	ck_assert_int_eq(va.outcome, OUT_RESTARTED);
-	ck_assert_int_eq(vb.outcome, OUT_DEFERRED);
-	ck_assert_int_eq(va2.outcome, OUT_DEFERRED);
+	ck_assert_int_eq(vb.outcome, OUT_HELD);
+	ck_assert_int_eq(va2.outcome, OUT_HELD);
 	ck_assert_int_eq(q_int(f.dir, "SELECT count(*) FROM restarts "
 	    "WHERE host = 'cattle-00f7'", NULL), 1);
 	fx_close(&f);
@@ -1106,7 +1107,7 @@ START_TEST(test_invalid_while_restarting)
 	ck_assert_int_eq(store_begin(f.s), 0);
 	ck_assert_int_eq(store_invalid(f.s, &m, "host not allowed", &vi), 0);
 	ck_assert_int_eq(store_commit(f.s), 0);
-	ck_assert_int_eq(vi.outcome, OUT_DEFERRED);
+	ck_assert_int_eq(vi.outcome, OUT_HELD);
 	expect_state(f.dir, "m-inv-busy", "restarting");
 	ck_assert_int_eq(count_dead(f.dir, "m-inv-busy"), 0);
 	/* The running restart still records its outcome. */
@@ -1228,8 +1229,8 @@ START_TEST(test_two_stores_share_decisions)
 	other = open_as(f.dir, f.owner, 2000);
 	v = admit(f.s, &a, &r);
 	ck_assert_int_eq(v.outcome, OUT_RESTARTED);
-	ck_assert_int_eq(admit(other, &a, &r).outcome, OUT_DEFERRED);
-	ck_assert_int_eq(admit(other, &b, &r).outcome, OUT_DEFERRED);
+	ck_assert_int_eq(admit(other, &a, &r).outcome, OUT_HELD);
+	ck_assert_int_eq(admit(other, &b, &r).outcome, OUT_HELD);
 	finish(f.s, &a, &r, &v, 0, NULL);
 	ck_assert_int_eq(admit(other, &a, &r).outcome, OUT_DUPLICATE);
 	ck_assert_int_eq(admit(other, &b, &r).outcome, OUT_RESTARTED);
@@ -1261,7 +1262,7 @@ START_TEST(test_busy_timeout_real_time)
 	ck_assert_int_eq(pipe(go), 0);
 	if ((pid = fork()) == 0) {
 		/* Its own connection, opened before the lock is taken. */
-		struct store_opts o = { f.dir, SYNC_NORMAL, 50, f.owner,
+		struct store_opts o = { f.dir, STORE_SYNC_NORMAL, 50, f.owner,
 		    NULL, NULL, 0 };
 		char err[CONF_ERR_MAX];
 		struct store *s = store_open(&o, err, sizeof(err));

@@ -167,8 +167,8 @@ wait_exit 120
 check "max_concurrent: exit 0" "$RC" 0
 check "max_concurrent: all restarted" \
     "$(sql "SELECT count(*) FROM messages WHERE state = 'restarted'")" 6
-check "max_concurrent: others were deferred" \
-    "$(grep -c 'outcome=deferred.*max_concurrent is 1' "$LOG" | awk '{print ($1 > 0)}')" 1
+check "max_concurrent: others were held, not nacked" \
+    "$(grep -c 'Held msg_id=.*(concurrency): .*max_concurrent is 1' "$LOG" | awk '{print ($1 > 0)}')-$(grep -c 'Nacked' "$LOG")" 1-0
 awk '$1 == "start" { if (running > 0) overlap++; running++ } $1 == "end" { running-- }
     END { print overlap + 0 }' "$MARK" > "$T/overlap"
 check "max_concurrent: the marker shows no overlap" "$(cat "$T/overlap")" 0
@@ -182,7 +182,9 @@ check "max_per_minute: first run restarts 3" "$(grep -c '^start ' "$MARK")" 3
 sed -i 's/^count = 3$/count = 0/; s/^exit_when_done = yes$/exit_when_done = no/' "$T/mandrill.conf"
 rm -f "$LOG"
 start_mandrilld
-wait_for "outcome=deferred.*max_per_minute is 3" 20 || fail "max_per_minute: not deferred after the restart"
+wait_for "Held msg_id=.*(rate): .*max_per_minute is 3" 20 || fail "max_per_minute: not held after the restart"
+check "max_per_minute: the held reason is in the database" \
+    "$(sql "SELECT count(*) > 0 FROM messages WHERE held = 'rate' AND held_since IS NOT NULL")" 1
 kill -TERM "$PID"
 wait_exit 30
 check "max_per_minute: nothing more ran in the same minute" "$(grep -c '^start ' "$MARK")" 3
@@ -200,12 +202,13 @@ check "dry run: logged" "$(grep -c 'Dry run: would run: ' "$LOG")" 4
 check "dry run: not a real restart for min_interval" \
     "$(sql "SELECT count(*) FROM last_restart")" 0
 
-# --- enabled = no: everything deferred, nothing lost; HUP turns it back on -------
+# --- enabled = no: nothing pulled, nothing lost; HUP turns it back on -----------
 reset
 cmd_conf 5 "$T/restart.sh {host}" "" "enabled = no"
 start_mandrilld
-wait_for "outcome=deferred.*restarts are disabled" 20 || fail "kill switch: not deferred"
-sleep 1
+wait_for "worker [0-9]* ready" 20 || fail "kill switch: no worker ready"
+sleep 2
+check "kill switch: nothing pulled while paused" "$(grep -c 'Pulled msg_id' "$LOG")" 0
 check "kill switch: nothing spawned" "$(test -e "$MARK" && echo spawned || echo none)" none
 sed -i 's/^enabled = no$/enabled = yes/' "$T/mandrill.conf"
 kill -HUP "$PID"

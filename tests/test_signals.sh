@@ -89,8 +89,10 @@ wait_exit 90
 check "worker KILL: mandrilld still finishes all messages and exits 0" "$RC" 0
 check "worker KILL: the death is logged" \
     "$(grep -c "(pid $victim) killed by signal 9" "$LOG")" 1
-check "worker KILL: its jobs were nacked for redelivery" \
-    "$(grep -c 'in-flight messages for redelivery: worker gone' "$LOG")" 1
+check "worker KILL: its jobs were held for another worker, not nacked" \
+    "$(grep -c "lost holding [0-9]* messages; each is held" "$LOG")-$(grep -c 'for redelivery: worker gone' "$LOG")" 1-0
+check "worker KILL: the crash is counted against each of its messages" \
+    "$(sql "SELECT count(*) > 0 FROM messages WHERE crashes = 1")" 1
 check "worker KILL: a new worker was started" \
     "$(grep -c 'worker [0-9]* started' "$LOG")" 3
 check "worker KILL: all 200 messages have a final state" \

@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include "argv.h"
-#include "conf.h"
 #include "log.h"
 #include "restart.h"
 
@@ -49,7 +48,7 @@ restart_describe(const struct restarter *rs, const char *host, char *buf,
 	char **v;
 
 	buf[0] = '\0';
-	if (rs->mode != RESTART_COMMAND) {
+	if (rs->mode != RS_COMMAND) {
 		snprintf(buf, len, "simulated restart of %s", host);
 		return;
 	}
@@ -300,7 +299,7 @@ restart_start(struct restarter *rs, struct restart_run *run,
 	run->rs = rs;
 	run->done = done;
 	run->active = 1;
-	if (rs->mode == RESTART_COMMAND)
+	if (rs->mode == RS_COMMAND)
 		command_start(rs, run, host);
 	else
 		sim_start(rs, run);
@@ -312,7 +311,7 @@ restart_cancel(struct restart_run *run)
 	if (!run->active)
 		return;
 	run->active = 0;
-	if (run->rs->mode == RESTART_COMMAND) {
+	if (run->rs->mode == RS_COMMAND) {
 		/* Nothing will wait for it: end the whole group now. */
 		kill(-run->pid, SIGKILL);
 		stop_watchers(run);

@@ -29,6 +29,8 @@
 #define RESTART_OUTPUT_MAX	4096
 #define RESTART_KILL_GRACE	5.0	/* seconds between TERM and KILL */
 
+enum rs_mode { RS_SIM, RS_COMMAND };	/* the welcome's "sim", "command" */
+
 struct restart_run;
 /* exit_status: the command's exit status, -signal, or -1 (no status). */
 typedef void (*restart_done_cb)(struct restart_run *, int exit_status,
@@ -36,7 +38,7 @@ typedef void (*restart_done_cb)(struct restart_run *, int exit_status,
 
 struct restarter {
 	struct ev_loop	*loop;
-	int		 mode;		/* enum restart_mode */
+	int		 mode;		/* enum rs_mode */
 	int64_t		 latency_min;
 	int64_t		 latency_max;
 	double		 failure_rate;

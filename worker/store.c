@@ -16,7 +16,6 @@
 #include <sqlite3.h>
 
 #include "clock.h"
-#include "conf.h"
 #include "store.h"
 
 enum stmt {
@@ -322,7 +321,7 @@ static int
 open_db(struct store *s, const struct store_opts *o, char *err, size_t len)
 {
 	static const char *syncs[] = { "OFF", "NORMAL", "FULL" };
-	char path[CONF_PATH_MAX + 16], pragmas[256];
+	char path[PROTO_PATH_MAX + 16], pragmas[256];
 	char *msg = NULL;
 	int fd;
 

@@ -35,9 +35,12 @@
 
 struct store;
 
+/* SQLite's synchronous modes; the welcome's "off", "normal", "full". */
+enum store_sync { STORE_SYNC_OFF, STORE_SYNC_NORMAL, STORE_SYNC_FULL };
+
 struct store_opts {
 	const char	*state_dir;
-	int		 synchronous;	/* enum sync_mode */
+	int		 synchronous;	/* enum store_sync */
 	int64_t		 busy_timeout;
 	const char	*owner;		/* this worker: "pid:starttime" */
 	/*

@@ -449,10 +449,26 @@ drop_privileges(const char *user)
 	return 0;
 }
 
+/* The index of s among n words, or -1. */
+static int
+word_index(const struct pstr *s, const char *const *words, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (strlen(words[i]) == s->len &&
+		    memcmp(words[i], s->p, s->len) == 0)
+			return i;
+	return -1;
+}
+
 /* Take the settings of a welcome frame; -1 if any is out of range. */
 static int
 take_settings(struct worker *w, const struct worker_settings *ws)
 {
+	static const char *const modes[] = { "sim", "command" };
+	static const char *const syncs[] = { "off", "normal", "full" };
+
+	w->mode = word_index(&ws->mode, modes, 2);
+	w->synchronous = word_index(&ws->synchronous, syncs, 3);
 	if (copy_pstr(w->state_dir, sizeof(w->state_dir), &ws->state_dir) ||
 	    copy_pstr(w->domain, sizeof(w->domain), &ws->domain) ||
 	    copy_pstr(w->allow, sizeof(w->allow), &ws->allow) ||
@@ -460,8 +476,8 @@ take_settings(struct worker *w, const struct worker_settings *ws)
 	    copy_pstr(w->log_file, sizeof(w->log_file), &ws->log_file) ||
 	    copy_pstr(w->command, sizeof(w->command), &ws->command) ||
 	    copy_pstr(w->user, sizeof(w->user), &ws->user) ||
-	    ws->max_jobs == 0 || ws->synchronous > SYNC_FULL ||
-	    ws->mode > RESTART_COMMAND || ws->log_level > LOG_ERR ||
+	    ws->max_jobs == 0 || w->synchronous < 0 || w->mode < 0 ||
+	    ws->log_level > LOG_ERR ||
 	    ws->max_attempts == 0 || ws->heartbeat <= 0) {
 		log_err("welcome frame has settings out of range");
 		return -1;
@@ -469,6 +485,7 @@ take_settings(struct worker *w, const struct worker_settings *ws)
 	w->slot = ws->slot;
 	w->max_jobs = ws->max_jobs;
 	w->rules.max_attempts = ws->max_attempts;
+	w->rules.max_crashes = ws->max_crashes;
 	w->rules.min_interval = ws->min_interval;
 	w->rules.enabled = ws->enabled != 0;
 	w->rules.max_concurrent = ws->max_concurrent;
@@ -506,7 +523,7 @@ open_store(struct worker *w, const struct worker_settings *ws)
 		return -1;
 	}
 	so.state_dir = w->state_dir;
-	so.synchronous = (int)ws->synchronous;
+	so.synchronous = w->synchronous;
 	so.busy_timeout = ws->busy_timeout;
 	so.owner = w->owner;
 	so.alive = waiting_alive;
@@ -534,7 +551,7 @@ welcome(struct worker *w, const struct proto_msg *m)
 	if (take_settings(w, ws) < 0)
 		return -1;
 	setup_log(w, ws);
-	if (ws->mode == RESTART_COMMAND &&
+	if (w->mode == RS_COMMAND &&
 	    (argv = argv_split(w->command, err, sizeof(err))) == NULL) {
 		log_err("command: %s", err);
 		return -1;
@@ -543,7 +560,7 @@ welcome(struct worker *w, const struct proto_msg *m)
 		argv_free(argv);
 		return -1;
 	}
-	restart_init(&w->rs, w->loop, (int)ws->mode, ws->sim_latency_min,
+	restart_init(&w->rs, w->loop, w->mode, ws->sim_latency_min,
 	    ws->sim_latency_max, ws->sim_failure_rate,
 	    ws->sim_seed ? ws->sim_seed + ws->slot : 0, ws->restart_timeout,
 	    argv);

@@ -18,7 +18,6 @@
 
 #include "chan.h"
 #include "loopwatch.h"
-#include "conf.h"
 #include "payload.h"
 #include "proto.h"
 #include "restart.h"
@@ -61,14 +60,16 @@ struct worker {
 	struct restarter rs;
 	struct admit_rules rules;
 	struct loopwatch watch;
-	char		 state_dir[CONF_PATH_MAX];
+	char		 state_dir[PROTO_PATH_MAX];
 	char		 domain[256];
-	char		 allow[CONF_LIST_MAX];
-	char		 deny[CONF_LIST_MAX];
-	char		 log_file[CONF_PATH_MAX];
-	char		 command[CONF_PATH_MAX];
+	char		 allow[PROTO_LIST_MAX];
+	char		 deny[PROTO_LIST_MAX];
+	char		 log_file[PROTO_PATH_MAX];
+	char		 command[PROTO_PATH_MAX];
 	char		 user[64];
 	int		 dry_run;
+	int		 mode;		/* enum rs_mode */
+	int		 synchronous;	/* enum store_sync */
 	char		 owner[64];
 	uint32_t	 slot;
 	uint32_t	 max_jobs;
