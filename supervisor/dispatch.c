@@ -461,6 +461,14 @@ on_ready(struct wproc *wp, const struct proto_msg *m)
 		    wp->slot);
 		return -1;
 	}
+	if (wp->sup->db_ino == 0) {	/* the first: later ones must match */
+		wp->sup->db_dev = m->db_dev;
+		wp->sup->db_ino = m->db_ino;
+	} else if (m->db_dev != wp->sup->db_dev || m->db_ino != wp->sup->db_ino) {
+		log_err("worker %" PRIu32 ": opened another database than "
+		    "the first worker; stopping it", wp->slot);
+		return -1;
+	}
 	wp->max_jobs = m->max_jobs;
 	wp->state = WP_READY;
 	log_info("worker %" PRIu32 " ready, pid %" PRIu32 ", %" PRIu32 " jobs",
@@ -530,6 +538,7 @@ on_state(struct wproc *wp, const struct proto_msg *m)
 	int bad = m->store.len > 0;
 
 	wp->unsaved = m->unsaved;
+	wp->wal = m->wal;
 	if (bad == wp->store_bad)
 		return 0;
 	wp->store_bad = bad;

@@ -54,6 +54,18 @@ live_workers(const struct supervisor *s)
 	    pool_count(s, WP_DRAINING);
 }
 
+static uint64_t
+max_wal(const struct supervisor *s)
+{
+	const struct wproc *wp;
+	uint64_t m = 0;
+
+	TAILQ_FOREACH(wp, &s->workers, link)
+		if (wp->wal > m)
+			m = wp->wal;
+	return m;
+}
+
 int
 metrics_format(const struct supervisor *s, FILE *f)
 {
@@ -91,6 +103,22 @@ metrics_format(const struct supervisor *s, FILE *f)
 	    s->watch.slow);
 	gauge(f, "mandrill_messages_in_flight",
 	    "Messages pulled and not yet acked or nacked.", s->in_flight);
+	fprintf(f, "# HELP mandrill_messages_held Messages in flight that "
+	    "wait, by reason.\n# TYPE mandrill_messages_held gauge\n");
+	for (int r = 1; r < HOLD_COUNT; r++)
+		fprintf(f, "mandrill_messages_held{reason=\"%s\"} %u\n",
+		    hold_name((enum hold)r), s->holds.n[r]);
+	fprintf(f, "# HELP mandrill_holds_total Times a message was held, "
+	    "by reason.\n# TYPE mandrill_holds_total counter\n");
+	for (int r = 1; r < HOLD_COUNT; r++)
+		fprintf(f, "mandrill_holds_total{reason=\"%s\"} %" PRIu64 "\n",
+		    hold_name((enum hold)r), n->held[r]);
+	gauge(f, "mandrill_paused", "1 while restarts are paused "
+	    "([restart] enabled = no).", !s->conf.enabled);
+	gauge(f, "mandrill_store_failing",
+	    "Workers whose database cannot commit now.", s->store_bad);
+	gauge(f, "mandrill_wal_bytes", "Size of the database's WAL, as the "
+	    "workers last saw it.", (double)max_wal(s));
 	gauge(f, "mandrill_workers", "Worker processes running.",
 	    live_workers(s));
 	histogram(f, "mandrill_pull_to_ack_seconds",

@@ -111,6 +111,8 @@ send_welcome(struct wproc *wp)
 	ws.gen = wp->gen;
 	ws.slot = wp->slot;
 	ws.heartbeat = c->worker_timeout / HEARTBEAT_DIVISOR;
+	ws.db_dev = wp->sup->db_dev;	/* 0 until a worker has opened it */
+	ws.db_ino = wp->sup->db_ino;
 	proto_pack_welcome(chan_packer(wp->chan), &ws);
 }
 

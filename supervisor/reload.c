@@ -154,6 +154,8 @@ supervisor_reload(struct supervisor *s)
 	metrics_reload(s);
 	s->gen++;
 	supervisor_spawn_missing(s);	/* it takes over once ready */
+	dispatch_rethink(s);		/* held messages meet the new rules */
+	dispatch_pull(s);		/* a resume pulls again */
 	log_info("reload done: generation %" PRIu32 ", %u workers of %u jobs, "
 	    "%u in flight carried over", s->gen, c.workers, c.jobs_per_worker,
 	    s->in_flight);

@@ -246,6 +246,14 @@ dump_state(struct supervisor *s)
 	    "draining" : "stopping", s->gen, s->in_flight, s->nwaiting,
 	    now - oldest, s->n.pulled, s->n.acked, s->n.nacked, s->n.termed,
 	    s->leases.extended, s->n.lost, s->n.crashes);
+	log_always(LOG_INFO, "state: held %u (paused %u, host %u, msg_id %u, "
+	    "concurrency %u, rate %u, store %u, crash %u)%s%s",
+	    hold_total(&s->holds), s->holds.n[HOLD_PAUSED],
+	    s->holds.n[HOLD_HOST], s->holds.n[HOLD_MSG_ID],
+	    s->holds.n[HOLD_CONCURRENCY], s->holds.n[HOLD_RATE],
+	    s->holds.n[HOLD_STORE], s->holds.n[HOLD_CRASH],
+	    s->conf.enabled ? "" : "; paused ([restart] enabled = no)",
+	    s->store_bad ? "; the store cannot commit, pulling nothing" : "");
 	TAILQ_FOREACH(wp, &s->workers, link)
 		log_always(LOG_INFO, "state: worker %" PRIu32 " pid %d generation %" PRIu32
 		    " %s, %u/%u jobs, heard %" PRId64 " ms ago", wp->slot,

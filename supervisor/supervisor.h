@@ -81,6 +81,7 @@ struct wproc {
 	uint32_t		 unsaved;	/* known outcomes it cannot commit */
 	int			 store_bad;	/* its store cannot commit */
 	int			 spared;	/* told the log it is not killed */
+	uint64_t		 wal;		/* its WAL size, as it last said */
 };
 
 TAILQ_HEAD(wproc_list, wproc);
@@ -121,6 +122,7 @@ struct supervisor {
 	unsigned		 nwaiting;
 	struct holds		 holds;		/* waiting for their reason */
 	unsigned		 store_bad;	/* workers whose store fails */
+	uint64_t		 db_dev, db_ino;	/* the database, once seen */
 
 	struct wproc_list	 workers;
 	uint32_t		 gen;

@@ -210,6 +210,9 @@ struct store {
 	int64_t		 alive_interval;
 	sqlite3_stmt	*st[S_COUNT];
 	char		 owner[64];
+	char		 path[PROTO_PATH_MAX + 16];
+	uint64_t	 dev, ino;	/* the file we opened */
+	char		 err[PROTO_PATH_MAX + 160];	/* ours, not SQLite's */
 	int64_t		 boot;		/* this boot's row in boots */
 	int64_t		 prev_boot;	/* the one before, or 0 */
 };
@@ -217,7 +220,55 @@ struct store {
 const char *
 store_errmsg(struct store *s)
 {
-	return sqlite3_errmsg(s->db);
+	return s->err[0] != '\0' ? s->err : sqlite3_errmsg(s->db);
+}
+
+/*
+ * Is the file at our path still the one we opened?  A database deleted
+ * or replaced under a running mandrilld must stop it recording, not go
+ * on into an unlinked inode or a stranger's file.
+ */
+static int
+still_ours(struct store *s)
+{
+	struct stat sb;
+
+	if (stat(s->path, &sb) == 0 && (uint64_t)sb.st_dev == s->dev &&
+	    (uint64_t)sb.st_ino == s->ino)
+		return 1;
+	snprintf(s->err, sizeof(s->err), "database %s was %s under the "
+	    "running mandrilld; restore it or restart mandrilld (see "
+	    "mandrilld(8), FILES)", s->path, errno == ENOENT ? "deleted" :
+	    "replaced");
+	return 0;
+}
+
+void
+store_identity(const struct store *s, uint64_t *dev, uint64_t *ino)
+{
+	*dev = s->dev;
+	*ino = s->ino;
+}
+
+int64_t
+store_wal_bytes(struct store *s)
+{
+	char path[sizeof(s->path) + 8];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s-wal", s->path);
+	return stat(path, &sb) == 0 ? (int64_t)sb.st_size : 0;
+}
+
+int
+store_checkpoint_starved(struct store *s)
+{
+	int log = 0, done = 0;
+
+	if (sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+	    &log, &done) != SQLITE_OK)
+		return 0;	/* busy with a writer: judged next time */
+	return done < log;
 }
 
 /*
@@ -323,6 +374,7 @@ open_db(struct store *s, const struct store_opts *o, char *err, size_t len)
 	static const char *syncs[] = { "OFF", "NORMAL", "FULL" };
 	char path[PROTO_PATH_MAX + 16], pragmas[256];
 	char *msg = NULL;
+	struct stat sb;
 	int fd;
 
 	if (mkdir(o->state_dir, 0750) < 0 && errno != EEXIST) {
@@ -331,17 +383,33 @@ open_db(struct store *s, const struct store_opts *o, char *err, size_t len)
 		return -1;
 	}
 	snprintf(path, sizeof(path), "%s/mandrill.db", o->state_dir);
-	/* Create the file ourselves so that it is 0640 whatever the umask. */
-	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) < 0) {
-		snprintf(err, len, "store: open %s: %s", path, strerror(errno));
+	snprintf(s->path, sizeof(s->path), "%s", path);
+	/*
+	 * Create the file ourselves so that it is 0640 whatever the umask;
+	 * but once mandrilld has seen its database, never a fresh one.
+	 */
+	if ((fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW |
+	    (o->db_ino ? 0 : O_CREAT), 0640)) < 0) {
+		snprintf(err, len, "store: open %s: %s%s", path, strerror(errno),
+		    o->db_ino && errno == ENOENT ? "; the database mandrilld "
+		    "started with is gone, and a fresh one is not made under "
+		    "it (see mandrilld(8), FILES)" : "");
 		return -1;
 	}
-	if (fchmod(fd, 0640) < 0) {	/* open() applied the umask */
+	if (fstat(fd, &sb) < 0 || fchmod(fd, 0640) < 0) {
 		snprintf(err, len, "store: chmod %s: %s", path, strerror(errno));
 		close(fd);
 		return -1;
 	}
 	close(fd);
+	s->dev = (uint64_t)sb.st_dev;
+	s->ino = (uint64_t)sb.st_ino;
+	if (o->db_ino && (s->dev != o->db_dev || s->ino != o->db_ino)) {
+		snprintf(err, len, "store: %s is not the database mandrilld "
+		    "started with (it was replaced); refusing it (see "
+		    "mandrilld(8), FILES)", path);
+		return -1;
+	}
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		snprintf(err, len, "store: open %s: %s", path,
@@ -360,8 +428,8 @@ open_db(struct store *s, const struct store_opts *o, char *err, size_t len)
 	snprintf(pragmas, sizeof(pragmas), "PRAGMA journal_mode = WAL; "
 	    "PRAGMA synchronous = %s; PRAGMA foreign_keys = OFF; "
 	    "PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 1000; "
-	    "PRAGMA mmap_size = 268435456",
-	    syncs[o->synchronous]);
+	    "PRAGMA mmap_size = 268435456; PRAGMA journal_size_limit = %d",
+	    syncs[o->synchronous], STORE_WAL_LIMIT);
 	if (exec_patiently(s->db, pragmas, o->busy_timeout, &msg) != SQLITE_OK) {
 		snprintf(err, len, "store: %s: %s", path, msg);
 		sqlite3_free(msg);
@@ -488,6 +556,9 @@ run(struct store *s, enum stmt i)
 int
 store_begin(struct store *s)
 {
+	s->err[0] = '\0';
+	if (!still_ours(s))
+		return -1;
 	return run(s, S_BEGIN);
 }
 

@@ -50,7 +50,12 @@ struct store_opts {
 	void		(*alive)(void *arg);
 	void		*alive_arg;
 	int64_t		 alive_interval;
+	/* The database mandrilld saw first; 0: none yet, one may be made. */
+	uint64_t	 db_dev, db_ino;
 };
+
+/* Bytes the WAL is truncated to after a checkpoint resets it. */
+#define STORE_WAL_LIMIT	(64 * 1024 * 1024)
 
 /* A message as the worker understood it. */
 struct store_msg {
@@ -87,6 +92,16 @@ struct store *store_open(const struct store_opts *o, char *err, size_t len);
 void store_close(struct store *s);
 const char *store_errmsg(struct store *s);
 
+/* The open file's device and inode, for the supervisor to pass on. */
+void store_identity(const struct store *s, uint64_t *dev, uint64_t *ino);
+/* The WAL's size now, in bytes. */
+int64_t store_wal_bytes(struct store *s);
+/*
+ * Try a passive checkpoint: 1 if a reader keeps it from finishing (the
+ * WAL cannot shrink while that reader lasts).
+ */
+int store_checkpoint_starved(struct store *s);
+/* Fails, with store_errmsg() saying so, if the file was deleted or replaced. */
 int store_begin(struct store *s);
 int store_commit(struct store *s);
 void store_rollback(struct store *s);

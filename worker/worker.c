@@ -58,7 +58,8 @@ send_state(struct worker *w)
 	if (w->chan == NULL || (w->unsaved == w->unsaved_sent &&
 	    strcmp(w->store_bad, w->store_bad_sent) == 0))
 		return;
-	proto_pack_state(chan_packer(w->chan), w->unsaved, w->store_bad, 0);
+	proto_pack_state(chan_packer(w->chan), w->unsaved, w->store_bad,
+	    (uint64_t)w->wal);
 	w->sent++;
 	w->unsaved_sent = w->unsaved;
 	snprintf(w->store_bad_sent, sizeof(w->store_bad_sent), "%s",
@@ -386,11 +387,46 @@ copy_pstr(char *dst, size_t size, const struct pstr *s)
 	return 0;
 }
 
+/*
+ * A reader that holds a transaction open (a forgotten BEGIN in the
+ * sqlite3 CLI, a long .dump) keeps every checkpoint from finishing, and
+ * the WAL grows while it lasts.  Said once per change, and to the
+ * supervisor for the metrics; SQLite truncates the WAL back to
+ * STORE_WAL_LIMIT at the first reset after the reader is gone.
+ */
+static void
+watch_wal(struct worker *w)
+{
+	int64_t wal = store_wal_bytes(w->store);
+	int starved = wal > STORE_WAL_LIMIT && store_checkpoint_starved(w->store);
+
+	if (starved != w->wal_starved) {
+		if (starved)
+			log_warn("store: the WAL is %" PRId64 " MB and a reader "
+			    "keeps the checkpoint from finishing; end that "
+			    "transaction (see mandrilld(8), FILES)",
+			    wal / (1024 * 1024));
+		else
+			log_info("store: checkpoints finish again (WAL %" PRId64
+			    " MB)", wal / (1024 * 1024));
+		w->wal_starved = starved;
+	}
+	if (w->chan != NULL && (wal / (1024 * 1024) != w->wal / (1024 * 1024) ||
+	    starved != w->wal_starved_sent)) {
+		w->wal = wal;
+		w->wal_starved_sent = starved;
+		proto_pack_state(chan_packer(w->chan), w->unsaved, w->store_bad,
+		    (uint64_t)wal);
+		w->sent++;
+	}
+}
+
 static void
 heartbeat_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct worker *w = t->data;
 
+	watch_wal(w);
 	if (w->chan != NULL && w->sent == w->sent_at_tick) {
 		proto_pack_heartbeat(chan_packer(w->chan));
 		w->sent++;
@@ -522,6 +558,8 @@ open_store(struct worker *w, const struct worker_settings *ws)
 		    "refusing to run without a way to tell live owners");
 		return -1;
 	}
+	so.db_dev = ws->db_dev;
+	so.db_ino = ws->db_ino;
 	so.state_dir = w->state_dir;
 	so.synchronous = w->synchronous;
 	so.busy_timeout = ws->busy_timeout;
@@ -540,6 +578,7 @@ static int
 welcome(struct worker *w, const struct proto_msg *m)
 {
 	const struct worker_settings *ws = &m->ws;
+	uint64_t dev, ino;
 	char **argv = NULL;
 	char err[512];
 
@@ -570,8 +609,9 @@ welcome(struct worker *w, const struct proto_msg *m)
 	w->heartbeat.data = w;
 	ev_timer_start(w->loop, &w->heartbeat);
 	w->welcomed = 1;
+	store_identity(w->store, &dev, &ino);
 	proto_pack_ready(chan_packer(w->chan), (uint32_t)getpid(), w->max_jobs,
-	    0, 0);
+	    dev, ino);
 	w->sent++;
 	log_debug("ready, generation %" PRIu32 ", %" PRIu32 " jobs",
 	    ws->gen, w->max_jobs);

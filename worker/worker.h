@@ -92,6 +92,9 @@ struct worker {
 	char		 store_bad[256];	/* "" or why it cannot commit */
 	char		 store_bad_sent[256];
 	uint64_t	 failed_commits;
+	int64_t		 wal;		/* WAL bytes, as last told */
+	int		 wal_starved;	/* a reader blocks the checkpoints */
+	int		 wal_starved_sent;
 	int		 welcomed;
 	int		 draining;
 	int		 exit_code;
