@@ -86,6 +86,7 @@ struct worker {
 	uint64_t	 sent_at_tick;
 	int		 welcomed;
 	int		 draining;
+	int		 quitting;	/* SIGQUIT: start nothing more */
 	int		 exit_code;
 };
 
