@@ -16,6 +16,28 @@
 #define READ_CHUNK	(64 * 1024)
 #define IN_CAP		(PROTO_FRAME_MAX + READ_CHUNK)
 
+#define CHAN_CLOSED	0x1	/* on_close was called: nothing more comes */
+#define CHAN_READING	0x2	/* inside read_once's callbacks */
+#define CHAN_BAD	0x4	/* freed in them: remove once they return */
+
+struct chan {
+	struct ev_loop	*loop;
+	int		 fd;
+	ev_io		 rio;
+	ev_io		 wio;
+	ev_prepare	 flusher;
+	char		*in;		/* bytes read, not yet a whole frame */
+	size_t		 in_len;
+	msgpack_unpacked result;
+	msgpack_sbuffer	 out;
+	size_t		 out_off;
+	msgpack_packer	 pk;
+	chan_frame_cb	 on_frame;
+	chan_close_cb	 on_close;
+	void		*arg;
+	unsigned	 flags;		/* CHAN_* */
+};
+
 static void chan_close(struct chan *c, const char *why);
 
 static void
@@ -38,7 +60,7 @@ sbuffer_write(void *data, const char *buf, size_t len)
 {
 	struct chan *c = data;
 
-	if (c->out.size == c->out_off && !c->closed)
+	if (c->out.size == c->out_off && !(c->flags & CHAN_CLOSED))
 		ev_prepare_start(c->loop, &c->flusher);
 	return msgpack_sbuffer_write(&c->out, buf, len);
 }
@@ -60,7 +82,7 @@ chan_flush(struct chan *c)
 {
 	ssize_t n;
 
-	while (!c->closed && c->out_off < c->out.size) {
+	while (!(c->flags & CHAN_CLOSED) && c->out_off < c->out.size) {
 		n = send(c->fd, c->out.data + c->out_off,
 		    c->out.size - c->out_off, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
@@ -100,7 +122,7 @@ deliver(struct chan *c)
 	while ((rc = proto_next(c->in + off, c->in_len - off, &c->result, &m,
 	    &used, err, sizeof(err))) == 1) {
 		off += used;
-		if (c->on_frame(c, &m, c->arg) < 0 || c->closed)
+		if (c->on_frame(c, &m, c->arg) < 0 || (c->flags & CHAN_CLOSED))
 			return -1;
 	}
 	if (rc < 0) {
@@ -131,10 +153,10 @@ read_once(struct chan *c)
 		return -1;
 	}
 	c->in_len += (size_t)n;
-	c->in_read = 1;
-	gone = deliver(c) < 0 || c->closed;
-	c->in_read = 0;
-	if (c->free_pending) {
+	c->flags |= CHAN_READING;
+	gone = deliver(c) < 0 || (c->flags & CHAN_CLOSED);
+	c->flags &= ~CHAN_READING;
+	if (c->flags & CHAN_BAD) {	/* let go of in a callback */
 		chan_free(c);
 		return -1;
 	}
@@ -150,7 +172,7 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
 void
 chan_read_all(struct chan *c)
 {
-	while (!c->closed && read_once(c) == 1)
+	while (!(c->flags & CHAN_CLOSED) && read_once(c) == 1)
 		;
 }
 
@@ -159,7 +181,7 @@ chan_flush_wait(struct chan *c, int timeout_ms)
 {
 	struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
 
-	while (!c->closed && chan_pending(c) > 0) {
+	while (!(c->flags & CHAN_CLOSED) && chan_pending(c) > 0) {
 		if (chan_flush(c) < 0)
 			return -1;
 		if (chan_pending(c) == 0)
@@ -167,18 +189,24 @@ chan_flush_wait(struct chan *c, int timeout_ms)
 		if (poll(&pfd, 1, timeout_ms) <= 0)
 			return -1;
 	}
-	return c->closed ? -1 : 0;
+	return (c->flags & CHAN_CLOSED) ? -1 : 0;
+}
+
+static void
+stop_watchers(struct chan *c)
+{
+	ev_io_stop(c->loop, &c->rio);
+	ev_io_stop(c->loop, &c->wio);
+	ev_prepare_stop(c->loop, &c->flusher);
 }
 
 static void
 chan_close(struct chan *c, const char *why)
 {
-	if (c->closed)
+	if (c->flags & CHAN_CLOSED)
 		return;
-	c->closed = 1;
-	ev_io_stop(c->loop, &c->rio);
-	ev_io_stop(c->loop, &c->wio);
-	ev_prepare_stop(c->loop, &c->flusher);
+	c->flags |= CHAN_CLOSED;
+	stop_watchers(c);
 	c->on_close(c, why, c->arg);
 }
 
@@ -215,17 +243,11 @@ chan_free(struct chan *c)
 {
 	if (c == NULL)
 		return;
-	if (c->in_read) {	/* inside read_cb: free on the way out */
-		c->closed = 1;
-		ev_io_stop(c->loop, &c->rio);
-		ev_io_stop(c->loop, &c->wio);
-		ev_prepare_stop(c->loop, &c->flusher);
-		c->free_pending = 1;
+	stop_watchers(c);
+	if (c->flags & CHAN_READING) {
+		c->flags |= CHAN_BAD | CHAN_CLOSED;
 		return;
 	}
-	ev_io_stop(c->loop, &c->rio);
-	ev_io_stop(c->loop, &c->wio);
-	ev_prepare_stop(c->loop, &c->flusher);
 	close(c->fd);
 	msgpack_unpacked_destroy(&c->result);
 	free(c->in);

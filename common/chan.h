@@ -21,31 +21,12 @@
 
 #include "proto.h"
 
+/* Opaque: only chan.c knows its fields. */
 struct chan;
 
 /* Return -1 if the channel was freed and must not be touched again. */
 typedef int (*chan_frame_cb)(struct chan *, const struct proto_msg *, void *);
 typedef void (*chan_close_cb)(struct chan *, const char *why, void *);
-
-struct chan {
-	struct ev_loop	*loop;
-	int		 fd;
-	ev_io		 rio;
-	ev_io		 wio;
-	ev_prepare	 flusher;
-	char		*in;		/* bytes read, not yet a whole frame */
-	size_t		 in_len;
-	msgpack_unpacked result;
-	msgpack_sbuffer	 out;
-	size_t		 out_off;
-	msgpack_packer	 pk;
-	chan_frame_cb	 on_frame;
-	chan_close_cb	 on_close;
-	void		*arg;
-	int		 closed;
-	int		 in_read;
-	int		 free_pending;
-};
 
 struct chan *chan_new(struct ev_loop *loop, int fd, chan_frame_cb on_frame,
     chan_close_cb on_close, void *arg);
@@ -63,7 +44,11 @@ int chan_flush(struct chan *c);
 void chan_read_all(struct chan *c);
 /* Write all queued output, waiting up to timeout_ms at a time; 0 or -1. */
 int chan_flush_wait(struct chan *c, int timeout_ms);
-/* Stop watchers, close the fd, free.  Safe inside callbacks. */
+/*
+ * Stop watchers, close the fd, free.  Safe inside the channel's own
+ * callbacks: there the channel is marked bad, delivers nothing more, and
+ * is freed once the callback has returned (tmux's PEER_BAD).
+ */
 void chan_free(struct chan *c);
 
 #endif

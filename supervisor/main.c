@@ -25,13 +25,6 @@
 #define SYSCONFDIR "/usr/local/etc"
 #endif
 
-#define EX_USAGE	64
-#define EX_UNAVAILABLE	69
-#define EX_SOFTWARE	70
-#define EX_OSERR	71
-#define EX_CANTCREAT	73
-#define EX_CONFIG	78
-
 struct options {
 	struct overrides ov;
 	int		 test;

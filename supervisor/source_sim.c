@@ -139,21 +139,27 @@ queue:
 	log_debug("sim: published msg_id=%s", m->id);
 }
 
-static void
+/*
+ * Lease m to a new delivery.  -1 when out of memory: m stays ready,
+ * outside the heap, so that nothing updates a deadline it does not have.
+ */
+static int
 deliver_one(struct sim *s, struct sim_msg *m)
 {
 	struct sim_delivery *d = calloc(1, sizeof(*d));
 
-	if (d == NULL) {
-		log_err("sim: out of memory delivering %s", m->id);
-		return;
+	if (d == NULL || heap_push(&s->timers, &m->hn,
+	    clock_now() + s->src.ack_deadline) < 0) {
+		log_err("sim: out of memory delivering msg_id=%s; will retry",
+		    m->id);
+		free(d);
+		return -1;
 	}
 	TAILQ_REMOVE(&s->ready, m, q);
 	m->state = M_LEASED;
 	m->deliveries++;
 	m->refs++;
 	m->cur = d;
-	heap_push(&s->timers, &m->hn, clock_now() + s->src.ack_deadline);
 	d->m = m;
 	d->pub.id = m->id;
 	d->pub.data = m->data;
@@ -164,6 +170,7 @@ deliver_one(struct sim *s, struct sim_msg *m)
 		    "up on it";
 	s->want--;
 	s->src.cb.message(s->src.cb.arg, &d->pub);
+	return 0;
 }
 
 static void
@@ -178,9 +185,9 @@ deliver_cb(struct ev_loop *loop, ev_idle *w, int revents)
 				break;
 			publish_one(s);
 		}
-		if ((m = TAILQ_FIRST(&s->ready)) == NULL)
-			break;
-		deliver_one(s, m);
+		if ((m = TAILQ_FIRST(&s->ready)) == NULL ||
+		    deliver_one(s, m) < 0)
+			break;	/* a failed one is tried next iteration */
 	}
 	sim_arm(s);
 	if (s->want == 0 || (TAILQ_EMPTY(&s->ready) &&

@@ -18,12 +18,32 @@
 
 #include "clock.h"
 #include "conf.h"
+#include "heap.h"
 #include "log.h"
 #include "source.h"
 #include "uuid.h"
 
 #define MAXREC		256
 #define DEADLINE	1000	/* the smallest ack_deadline allowed */
+
+/*
+ * Failure injection: check_sim is linked with --wrap=heap_push, so the
+ * sim's calls come here; the next fail_pushes of them fail as a full
+ * heap whose realloc failed would.
+ */
+int __real_heap_push(struct heap *h, struct heap_node *node, int64_t key);
+int __wrap_heap_push(struct heap *h, struct heap_node *node, int64_t key);
+static int fail_pushes;
+
+int
+__wrap_heap_push(struct heap *h, struct heap_node *node, int64_t key)
+{
+	if (fail_pushes > 0) {
+		fail_pushes--;
+		return -1;
+	}
+	return __real_heap_push(h, node, key);
+}
 
 struct got {
 	struct delivery	*d;
@@ -437,6 +457,38 @@ START_TEST(test_nack_now)
 }
 END_TEST
 
+/*
+ * A delivery whose deadline cannot be kept is not made: the message
+ * stays ready and goes out once memory is back, with a lease that
+ * extend and nack can move (they once indexed the heap at SIZE_MAX).
+ */
+START_TEST(test_heap_push_fails)
+{
+	struct ctx c;
+
+	sim_open(&c, 1, DEADLINE);
+	fail_pushes = 3;
+	pull(&c, 1);
+	for (int i = 0; i < 100 && fail_pushes > 0; i++)
+		ev_run(c.loop, EVRUN_NOWAIT);
+	ck_assert_int_eq(fail_pushes, 0);
+	ck_assert_uint_eq(c.n, 0);
+	ck_assert_uint_eq(wanted(&c), 1);
+
+	ck_assert(pump_until(&c, 1, 2000));
+	ck_assert_uint_eq(c.g[0].count, 1);
+	ck_assert_int_eq(c.src->ops->extend(c.src, c.g[0].d, DEADLINE), 0);
+	pull(&c, 1);
+	nack(&c, 0, 100);
+	ck_assert(pump_until(&c, 2, 2000));
+	ck_assert_uint_eq(c.g[1].count, 2);
+	ck_assert_str_eq(c.g[1].id, c.g[0].id);
+	ack(&c, 1);
+	ck_assert_int_eq(c.exhausted, 1);
+	sim_close(&c, 1);
+}
+END_TEST
+
 START_TEST(test_ack_removes)
 {
 	struct ctx c;
@@ -600,6 +652,7 @@ sim_suite(void)
 	tcase_add_test(tc, test_extend_holds_lease);
 	tcase_add_test(tc, test_nack_delay);
 	tcase_add_test(tc, test_nack_now);
+	tcase_add_test(tc, test_heap_push_fails);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("settle");

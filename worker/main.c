@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sysexits.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -42,12 +43,12 @@ main(int argc, char **argv)
 	}
 	if (argc > 1) {
 		usage(strcmp(argv[1], "--help") == 0 ? stdout : stderr);
-		return strcmp(argv[1], "--help") == 0 ? 0 : 64;
+		return strcmp(argv[1], "--help") == 0 ? 0 : EX_USAGE;
 	}
 	if (fstat(WORKER_FD, &sb) < 0 || !S_ISSOCK(sb.st_mode)) {
 		fprintf(stderr, "mandrill-worker: fd 3 is not a socket; "
 		    "this program is started by mandrilld\n");
-		return 64;
+		return EX_USAGE;
 	}
 	log_init("worker");
 	store_global_init();
@@ -59,7 +60,7 @@ main(int argc, char **argv)
 	loop = ev_default_loop(EVFLAG_AUTO);
 	if (worker_init(&w, loop, WORKER_FD) < 0) {
 		log_err("out of memory");
-		return 71;
+		return EX_OSERR;
 	}
 	ev_run(loop, 0);
 	worker_cleanup(&w);

@@ -155,10 +155,12 @@ apply(struct worker *w, struct wjob *j)
 			    "cancelled before it started: lease lost");
 			return 0;
 		}
-		if (j->refused || w->chan == NULL) {
+		if (j->refused || w->quitting || w->chan == NULL) {
 			/*
-			 * It came after the drain, or the supervisor is gone:
-			 * start nothing new.  Not an attempt; redelivered.
+			 * It came after the drain, SIGQUIT came before its
+			 * commit (even in the iteration that read it), or the
+			 * supervisor is gone: start nothing new.  Not an
+			 * attempt; redelivered.
 			 */
 			j->v.outcome = OUT_HELD;
 			snprintf(j->v.error, sizeof(j->v.error),
@@ -644,7 +646,8 @@ job_accept(struct worker *w, const struct proto_msg *m)
 	j->delivery = m->attempt;
 	j->crashes = m->crashes;
 	j->lost_at = m->lost_at;
-	j->refused = w->draining;	/* jobs sent before a drain still run */
+	/* Jobs sent before a TERM drain still run; none after SIGQUIT. */
+	j->refused = w->draining || w->quitting;
 	copy_pstr(j->broker_id, sizeof(j->broker_id), &m->msg_id);
 	if (copy_pstr(j->bury, sizeof(j->bury), &m->bury) < 0)
 		snprintf(j->bury, sizeof(j->bury), "%.*s",
@@ -769,7 +772,11 @@ signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
 		begin_drain(w, "SIGTERM");
 		return;
 	}
-	/* SIGQUIT: stop running restarts now, record them failed, exit. */
+	/*
+	 * SIGQUIT: stop running restarts now, record them failed, exit;
+	 * jobs read but not yet committed are refused by apply().
+	 */
+	w->quitting = 1;
 	while ((j = TAILQ_FIRST(&w->running)) != NULL) {
 		restart_cancel(&j->run);
 		restart_done(&j->run, -1, "worker stopped by SIGQUIT", NULL);

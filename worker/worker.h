@@ -97,6 +97,7 @@ struct worker {
 	int		 wal_starved_sent;
 	int		 welcomed;
 	int		 draining;
+	int		 quitting;	/* SIGQUIT: start nothing more */
 	int		 exit_code;
 };
 
