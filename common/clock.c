@@ -10,6 +10,7 @@
 #include "clock.h"
 
 static int64_t fake_now = -1;
+static int64_t wall_step;	/* tests: a step of the wall clock alone */
 
 static int64_t
 ts_ms(clockid_t id)
@@ -47,7 +48,14 @@ int64_t
 clock_wall(void)
 {
 	/* The fake clock starts wall time at an arbitrary fixed epoch. */
-	return fake_now >= 0 ? 1796000000000LL + fake_now : ts_ms(CLOCK_REALTIME);
+	return wall_step + (fake_now >= 0 ? 1796000000000LL + fake_now :
+	    ts_ms(CLOCK_REALTIME));
+}
+
+void
+clock_step_wall(int64_t ms)
+{
+	wall_step += ms;
 }
 
 void

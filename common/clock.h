@@ -20,6 +20,8 @@ void clock_set_fake(int64_t now_ms);	/* < 0 returns to the real clock */
 /* Monotonic ms that ignores the fake clock: for timing real waits. */
 int64_t clock_real(void);
 void clock_advance(int64_t ms);
+/* Tests: step the wall clock alone, as an operator or NTP would. */
+void clock_step_wall(int64_t ms);
 
 /* "2026-11-28T10:03:56.842Z" into buf (at least 25 bytes). */
 void clock_iso(int64_t wall_ms, char *buf, size_t len);

@@ -63,6 +63,9 @@ const struct conf_key conf_keys[] = {
 	  "started as root: workers run as this user; empty keeps root" },
 	{ "mandrill", "synchronous", CT_ENUM, OFF(synchronous), 0, "full", 0, 0,
 	  "off|normal|full", "SQLite synchronous mode" },
+	{ "mandrill", "wal_limit", CT_U64, OFF(wal_limit), 0, "67108864",
+	  1048576, UINT64_C(1) << 40, NULL, "bytes the WAL is truncated to "
+	  "after a checkpoint; above it a starving reader is reported" },
 	{ "mandrill", "busy_timeout", CT_DUR, OFF(busy_timeout), 0, "5s",
 	  0, 3600000, NULL, "how long a worker waits for the database lock" },
 

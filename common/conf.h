@@ -43,6 +43,7 @@ struct conf {
 	int64_t		 worker_timeout;
 	int		 synchronous;	/* enum sync_mode */
 	int64_t		 busy_timeout;
+	uint64_t	 wal_limit;
 	char		 user[64];
 
 	/* [source] */

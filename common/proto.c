@@ -57,6 +57,7 @@ const struct proto_setting proto_settings[] = {
 	SET(max_per_minute, F_U32),
 	SET(slow_iteration, F_I64),
 	SET(max_crashes, F_U32),
+	SET(wal_limit, F_U64),
 	SENDER(db_dev, F_U64),		/* the database the first worker opened */
 	SENDER(db_ino, F_U64),
 };

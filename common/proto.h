@@ -107,6 +107,7 @@ struct worker_settings {
 	uint32_t	 max_per_minute;
 	int64_t		 slow_iteration;	/* ms; warn above */
 	uint32_t	 max_crashes;
+	uint64_t	 wal_limit;
 	uint64_t	 db_dev;	/* 0: no database seen yet, create one */
 	uint64_t	 db_ino;
 };

@@ -910,6 +910,54 @@ START_TEST(test_min_interval_skips)
 }
 END_TEST
 
+/*
+ * Wall-clock steps: max_per_minute and min_interval judge this boot's
+ * rows on the monotonic clock, so a step back does not count the rows
+ * "from the future" for an hour, and a step forward releases nothing.
+ */
+START_TEST(test_clock_steps)
+{
+	struct fx f;
+	struct admit_rules r = rules(3, 3600000);
+	struct store_msg a = msg("m-step-a", "cattle-030a");
+	struct store_msg b = msg("m-step-b", "cattle-030b");
+	struct store_msg c = msg("m-step-c", "cattle-030c");
+	struct store_msg a2 = msg("m-step-a2", "cattle-030a");
+	struct store_verdict v;
+
+	r.max_per_minute = 2;
+	clock_set_fake(7000000);
+	fx_open(&f);
+	v = admit(f.s, &a, &r);
+	ck_assert_int_eq(v.outcome, OUT_RESTARTED);
+	finish(f.s, &a, &r, &v, 0, NULL);
+	v = admit(f.s, &b, &r);
+	ck_assert_int_eq(v.outcome, OUT_RESTARTED);
+	finish(f.s, &b, &r, &v, 0, NULL);
+
+	/* Forward an hour: still two restarts in this minute, and cattle-030a
+	 * was restarted seconds ago, not an hour ago. */
+	clock_step_wall(3600000);
+	v = admit(f.s, &c, &r);
+	ck_assert_int_eq(v.outcome, OUT_HELD);
+	ck_assert_int_eq(v.hold, HOLD_RATE);
+	ck_assert_int_gt(v.retry, 50000);
+	ck_assert_int_le(v.retry, 60000);
+	clock_advance(61000);
+	v = admit(f.s, &a2, &r);
+	ck_assert_int_eq(v.outcome, OUT_SKIPPED);
+
+	/* Back two hours: the rows now look an hour in the future; a minute
+	 * after them the window is free again all the same. */
+	clock_step_wall(-7200000);
+	v = admit(f.s, &c, &r);
+	ck_assert_int_eq(v.outcome, OUT_RESTARTED);
+	fx_close(&f);
+	clock_step_wall(3600000);
+	clock_set_fake(-1);
+}
+END_TEST
+
 START_TEST(test_min_interval_survives_reopen)
 {
 	/* "from SQLite, so a restart of mandrilld does not reset it" */
@@ -1346,6 +1394,7 @@ store_suite(void)
 	tc = tcase_create("min_interval");
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_min_interval_skips);
+	tcase_add_test(tc, test_clock_steps);
 	tcase_add_test(tc, test_min_interval_survives_reopen);
 	tcase_add_test(tc, test_min_interval_zero);
 	tcase_add_test(tc, test_failed_restart_does_not_start_min_interval);

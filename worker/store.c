@@ -212,6 +212,7 @@ struct store {
 	char		 owner[64];
 	char		 path[PROTO_PATH_MAX + 16];
 	uint64_t	 dev, ino;	/* the file we opened */
+	uint64_t	 wal_limit;
 	char		 err[PROTO_PATH_MAX + 160];	/* ours, not SQLite's */
 	int64_t		 boot;		/* this boot's row in boots */
 	int64_t		 prev_boot;	/* the one before, or 0 */
@@ -258,6 +259,12 @@ store_wal_bytes(struct store *s)
 
 	snprintf(path, sizeof(path), "%s-wal", s->path);
 	return stat(path, &sb) == 0 ? (int64_t)sb.st_size : 0;
+}
+
+int64_t
+store_wal_limit(const struct store *s)
+{
+	return (int64_t)s->wal_limit;
 }
 
 int
@@ -377,6 +384,7 @@ open_db(struct store *s, const struct store_opts *o, char *err, size_t len)
 	struct stat sb;
 	int fd;
 
+	s->wal_limit = o->wal_limit ? o->wal_limit : 64 * 1024 * 1024;
 	if (mkdir(o->state_dir, 0750) < 0 && errno != EEXIST) {
 		snprintf(err, len, "store: mkdir %s: %s", o->state_dir,
 		    strerror(errno));
@@ -428,8 +436,8 @@ open_db(struct store *s, const struct store_opts *o, char *err, size_t len)
 	snprintf(pragmas, sizeof(pragmas), "PRAGMA journal_mode = WAL; "
 	    "PRAGMA synchronous = %s; PRAGMA foreign_keys = OFF; "
 	    "PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 1000; "
-	    "PRAGMA mmap_size = 268435456; PRAGMA journal_size_limit = %d",
-	    syncs[o->synchronous], STORE_WAL_LIMIT);
+	    "PRAGMA mmap_size = 268435456; PRAGMA journal_size_limit = %lld",
+	    syncs[o->synchronous], (long long)s->wal_limit);
 	if (exec_patiently(s->db, pragmas, o->busy_timeout, &msg) != SQLITE_OK) {
 		snprintf(err, len, "store: %s: %s", path, msg);
 		sqlite3_free(msg);

@@ -52,10 +52,9 @@ struct store_opts {
 	int64_t		 alive_interval;
 	/* The database mandrilld saw first; 0: none yet, one may be made. */
 	uint64_t	 db_dev, db_ino;
+	/* Bytes the WAL is truncated to after a checkpoint resets it. */
+	uint64_t	 wal_limit;
 };
-
-/* Bytes the WAL is truncated to after a checkpoint resets it. */
-#define STORE_WAL_LIMIT	(64 * 1024 * 1024)
 
 /* A message as the worker understood it. */
 struct store_msg {
@@ -101,6 +100,7 @@ int64_t store_wal_bytes(struct store *s);
  * WAL cannot shrink while that reader lasts).
  */
 int store_checkpoint_starved(struct store *s);
+int64_t store_wal_limit(const struct store *s);
 /* Fails, with store_errmsg() saying so, if the file was deleted or replaced. */
 int store_begin(struct store *s);
 int store_commit(struct store *s);

@@ -394,13 +394,14 @@ copy_pstr(char *dst, size_t size, const struct pstr *s)
  * sqlite3 CLI, a long .dump) keeps every checkpoint from finishing, and
  * the WAL grows while it lasts.  Said once per change, and to the
  * supervisor for the metrics; SQLite truncates the WAL back to
- * STORE_WAL_LIMIT at the first reset after the reader is gone.
+ * wal_limit at the first reset after the reader is gone.
  */
 static void
 watch_wal(struct worker *w)
 {
 	int64_t wal = store_wal_bytes(w->store);
-	int starved = wal > STORE_WAL_LIMIT && store_checkpoint_starved(w->store);
+	int starved = wal > store_wal_limit(w->store) &&
+	    store_checkpoint_starved(w->store);
 
 	if (starved != w->wal_starved) {
 		if (starved)
@@ -561,6 +562,7 @@ open_store(struct worker *w, const struct worker_settings *ws)
 		return -1;
 	}
 	so.db_dev = ws->db_dev;
+	so.wal_limit = ws->wal_limit;
 	so.db_ino = ws->db_ino;
 	so.state_dir = w->state_dir;
 	so.synchronous = w->synchronous;

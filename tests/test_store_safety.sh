@@ -1,0 +1,79 @@
+#!/bin/bash
+# The database under mandrilld: one deleted while it runs is noticed and
+# never silently replaced by a fresh one; a reader that holds a
+# transaction open cannot make the WAL grow for good.
+. "$(dirname "$0")/lib.sh"
+
+conf() {
+	# $1: extra [mandrill] lines, $2: rate
+	write_conf <<EOF2
+workers = 2
+jobs_per_worker = 16
+max_in_flight = 64
+$1
+[source]
+type = sim
+batch = 16
+rate = $2
+count = 0
+instances = 4
+[restart]
+mode = sim
+sim_latency = 1ms..5ms
+allow = cattle-*
+min_interval = 1h
+EOF2
+}
+
+# --- the database deleted under a running mandrilld --------------------------
+conf "" 20
+start_mandrilld
+wait_for "Done. Acked msg_id" 20 || fail "deleted db: nothing done first"
+restarted=$(sql "SELECT count(*) FROM restarts WHERE outcome = 'restarted'")
+rm -f "$DB" "$DB-wal" "$DB-shm"
+wait_for "was deleted under the running mandrilld" 20 ||
+    fail "deleted db: the worker did not notice"
+wait_for "holding messages and pulling none" 20 ||
+    fail "deleted db: the supervisor did not stop pulling"
+kill -TTIN "$PID"
+wait_for "the database mandrilld started with is gone" 20 ||
+    fail "deleted db: a new worker did not refuse to make a fresh one"
+sleep 1
+check "deleted db: no fresh database was created" \
+    "$(test -e "$DB" && echo created || echo none)" none
+check "deleted db: the log says it once per worker, not per message" \
+    "$(grep -c 'store: cannot commit: database .* was deleted' "$LOG" | awk '{print ($1 >= 1 && $1 <= 3)}')" 1
+kill -TERM "$PID"
+wait_exit 30
+check "deleted db: a drain still exits 0" "$RC" 0
+check "deleted db: hosts were restarted before, none after" \
+    "$(test "$restarted" -gt 0 && echo yes)" yes
+
+# --- a reader holding a transaction: the WAL shrinks back after it ends ------
+rm -rf "$T/state"
+rm -f "$LOG"
+conf "wal_limit = 1048576" 0
+start_mandrilld
+wait_for "Done. Acked msg_id" 20 || fail "wal: nothing done first"
+printf 'BEGIN;\nSELECT count(*) FROM messages;\n.shell sleep 8\nCOMMIT;\n' |
+    sqlite3 "$DB" >/dev/null &
+reader=$!
+wait_for "a reader keeps the checkpoint from finishing" 30 ||
+    fail "wal: the starved checkpoint was not reported"
+wal_during=$(stat -c %s "$DB-wal")
+wait "$reader"
+wait_for "checkpoints finish again" 30 || fail "wal: no recovery reported"
+sleep 2
+wal_after=$(stat -c %s "$DB-wal")
+note "WAL during the reader $wal_during bytes, after $wal_after"
+check "wal: it grew past the limit while the reader lasted" \
+    "$(test "$wal_during" -gt 1048576 && echo yes)" yes
+check "wal: back under the limit after the reader ended" \
+    "$(test "$wal_after" -le $((1048576 + 1048576)) && echo yes)" yes
+check "wal: reported once, not per message" \
+    "$(grep -c 'a reader keeps the checkpoint' "$LOG")" 2
+kill -TERM "$PID"
+wait_exit 30
+check "wal: exit 0" "$RC" 0
+
+finish
