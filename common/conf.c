@@ -24,6 +24,7 @@
 #include "argv.h"
 #include "duration.h"
 #include "hostname.h"
+#include "natsurl.h"
 
 #define OFF(f)		offsetof(struct conf, f)
 #define STR(f)		OFF(f), sizeof(((struct conf *)0)->f)
@@ -105,11 +106,33 @@ const struct conf_key conf_keys[] = {
 	{ "source", "max_ack_pending", CT_UINT, OFF(max_ack_pending), 0,
 	  "100000", 1, 10000000, NULL,
 	  "nats: unacked messages across all instances, at most" },
+	{ "source", "replicas", CT_UINT, OFF(replicas), 0, "1", 1, 5, NULL,
+	  "nats: replicas of the stream that create = yes makes" },
 	{ "source", "create", CT_BOOL, OFF(create), 0, "yes", 0, 0, NULL,
 	  "nats: create the stream and consumer when missing" },
 	{ "source", "dead_letter_subject", CT_STR, STR(dead_letter_subject), "",
 	  0, 0, NULL, "nats: also publish dead and invalid messages here; "
 	  "empty publishes none" },
+	{ "source", "creds", CT_STR, STR(creds), "", 0, 0, NULL,
+	  "nats: credentials file (user JWT and nkey seed); must not be "
+	  "readable by others" },
+	{ "source", "nkey_seed", CT_STR, STR(nkey_seed), "", 0, 0, NULL,
+	  "nats: file holding a user nkey seed (SU...); must not be readable "
+	  "by others" },
+	{ "source", "token_file", CT_STR, STR(token_file), "", 0, 0, NULL,
+	  "nats: file holding an authentication token; must not be readable "
+	  "by others" },
+	{ "source", "user", CT_STR, STR(source_user), "", 0, 0, NULL,
+	  "nats: user name, with password_file" },
+	{ "source", "password_file", CT_STR, STR(password_file), "", 0, 0,
+	  NULL, "nats: file holding the password of user; must not be "
+	  "readable by others" },
+	{ "source", "tls_ca", CT_STR, STR(tls_ca), "", 0, 0, NULL,
+	  "nats: CA certificates to verify the server by; set, TLS is used" },
+	{ "source", "tls_cert", CT_STR, STR(tls_cert), "", 0, 0, NULL,
+	  "nats: client certificate (chain), with tls_key" },
+	{ "source", "tls_key", CT_STR, STR(tls_key), "", 0, 0, NULL,
+	  "nats: private key of tls_cert; must not be readable by others" },
 
 	{ "restart", "mode", CT_ENUM, OFF(mode), 0, "sim", 0, 0, "sim|command",
 	  "how hosts are restarted" },
@@ -586,9 +609,8 @@ nats_name_check(const char *s)
 	return NULL;
 }
 
-/* A subject to publish on: dot-separated tokens, no wildcards. */
-static const char *
-nats_subject_check(const char *s)
+const char *
+conf_subject_check(const char *s)
 {
 	const char *tok = s;
 
@@ -607,25 +629,63 @@ nats_subject_check(const char *s)
 	return NULL;
 }
 
+/* Every element of a url list; printed redacted, as everywhere. */
+int
+conf_url_check(const char *list, char *err, size_t errlen)
+{
+	char buf[CONF_PATH_MAX], shown[CONF_PATH_MAX];
+	const char *v[NATSURL_MAX], *why = NULL;
+	int n;
+
+	if ((n = natsurl_split(list, buf, sizeof(buf), v, NATSURL_MAX)) < 0) {
+		natsurl_redact(list, shown, sizeof(shown));
+		why = "is empty, has an empty element or too many";
+	} else
+		for (int i = 0; i < n && why == NULL; i++)
+			if ((why = natsurl_check(v[i])) != NULL)
+				natsurl_redact(v[i], shown, sizeof(shown));
+	explicit_bzero(buf, sizeof(buf));
+	if (why == NULL)
+		return 0;
+	snprintf(err, errlen, "\"%s\" %s: want nats://HOST:PORT (or tls://), "
+	    "at most %d separated by commas", shown, why, NATSURL_MAX);
+	return -1;
+}
+
+/* One way to authenticate, and the keys that go in pairs, in pairs. */
+static int
+check_auth(const struct conf *c, char *err, size_t errlen)
+{
+	int ways = (c->creds[0] != '\0') + (c->nkey_seed[0] != '\0') +
+	    (c->token_file[0] != '\0') + (c->source_user[0] != '\0');
+
+	if (ways > 1) {
+		snprintf(err, errlen, "[source] creds, nkey_seed, token_file and "
+		    "user are ways to authenticate: set one of them");
+		return -1;
+	}
+	if ((c->source_user[0] != '\0') != (c->password_file[0] != '\0')) {
+		snprintf(err, errlen, "[source] user and password_file go "
+		    "together: set both or neither");
+		return -1;
+	}
+	if ((c->tls_cert[0] != '\0') != (c->tls_key[0] != '\0')) {
+		snprintf(err, errlen, "[source] tls_cert and tls_key go "
+		    "together: set both or neither");
+		return -1;
+	}
+	return 0;
+}
+
 static int
 check_nats(const struct conf *c, char *err, size_t errlen)
 {
+	char msg[CONF_ERR_MAX - 32];
 	const char *why;
 
-	for (const char *u = c->url;; u++) {
-		size_t n = strcspn(u, ",");
-
-		while (*u == ' ')
-			u++, n--;
-		if ((strncmp(u, "nats://", 7) != 0 || n <= 7) &&
-		    (strncmp(u, "tls://", 6) != 0 || n <= 6)) {
-			snprintf(err, errlen, "[source] url \"%s\": want "
-			    "nats://HOST:PORT (or tls://), several separated "
-			    "by commas", c->url);
-			return -1;
-		}
-		if ((u = strchr(u, ',')) == NULL)
-			break;
+	if (conf_url_check(c->url, msg, sizeof(msg)) < 0) {
+		snprintf(err, errlen, "[source] url %s", msg);
+		return -1;
 	}
 	if ((why = nats_name_check(c->stream)) != NULL) {
 		snprintf(err, errlen, "[source] stream \"%s\" %s", c->stream, why);
@@ -636,17 +696,19 @@ check_nats(const struct conf *c, char *err, size_t errlen)
 		    why);
 		return -1;
 	}
-	if ((why = nats_subject_check(c->subject)) != NULL) {
+	if ((why = conf_subject_check(c->subject)) != NULL) {
 		snprintf(err, errlen, "[source] subject \"%s\" %s", c->subject,
 		    why);
 		return -1;
 	}
 	if (c->dead_letter_subject[0] != '\0' &&
-	    (why = nats_subject_check(c->dead_letter_subject)) != NULL) {
+	    (why = conf_subject_check(c->dead_letter_subject)) != NULL) {
 		snprintf(err, errlen, "[source] dead_letter_subject \"%s\" %s",
 		    c->dead_letter_subject, why);
 		return -1;
 	}
+	if (check_auth(c, err, errlen) < 0)
+		return -1;
 	if (c->dead_letter_subject[0] != '\0' &&
 	    strcmp(c->dead_letter_subject, c->subject) == 0) {
 		snprintf(err, errlen, "[source] dead_letter_subject is the "
@@ -738,7 +800,14 @@ conf_resolve(struct conf *c, const char *base, char *err, size_t errlen)
 	    resolve_one(c->log_file, sizeof(c->log_file), base) < 0 ||
 	    resolve_one(c->pid_file, sizeof(c->pid_file), base) < 0 ||
 	    resolve_one(c->payload_file, sizeof(c->payload_file), base) < 0 ||
-	    resolve_one(c->metrics_file, sizeof(c->metrics_file), base) < 0) {
+	    resolve_one(c->metrics_file, sizeof(c->metrics_file), base) < 0 ||
+	    resolve_one(c->creds, sizeof(c->creds), base) < 0 ||
+	    resolve_one(c->nkey_seed, sizeof(c->nkey_seed), base) < 0 ||
+	    resolve_one(c->token_file, sizeof(c->token_file), base) < 0 ||
+	    resolve_one(c->password_file, sizeof(c->password_file), base) < 0 ||
+	    resolve_one(c->tls_ca, sizeof(c->tls_ca), base) < 0 ||
+	    resolve_one(c->tls_cert, sizeof(c->tls_cert), base) < 0 ||
+	    resolve_one(c->tls_key, sizeof(c->tls_key), base) < 0) {
 		snprintf(err, errlen, "a path is too long once made absolute "
 		    "from %s", base);
 		return -1;

@@ -64,7 +64,16 @@ struct conf {
 	unsigned	 max_deliver;
 	unsigned	 max_ack_pending;
 	int		 create;
+	unsigned	 replicas;
 	char		 dead_letter_subject[CONF_NAME_MAX];
+	char		 creds[CONF_PATH_MAX];		/* files: secrets */
+	char		 nkey_seed[CONF_PATH_MAX];
+	char		 token_file[CONF_PATH_MAX];
+	char		 source_user[CONF_NAME_MAX];	/* [source] user */
+	char		 password_file[CONF_PATH_MAX];
+	char		 tls_ca[CONF_PATH_MAX];
+	char		 tls_cert[CONF_PATH_MAX];
+	char		 tls_key[CONF_PATH_MAX];
 
 	/* [restart] */
 	int		 mode;		/* enum restart_mode */
@@ -139,5 +148,15 @@ int conf_resolve(struct conf *c, const char *base, char *err, size_t errlen);
 /* Every key, commented, with its default: the sample mandrill.conf. */
 void conf_write_sample(FILE *f);
 const struct conf_key *conf_key_find(const char *section, const char *name);
+/*
+ * A NATS subject to publish on (dot-separated tokens, no spaces or
+ * wildcards): NULL, or why not, to follow the subject in a message.
+ */
+const char *conf_subject_check(const char *subject);
+/*
+ * A list of NATS server URLs, each checked, as [source] url: 0, or -1
+ * and err saying which element is wrong and why, its secrets redacted.
+ */
+int conf_url_check(const char *list, char *err, size_t errlen);
 
 #endif

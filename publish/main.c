@@ -33,6 +33,7 @@
 
 #include "conf.h"
 #include "hostname.h"
+#include "natsauth.h"
 #include "uuid.h"
 
 #define WAIT_MS		10000	/* for the next ack, at most */
@@ -238,10 +239,39 @@ refusal(natsMsg *r, char *buf, size_t len)
  * count the acks as they come.  Plain request/reply on one synchronous
  * subscription: what JetStream's async publish does, without its threads.
  */
+/* Servers, credentials and TLS as mandrilld takes them. */
 static int
-publish_all(const struct opts *o, const char *url, const char *subject,
+connect_to(natsConnection **nc, struct natsauth *a)
+{
+	natsOptions *opts = NULL;
+	natsStatus st;
+	char err[CONF_ERR_MAX];
+
+	if ((st = natsOptions_Create(&opts)) != NATS_OK) {
+		fprintf(stderr, "mandrill-publish: nats options: %s\n",
+		    natsStatus_GetText(st));
+		return EX_SOFTWARE;
+	}
+	if (natsauth_apply(a, opts, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mandrill-publish: %s\n", err);
+		natsOptions_Destroy(opts);
+		return EX_CONFIG;
+	}
+	st = natsConnection_Connect(nc, opts);
+	natsOptions_Destroy(opts);
+	if (st != NATS_OK) {
+		fprintf(stderr, "mandrill-publish: cannot connect to %s: %s\n",
+		    a->shown, natsStatus_GetText(st));
+		return EX_UNAVAILABLE;
+	}
+	return 0;
+}
+
+static int
+publish_all(const struct opts *o, struct natsauth *a, const char *subject,
     struct item *v, size_t n)
 {
+	const char *url = a->shown;
 	natsConnection *nc = NULL;
 	natsSubscription *sub = NULL;
 	natsInbox *inbox = NULL;
@@ -250,12 +280,10 @@ publish_all(const struct opts *o, const char *url, const char *subject,
 	char prefix[128], reply[160], why[256];
 	const char *no;
 	size_t sent = 0, answered = 0, acked = 0;
+	int rc;
 
-	if ((st = natsConnection_ConnectTo(&nc, url)) != NATS_OK) {
-		fprintf(stderr, "mandrill-publish: cannot connect to %s: %s\n",
-		    url, natsStatus_GetText(st));
-		return EX_UNAVAILABLE;
-	}
+	if ((rc = connect_to(&nc, a)) != 0)
+		return rc;
 	st = natsInbox_Create(&inbox);
 	if (st == NATS_OK) {
 		snprintf(prefix, sizeof(prefix), "%s", (const char *)inbox);
@@ -267,6 +295,7 @@ publish_all(const struct opts *o, const char *url, const char *subject,
 	while (st == NATS_OK && answered < n) {
 		while (st == NATS_OK && sent < n && sent - answered < MAX_PENDING) {
 			snprintf(reply, sizeof(reply), "%s.%zu", prefix, sent);
+			m = NULL;	/* natsMsg_Create leaves it unset on failure */
 			st = natsMsg_Create(&m, subject, reply, v[sent].data,
 			    (int)v[sent].len);
 			if (st == NATS_OK && v[sent].msg_id[0] != '\0')
@@ -310,14 +339,30 @@ publish_all(const struct opts *o, const char *url, const char *subject,
 	return acked == n ? 0 : EX_UNAVAILABLE;
 }
 
+/* -u: checked as [source] url is, then taken. */
+static int
+set_url(struct conf *c, const char *list)
+{
+	char err[CONF_ERR_MAX];
+
+	if (conf_url_check(list, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mandrill-publish: -u %s\n", err);
+		return -1;
+	}
+	snprintf(c->url, sizeof(c->url), "%s", list);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
 	struct opts o = { 0 };
 	struct conf c;
+	struct natsauth auth;
 	struct item *v = NULL;
 	size_t n = 0, cap = 0;
 	char err[CONF_ERR_MAX];
+	const char *why;
 	int rc = 0;
 
 	if (parse_args(argc, argv, &o) < 0)
@@ -327,10 +372,15 @@ main(int argc, char **argv)
 		fprintf(stderr, "mandrill-publish: %s\n", err);
 		return EX_CONFIG;
 	}
-	if (o.url == NULL)
-		o.url = c.url;
+	if (o.url != NULL && set_url(&c, o.url) < 0)
+		return EX_USAGE;
 	if (o.subject == NULL)
 		o.subject = c.subject;
+	if ((why = conf_subject_check(o.subject)) != NULL) {
+		fprintf(stderr, "mandrill-publish: subject \"%s\" %s; nothing "
+		    "published\n", o.subject, why);
+		return EX_USAGE;
+	}
 	for (int i = optind; rc == 0 && i < argc; i++)
 		rc = add(&v, &n, &cap, argv[i], strlen(argv[i]), &o, "argument");
 	if (rc == 0 && (o.file != NULL || optind == argc)) {
@@ -357,7 +407,14 @@ main(int argc, char **argv)
 		fprintf(stderr, "mandrill-publish: nothing to publish\n");
 		return EX_NOINPUT;
 	}
-	rc = publish_all(&o, o.url, o.subject, v, n);
+	if ((o.conf != NULL &&
+	    natsauth_check_conf(&c, o.conf, err, sizeof(err)) < 0) ||
+	    natsauth_load(&auth, &c, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mandrill-publish: %s\n", err);
+		return EX_CONFIG;
+	}
+	rc = publish_all(&o, &auth, o.subject, v, n);
+	natsauth_free(&auth);
 	for (size_t i = 0; i < n; i++)
 		free(v[i].data);
 	free(v);

@@ -25,8 +25,30 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "natsauth.h"
 #include "notify.h"
 #include "supervisor.h"
+
+/*
+ * A file holding a secret in the clear, and every secret file of
+ * [source], read and checked as the nats source will read them at start.
+ */
+static int
+nats_secrets_check(const struct conf *c, const char *path, char *err,
+    size_t len)
+{
+	struct natsauth a;
+	char msg[CONF_ERR_MAX];
+
+	if (natsauth_check_conf(c, path, err, len) < 0)
+		return -1;
+	if (natsauth_load(&a, c, msg, sizeof(msg)) < 0) {
+		snprintf(err, len, "%s: %s", path, msg);
+		return -1;
+	}
+	natsauth_free(&a);
+	return 0;
+}
 
 int
 config_read(const struct overrides *ov, struct conf *c, char *err, size_t len)
@@ -57,6 +79,9 @@ config_read(const struct overrides *ov, struct conf *c, char *err, size_t len)
 		    ov->conf_path, c->user);
 		return -1;
 	}
+	if (c->source == SOURCE_NATS && nats_secrets_check(c, ov->conf_path,
+	    err, len) < 0)
+		return -1;
 	if (stat(c->state_dir, &sb) == 0 && (sb.st_mode & S_IWOTH)) {
 		snprintf(err, len, "%s: state_dir %s is writable by everyone; "
 		    "refusing it (chmod o-w)", ov->conf_path, c->state_dir);
@@ -96,6 +121,8 @@ fixed_change(const struct conf *old, const struct conf *new)
 		return "[source] max_ack_pending";
 	if (old->create != new->create)
 		return "[source] create";
+	if (old->replicas != new->replicas)
+		return "[source] replicas";
 	return NULL;
 }
 

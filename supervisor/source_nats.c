@@ -45,6 +45,7 @@
 #include "clock.h"
 #include "duration.h"
 #include "log.h"
+#include "natsauth.h"
 #include "source.h"
 
 #define REQ_MAX		32	/* pull requests outstanding, at most */
@@ -132,7 +133,9 @@ struct nats_src {
 	char			 last_status[160];
 
 	/* Settings. */
-	char			 url[CONF_PATH_MAX];
+	struct natsauth		 auth;		/* servers, secrets, TLS */
+	char			 auth_err[CONF_ERR_MAX];	/* reading them */
+	char			 url[CONF_PATH_MAX];	/* redacted, to print */
 	char			 stream[CONF_NAME_MAX];
 	char			 subject[CONF_NAME_MAX];
 	char			 durable[CONF_NAME_MAX];
@@ -141,6 +144,7 @@ struct nats_src {
 	unsigned		 max_deliver;
 	unsigned		 max_ack_pending;
 	int			 create;
+	unsigned		 replicas;
 	int			 stream_only_ours;	/* its one subject is ours */
 
 	/* Counts, for the dump. */
@@ -901,6 +905,7 @@ ensure_stream(struct nats_src *s, char *err, size_t len)
 		sc.SubjectsLen = 1;
 		sc.Storage = js_FileStorage;
 		sc.Retention = js_WorkQueuePolicy;
+		sc.Replicas = (int64_t)s->replicas;
 		jerr = 0;
 		st = js_AddStream(NULL, s->js, &sc, NULL, &jerr);
 		if (st != NATS_OK) {
@@ -909,7 +914,8 @@ ensure_stream(struct nats_src *s, char *err, size_t len)
 			return fail(err, len, what, st, jerr);
 		}
 		log_info("nats: created stream %s (subject %s, file storage, "
-		    "work queue)", s->stream, s->subject);
+		    "work queue, %u replicas)", s->stream, s->subject,
+		    s->replicas);
 		s->stream_only_ours = 1;
 		return 0;
 	}
@@ -1069,11 +1075,11 @@ set_options(struct nats_src *s, char *err, size_t len)
 
 	gethostname(host, sizeof(host) - 1);
 	snprintf(name, sizeof(name), "mandrilld %s pid %d", host, (int)getpid());
-	st = natsOptions_Create(&s->opts);
-	if (st == NATS_OK)
-		st = natsOptions_SetURL(s->opts, s->url);
-	if (st == NATS_OK)
-		st = natsOptions_SetName(s->opts, name);
+	if ((st = natsOptions_Create(&s->opts)) != NATS_OK)
+		return fail(err, len, "nats options", st, 0);
+	if (natsauth_apply(&s->auth, s->opts, err, len) < 0)
+		return -1;
+	st = natsOptions_SetName(s->opts, name);
 	if (st == NATS_OK)
 		st = natsOptions_SetTimeout(s->opts, CONNECT_TIMEOUT);
 	if (st == NATS_OK)
@@ -1109,6 +1115,10 @@ nats_start(struct source *src, char *err, size_t len)
 	natsStatus st;
 	char what[CONF_PATH_MAX + 64];
 
+	if (s->auth_err[0] != '\0') {
+		snprintf(err, len, "%s", s->auth_err);
+		return -1;
+	}
 	/* Before any cnats thread can push an event. */
 	ev_async_start(src->loop, &s->wake);
 	if (set_options(s, err, len) < 0)
@@ -1194,6 +1204,7 @@ nats_stop(struct source *src)
 		return;
 	}
 	pthread_mutex_destroy(&s->mu);
+	natsauth_free(&s->auth);
 	free(s);
 }
 
@@ -1202,7 +1213,19 @@ static int
 nats_reload(struct source *src, const struct conf *c, char *err, size_t len)
 {
 	struct nats_src *s = (struct nats_src *)src;
+	struct natsauth a;
+	const char *changed;
 
+	/* The files again: one gone or open to others fails the reload. */
+	if (natsauth_load(&a, c, err, len) < 0)
+		return -1;
+	changed = natsauth_changed(&s->auth, &a);
+	natsauth_free(&a);
+	if (changed != NULL) {
+		snprintf(err, len, "[source] %s (or the file it names) changed: "
+		    "it cannot change without restarting mandrilld", changed);
+		return -1;
+	}
 	snprintf(s->dlq, sizeof(s->dlq), "%s", c->dead_letter_subject);
 	return 0;
 }
@@ -1255,7 +1278,12 @@ source_nats_new(struct ev_loop *loop, const struct conf *c,
 	s->src.ack_deadline = c->ack_wait;
 	STAILQ_INIT(&s->events);
 	TAILQ_INIT(&s->buried);
-	snprintf(s->url, sizeof(s->url), "%s", c->url);
+	natsurl_redact(c->url, s->url, sizeof(s->url));
+	/* The secret files are read now; a failure is start's to report. */
+	if (natsauth_load(&s->auth, c, s->auth_err, sizeof(s->auth_err)) < 0 &&
+	    s->auth_err[0] == '\0')
+		snprintf(s->auth_err, sizeof(s->auth_err), "[source]: cannot "
+		    "read the credentials");
 	snprintf(s->stream, sizeof(s->stream), "%s", c->stream);
 	snprintf(s->subject, sizeof(s->subject), "%s", c->subject);
 	snprintf(s->durable, sizeof(s->durable), "%s", c->durable);
@@ -1271,6 +1299,7 @@ source_nats_new(struct ev_loop *loop, const struct conf *c,
 	s->max_deliver = c->max_deliver;
 	s->max_ack_pending = c->max_ack_pending;
 	s->create = c->create;
+	s->replicas = c->replicas;
 	ev_async_init(&s->wake, wake_cb);
 	ev_timer_init(&s->tick, tick_cb, TICK_S, TICK_S);
 	s->wake.data = s->tick.data = s;

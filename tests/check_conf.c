@@ -21,6 +21,7 @@
 #include "duration.h"
 #include "hostname.h"
 #include "log.h"
+#include "natsurl.h"
 
 static struct conf conf;
 static char err[CONF_ERR_MAX];
@@ -779,6 +780,81 @@ START_TEST(test_nats_bad_names)
 }
 END_TEST
 
+/* Each element is checked, and an error never shows a password. */
+START_TEST(test_nats_url_elements)
+{
+	static const char *bad[] = {
+		"nats://", "nats://:4222", "nats://a:0", "nats://a:65536",
+		"nats://a:x", "nats://a:4222/path", "nats://@a:1",
+		"nats://a:1,,nats://b:2", " , nats://a:1", "nats://[::1",
+		"nats://a b:1",
+	};
+	const char *e;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[256];
+
+		conf_defaults(&conf);
+		snprintf(text, sizeof(text), "[source]\ntype = nats\nurl = %s\n",
+		    bad[i]);
+		assert_has(load_fails(text), "[source] url");
+	}
+	conf_defaults(&conf);
+	e = load_fails("[source]\ntype = nats\n"
+	    "url = nats://u:hunter2@a:1, nats://b:99999\n");
+	assert_has(e, "\"nats://b:99999\" has a port outside 1..65535");
+	ck_assert_msg(strstr(e, "hunter2") == NULL, "%s", e);
+	conf_defaults(&conf);
+	e = load_fails("[source]\ntype = nats\nurl = nats://u:hunter2@a:1/x\n");
+	assert_has(e, "nats://u:***@a:1/x");
+	ck_assert_msg(strstr(e, "hunter2") == NULL, "%s", e);
+	conf_defaults(&conf);
+	load_ok("[source]\ntype = nats\nurl = nats://u:p@a:1, tls://t0k@b:2 ,"
+	    "nats://[::1]:4222, nats://host.example\n");
+}
+END_TEST
+
+START_TEST(test_nats_url_split_and_redact)
+{
+	char buf[256], out[256];
+	const char *v[4];
+
+	ck_assert_int_eq(natsurl_split(" nats://a:1 ,tls://b:2", buf,
+	    sizeof(buf), v, 4), 2);
+	ck_assert_str_eq(v[0], "nats://a:1");
+	ck_assert_str_eq(v[1], "tls://b:2");
+	ck_assert_int_eq(natsurl_split("nats://a:1,", buf, sizeof(buf), v, 4),
+	    -1);
+	ck_assert_int_eq(natsurl_split("a,b,c,d,e", buf, sizeof(buf), v, 4), -1);
+	ck_assert_int_eq(natsurl_split("", buf, sizeof(buf), v, 4), -1);
+	ck_assert_str_eq(natsurl_redact("nats://u:pw@a:1, tls://tok@b:2,"
+	    "nats://c:3", out, sizeof(out)),
+	    "nats://u:***@a:1, tls://***@b:2,nats://c:3");
+	ck_assert_str_eq(natsurl_redact("nats://u:p@w@a:1", out, sizeof(out)),
+	    "nats://u:***@a:1");
+	ck_assert_int_eq(natsurl_has_secret("nats://a:1, nats://t@b:2"), 1);
+	ck_assert_int_eq(natsurl_has_secret("nats://a:1,tls://b:2"), 0);
+	ck_assert_int_eq(natsurl_has_tls("nats://a:1, tls://b:2"), 1);
+	ck_assert_int_eq(natsurl_has_tls("nats://a:1"), 0);
+	/* Truncated, it still shows no secret. */
+	ck_assert_str_eq(natsurl_redact("nats://u:secret@a:1", out, 12),
+	    "nats://u:**");
+}
+END_TEST
+
+START_TEST(test_nats_replicas)
+{
+	ck_assert_uint_eq(conf.replicas, 1);
+	load_ok("[source]\ntype = nats\nreplicas = 3\n");
+	ck_assert_uint_eq(conf.replicas, 3);
+	conf_defaults(&conf);
+	assert_has(load_fails("[source]\nreplicas = 6\n"),
+	    "an integer from 1 to 5");
+	conf_defaults(&conf);
+	assert_has(load_fails("[source]\nreplicas = 0\n"), "replicas");
+}
+END_TEST
+
 START_TEST(test_argv_split_and_expand)
 {
 	char e[128];
@@ -1199,6 +1275,9 @@ conf_suite(void)
 	tcase_add_test(tc, test_nats_settings);
 	tcase_add_test(tc, test_nats_defaults);
 	tcase_add_test(tc, test_nats_bad_names);
+	tcase_add_test(tc, test_nats_url_elements);
+	tcase_add_test(tc, test_nats_url_split_and_redact);
+	tcase_add_test(tc, test_nats_replicas);
 	tcase_add_test(tc, test_argv_split_and_expand);
 	tcase_add_test(tc, test_command_needs_command);
 	tcase_add_test(tc, test_command_template_checked);

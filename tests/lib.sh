@@ -172,7 +172,9 @@ check_invariant() {
 # start_nats: a nats-server with JetStream on 127.0.0.1, its store in
 # $T/js.  The first start takes a free port from the server itself
 # (-p -1) and keeps it in NATS_PORT, so a restart comes back on the same
-# one.  Sets NATS_PID and NATS_URL.
+# one.  Sets NATS_PID and NATS_URL.  NATS_ARGS, when set, are more
+# arguments for the server (-c FILE: a test's authentication or TLS);
+# NATS_SCHEME (default nats) is NATS_URL's scheme.
 start_nats() {
 	if ! command -v nats-server >/dev/null 2>&1; then
 		fail "nats-server is not installed (Debian package nats-server)"
@@ -182,7 +184,8 @@ start_nats() {
 	mkdir -p "$T/js"
 	: >>"$T/nats.log"
 	start_line=$(($(wc -l <"$T/nats.log") + 1))
-	nats-server -a 127.0.0.1 -p "${NATS_PORT:--1}" -js -sd "$T/js" \
+	nats-server ${NATS_ARGS:-} -a 127.0.0.1 -p "${NATS_PORT:--1}" -js \
+	    -sd "$T/js" \
 	    >>"$T/nats.log" 2>&1 &
 	NATS_PID=$!
 	i=0
@@ -199,7 +202,7 @@ start_nats() {
 	NATS_PORT=$(tail -n "+$start_line" "$T/nats.log" |
 	    sed -n 's/.*Listening for client connections on 127.0.0.1:\([0-9]*\).*/\1/p' |
 	    head -1)
-	NATS_URL=nats://127.0.0.1:$NATS_PORT
+	NATS_URL=${NATS_SCHEME:-nats}://127.0.0.1:$NATS_PORT
 }
 
 # stop_nats: TERM the server by its PID and wait for it.

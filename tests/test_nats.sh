@@ -65,6 +65,19 @@ nats_conf "stream = A.B" ""
 check "stream names cannot have dots (config check)" \
     "$("$MANDRILLD" -t -c "$T/mandrill.conf" 2>&1 | grep -c 'may not contain')" 1
 
+# --- mandrill-publish refuses a bad subject before it publishes -----------------
+# (an empty one once reached natsMsg_Destroy with an unset pointer)
+for subj in '' 'a..b' 'mandrill.*' 'a b'; do
+	"$PUBLISH" -u "$NATS_URL" -s "$subj" host1 >"$T/pub.out" 2>&1
+	check "publish -s '$subj': exit 64" "$?" 64
+	check "publish -s '$subj': one line naming the subject" \
+	    "$(wc -l <"$T/pub.out") $(grep -c "subject \"$subj\"" "$T/pub.out")" "1 1"
+done
+printf '[source]\nsubject = a..b\n' >"$T/pub.conf"
+"$PUBLISH" -c "$T/pub.conf" -u "$NATS_URL" host1 >"$T/pub.out" 2>&1
+check "publish -c with a bad subject: refused, naming it" \
+    "$? $(grep -c 'subject "a..b"' "$T/pub.out")" "64 1"
+
 # --- 1000 published, 1000 final outcomes ----------------------------------------
 reset
 nats_conf "ack_wait = 10s" ""
@@ -91,6 +104,44 @@ stop_mandrilld 1000
 check_invariant
 check "1000: acked 1000 in the summary" \
     "$(grep -c 'Summary: pulled 1000, acked 1000' "$LOG")" 1
+
+# --- a url list: a dead server first, the live one second -----------------------
+reset
+dead=1		# nothing listens there: connection refused
+URL="nats://127.0.0.1:$dead, $NATS_URL" nats_conf "" ""
+check "url list: mandrilld -t accepts it" \
+    "$("$MANDRILLD" -t -c "$T/mandrill.conf" 2>&1 | grep -c 'configuration OK')" 1
+start_mandrilld
+check_cmd "url list: connects past the dead first server" \
+    wait_for "nats: consuming" 15
+seq 1 20 | sed 's/^/listed-/' |
+    "$PUBLISH" -q -u "nats://127.0.0.1:$dead,$NATS_URL" -f -
+check "url list: mandrill-publish takes the list too" "$?" 0
+final 20 30 || fail "url list: not final within 30 s"
+check "url list: every message restarted" \
+    "$(sql "SELECT count(*) FROM messages WHERE state = 'restarted'")" 20
+URL="nats://127.0.0.1:$dead, $NATS_URL" nats_conf "replicas = 3" ""
+kill -HUP "$PID"
+check_cmd "reload: a new replicas is refused, said in one line" \
+    wait_for 'reload refused, configuration unchanged: \[source\] replicas cannot change' 10
+stop_mandrilld "url list"
+URL="nats://127.0.0.1:$dead,,$NATS_URL" nats_conf "" ""
+check "url list: an empty element is refused by -t" \
+    "$("$MANDRILLD" -t -c "$T/mandrill.conf" 2>&1 | grep -c 'has an empty element')" 1
+URL="$NATS_URL,nats://127.0.0.1:99999" nats_conf "" ""
+check "url list: -t checks every element" \
+    "$("$MANDRILLD" -t -c "$T/mandrill.conf" 2>&1 | grep -c '"nats://127.0.0.1:99999" has a port outside')" 1
+"$PUBLISH" -u "$NATS_URL,nats://127.0.0.1:99999" h1 >"$T/pub.out" 2>&1
+check "url list: mandrill-publish checks every element of -u" \
+    "$? $(grep -c 'has a port outside' "$T/pub.out")" "64 1"
+
+# --- replicas is what create = yes asks for ---------------------------------------
+reset
+nats_conf "replicas = 3" ""
+"$MANDRILLD" -f -c "$T/mandrill.conf" >"$LOG" 2>&1
+check "replicas = 3 on a single server: exit 69" "$?" 69
+check "replicas = 3 on a single server: the server's refusal, in one line" \
+    "$(grep -c 'cannot create stream RESTARTS.*replicas' "$LOG")" 1
 
 # --- restarts longer than ack_wait are extended, not redelivered ----------------
 reset

@@ -275,7 +275,17 @@ store_checkpoint_starved(struct store *s)
 	if (sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
 	    &log, &done) != SQLITE_OK)
 		return 0;	/* busy with a writer: judged next time */
-	return done < log;
+	if (done < log)
+		return 1;
+	/*
+	 * Every frame is back in the database, but with other workers
+	 * writing all the time the log may never be reset, and only a
+	 * reset truncates it: do it here, once the readers have let go.
+	 */
+	if (store_wal_bytes(s) > (int64_t)s->wal_limit)
+		(void)sqlite3_wal_checkpoint_v2(s->db, NULL,
+		    SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);	/* or next time */
+	return 0;
 }
 
 /*

@@ -97,7 +97,8 @@ void store_identity(const struct store *s, uint64_t *dev, uint64_t *ino);
 int64_t store_wal_bytes(struct store *s);
 /*
  * Try a passive checkpoint: 1 if a reader keeps it from finishing (the
- * WAL cannot shrink while that reader lasts).
+ * WAL cannot shrink while that reader lasts).  Once it finishes, a WAL
+ * larger than wal_limit is truncated.
  */
 int store_checkpoint_starved(struct store *s);
 int64_t store_wal_limit(const struct store *s);

@@ -393,8 +393,8 @@ copy_pstr(char *dst, size_t size, const struct pstr *s)
  * A reader that holds a transaction open (a forgotten BEGIN in the
  * sqlite3 CLI, a long .dump) keeps every checkpoint from finishing, and
  * the WAL grows while it lasts.  Said once per change, and to the
- * supervisor for the metrics; SQLite truncates the WAL back to
- * wal_limit at the first reset after the reader is gone.
+ * supervisor for the metrics; the WAL is truncated once the reader is
+ * gone.
  */
 static void
 watch_wal(struct worker *w)
