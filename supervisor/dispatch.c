@@ -6,7 +6,7 @@
  * nothing is pulled while the pool is full and no queue grows without
  * bound; held messages count in flight.  Nothing is pulled while paused
  * or while a worker's store cannot commit.  A job goes to the
- * least-loaded ready worker of the current generation.  A done frame
+ * least-loaded ready worker of the active generation.  A done frame
  * maps the worker's outcome to a broker action (DESIGN.md's outcome
  * table); the worker sends it only after it has committed the outcome,
  * so an ack here always follows the commit.  A message that must wait
@@ -22,27 +22,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "outcome.h"
 #include "clock.h"
+#include "dispatch.h"
 #include "duration.h"
 #include "log.h"
-#include "notify.h"
-#include "supervisor.h"
+#include "outcome.h"
 
 #define SLOT_BITS	21	/* job ids: sequence << SLOT_BITS | slot */
 #define SLOT_MASK	((UINT64_C(1) << SLOT_BITS) - 1)
 #define SLOT_NONE	UINT32_MAX
 
 /* Lease callbacks: the lease is the first member of struct job. */
-static void job_release(struct supervisor *s, struct job *j);
-static void job_give_back(struct supervisor *s, struct job *j);
+static void job_release(struct dispatch *s, struct job *j);
+static void job_give_back(struct dispatch *s, struct job *j);
 
 static void hold_offer(void *arg, struct hold_node *n);
 
 static int
 lease_extend(void *arg, struct lease *l, int64_t ms)
 {
-	struct supervisor *s = arg;
+	struct dispatch *s = arg;
 	struct job *j = (struct job *)l;
 	char a[32];
 
@@ -56,7 +55,7 @@ lease_extend(void *arg, struct lease *l, int64_t ms)
 static void
 lease_lost(void *arg, struct lease *l, const char *why)
 {
-	struct supervisor *s = arg;
+	struct dispatch *s = arg;
 	struct job *j = (struct job *)l;
 
 	s->n.lost++;
@@ -72,17 +71,43 @@ lease_lost(void *arg, struct lease *l, const char *why)
 }
 
 void
-dispatch_init(struct supervisor *s)
+dispatch_init(struct dispatch *s, struct ev_loop *loop,
+    const struct conf *c, struct source *src, struct pool *pool,
+    struct loopwatch *watch, const struct dispatch_cb *cb)
 {
+	memset(s, 0, sizeof(*s));
+	s->loop = loop;
+	s->conf = c;
+	s->src = src;
+	s->pool = pool;
+	s->watch = watch;
+	s->cb = *cb;
+	s->running = 1;
+	rng_seed(&s->rng, 0);
 	lease_table_init(&s->leases, s->loop, s->src->ack_deadline,
-	    s->conf.max_lease, lease_extend, lease_lost, s);
+	    s->conf->max_lease, lease_extend, lease_lost, s);
 	TAILQ_INIT(&s->waiting);
 	hold_init(&s->holds, s->loop, &s->rng, hold_offer, s);
 	s->free_slot = SLOT_NONE;
 }
 
 void
-dispatch_free(struct supervisor *s)
+dispatch_stop(struct dispatch *s)
+{
+	s->running = 0;
+}
+
+void
+dispatch_reload(struct dispatch *s)
+{
+	s->leases.window = s->src->ack_deadline;
+	s->leases.max_lease = s->conf->max_lease;
+	dispatch_rethink(s);	/* held messages meet the new rules */
+	dispatch_pull(s);	/* a resume pulls again */
+}
+
+void
+dispatch_free(struct dispatch *s)
 {
 	for (uint32_t i = 0; i < s->nslots; i++)
 		free(s->slots[i]);
@@ -94,7 +119,7 @@ dispatch_free(struct supervisor *s)
 }
 
 static struct job *
-job_new(struct supervisor *s, struct delivery *d)
+job_new(struct dispatch *s, struct delivery *d)
 {
 	struct job *j;
 	uint32_t slot;
@@ -129,7 +154,7 @@ job_new(struct supervisor *s, struct delivery *d)
 
 /* Off its worker's list or the waiting list. */
 static void
-job_unlink(struct supervisor *s, struct job *j)
+job_unlink(struct dispatch *s, struct job *j)
 {
 	if (j->wp != NULL) {
 		TAILQ_REMOVE(&j->wp->jobs, j, link);
@@ -143,7 +168,7 @@ job_unlink(struct supervisor *s, struct job *j)
 
 /* A released slot keeps its struct, on the free list. */
 static void
-job_release(struct supervisor *s, struct job *j)
+job_release(struct dispatch *s, struct job *j)
 {
 	lease_remove(&s->leases, &j->lease);
 	if (j->hold.held)
@@ -159,14 +184,14 @@ job_release(struct supervisor *s, struct job *j)
 
 /* Back to the broker for redelivery now, counted. */
 static void
-give_back(struct supervisor *s, struct delivery *d)
+give_back(struct dispatch *s, struct delivery *d)
 {
 	s->n.nacked++;
 	s->src->ops->nack(s->src, d, 0);
 }
 
 static void
-job_give_back(struct supervisor *s, struct job *j)
+job_give_back(struct dispatch *s, struct job *j)
 {
 	struct delivery *d = j->d;
 
@@ -175,7 +200,7 @@ job_give_back(struct supervisor *s, struct job *j)
 }
 
 static struct job *
-job_find(struct supervisor *s, uint64_t id)
+job_find(struct dispatch *s, uint64_t id)
 {
 	uint32_t slot = (uint32_t)(id & SLOT_MASK);
 
@@ -185,59 +210,33 @@ job_find(struct supervisor *s, uint64_t id)
 	return s->slots[slot];
 }
 
-static unsigned
-free_room(const struct supervisor *s)
-{
-	const struct wproc *wp;
-	unsigned room = 0;
-
-	TAILQ_FOREACH(wp, &s->workers, link)
-		if (wp->state == WP_READY && wp->gen == s->active_gen &&
-		    wp->max_jobs > wp->njobs)
-			room += wp->max_jobs - wp->njobs;
-	return room;
-}
-
 void
-dispatch_pull(struct supervisor *s)
+dispatch_pull(struct dispatch *s)
 {
 	unsigned wanted, room, n;
 
-	if (s->state != SUP_RUNNING || s->in_flight >= s->conf.max_in_flight)
+	if (!s->running || s->in_flight >= s->conf->max_in_flight)
 		return;		/* a reload may have lowered the cap */
-	if (!s->conf.enabled || s->store_bad > 0)
+	if (!s->conf->enabled || s->store_bad > 0)
 		return;		/* paused, or nothing could be recorded */
 	wanted = s->src->ops->wanted(s->src);
-	room = free_room(s);
-	n = s->conf.max_in_flight - s->in_flight;
+	room = pool_room(s->pool);
+	n = s->conf->max_in_flight - s->in_flight;
 	if (room < n)
 		n = room;
 	if (n <= s->nwaiting + wanted)
 		return;
 	n -= s->nwaiting + wanted;
-	if (n > s->conf.batch)
-		n = s->conf.batch;
+	if (n > s->conf->batch)
+		n = s->conf->batch;
 	/* Ask in batches: a trickle of 1-message pulls wastes round trips. */
-	if (n < s->conf.batch && wanted > 0)
+	if (n < s->conf->batch && wanted > 0)
 		return;
 	s->src->ops->pull(s->src, n);
 }
 
-static struct wproc *
-pick_worker(struct supervisor *s)
-{
-	struct wproc *wp, *best = NULL;
-
-	TAILQ_FOREACH(wp, &s->workers, link)
-		if (wp->state == WP_READY && wp->gen == s->active_gen &&
-		    wp->njobs < wp->max_jobs &&
-		    (best == NULL || wp->njobs < best->njobs))
-			best = wp;
-	return best;
-}
-
 static void
-send_job(struct supervisor *s, struct job *j, struct wproc *wp)
+send_job(struct dispatch *s, struct job *j, struct wproc *wp)
 {
 	char why[64];
 	struct proto_job pj = { j->id, j->d->id, strlen(j->d->id), j->d->data,
@@ -248,8 +247,8 @@ send_job(struct supervisor *s, struct job *j, struct wproc *wp)
 	 * A message that keeps killing workers before any of them could
 	 * record it is buried instead: recorded dead, nothing restarted.
 	 */
-	if (pj.bury == NULL && s->conf.max_crashes > 0 &&
-	    j->crashes >= s->conf.max_crashes) {
+	if (pj.bury == NULL && s->conf->max_crashes > 0 &&
+	    j->crashes >= s->conf->max_crashes) {
 		snprintf(why, sizeof(why), "%" PRIu32 " workers lost while "
 		    "holding it", j->crashes);
 		pj.bury = why;
@@ -261,13 +260,13 @@ send_job(struct supervisor *s, struct job *j, struct wproc *wp)
 }
 
 void
-dispatch_waiting(struct supervisor *s)
+dispatch_waiting(struct dispatch *s)
 {
 	struct wproc *wp;
 	struct job *j;
 
 	while ((j = TAILQ_FIRST(&s->waiting)) != NULL &&
-	    (wp = pick_worker(s)) != NULL) {
+	    (wp = pool_pick(s->pool)) != NULL) {
 		TAILQ_REMOVE(&s->waiting, j, link);
 		s->nwaiting--;
 		send_job(s, j, wp);
@@ -278,7 +277,7 @@ dispatch_waiting(struct supervisor *s)
 static void
 hold_offer(void *arg, struct hold_node *n)
 {
-	struct supervisor *s = arg;
+	struct dispatch *s = arg;
 	struct job *j = (struct job *)((char *)n - offsetof(struct job, hold));
 
 	lease_renew_limit(&j->lease, clock_now());
@@ -292,7 +291,7 @@ hold_offer(void *arg, struct hold_node *n)
  * even that fails (out of memory) it goes back to the broker.
  */
 static void
-hold_job(struct supervisor *s, struct job *j, enum hold reason,
+hold_job(struct dispatch *s, struct job *j, enum hold reason,
     const char *key, int64_t retry, const char *why)
 {
 	/* One line when a message starts waiting or its reason changes. */
@@ -310,7 +309,7 @@ hold_job(struct supervisor *s, struct job *j, enum hold reason,
 
 /* A restart ended: what waited for its host or for a slot may go. */
 static void
-restart_ended(struct supervisor *s, const char *host)
+restart_ended(struct dispatch *s, const char *host)
 {
 	if (host[0] != '\0')
 		hold_wake(&s->holds, HOLD_HOST, host, clock_now());
@@ -318,7 +317,7 @@ restart_ended(struct supervisor *s, const char *host)
 }
 
 void
-dispatch_rethink(struct supervisor *s)
+dispatch_rethink(struct dispatch *s)
 {
 	for (int r = 0; r < HOLD_COUNT; r++)
 		if (r != HOLD_STORE && r != HOLD_CRASH)
@@ -326,17 +325,16 @@ dispatch_rethink(struct supervisor *s)
 }
 
 void
-dispatch_message(void *arg, struct delivery *d)
+dispatch_message(struct dispatch *s, struct delivery *d)
 {
-	struct supervisor *s = arg;
 	struct job *j;
 
 	s->n.pulled++;
 	if (d->count > 1)
 		s->n.redelivered++;
 	/* Draining or stopping: a late delivery goes straight back. */
-	if (s->state != SUP_RUNNING || (j = job_new(s, d)) == NULL) {
-		if (s->state == SUP_RUNNING)
+	if (!s->running || (j = job_new(s, d)) == NULL) {
+		if (s->running)
 			log_err("dispatch: out of memory; nacking msg_id=%s",
 			    d->id);
 		give_back(s, d);
@@ -365,7 +363,7 @@ dispatch_message(void *arg, struct delivery *d)
 
 /* DESIGN.md's table: what the broker is told for each outcome. */
 static void
-settle(struct supervisor *s, struct job *j, enum outcome o,
+settle(struct dispatch *s, struct job *j, enum outcome o,
     uint32_t attempts, const struct pstr *error)
 {
 	struct delivery *d = j->d;
@@ -400,8 +398,8 @@ settle(struct supervisor *s, struct job *j, enum outcome o,
 		s->src->ops->term(s->src, d, "invalid");
 		break;
 	case ACT_NACK:
-		delay = outcome_delay(o, attempts, s->conf.backoff_min,
-		    s->conf.backoff_max, rng_unit(&s->rng));
+		delay = outcome_delay(o, attempts, s->conf->backoff_min,
+		    s->conf->backoff_max, rng_unit(&s->rng));
 		log_info("Done. Nacked msg_id=%s outcome=%s retry in %s%s%.*s",
 		    d->id, outcome_name(o), duration_fmt(delay, a, sizeof(a)),
 		    error->len ? ": " : "", (int)error->len, error->p);
@@ -413,39 +411,11 @@ settle(struct supervisor *s, struct job *j, enum outcome o,
 	}
 }
 
-/* The whole current generation is ready: tell systemd, once per reload. */
-static void
-announce_ready(struct supervisor *s)
-{
-	const struct wproc *wp;
-	unsigned ready = 0;
-
-	if (s->ready_gen == s->gen)
-		return;
-	TAILQ_FOREACH(wp, &s->workers, link)
-		if (wp->gen == s->gen && wp->state == WP_READY)
-			ready++;
-	if (ready < s->target_workers)
-		return;
-	s->ready_gen = s->gen;
-	/*
-	 * The new generation takes over only now: until it is ready the old
-	 * one keeps getting jobs, so a reload to workers that cannot start
-	 * leaves the service running as it was.
-	 */
-	if (s->active_gen != s->gen) {
-		supervisor_retire_generation(s, s->gen);
-		s->active_gen = s->gen;
-		log_info("generation %" PRIu32 " ready; older generations "
-		    "draining", s->gen);
-	}
-	if (notify_send("READY=1\nSTATUS=workers ready") < 0)
-		log_warn("sd_notify READY: %s", strerror(errno));
-}
-
 static int
-on_ready(struct wproc *wp, const struct proto_msg *m)
+on_ready(struct dispatch *s, struct wproc *wp, const struct proto_msg *m)
 {
+	int complete;
+
 	if (wp->state != WP_STARTING) {
 		log_err("worker %" PRIu32 ": ready frame twice; stopping it",
 		    wp->slot);
@@ -461,26 +431,25 @@ on_ready(struct wproc *wp, const struct proto_msg *m)
 		    wp->slot);
 		return -1;
 	}
-	if (wp->sup->db_ino == 0) {	/* the first: later ones must match */
-		wp->sup->db_dev = m->db_dev;
-		wp->sup->db_ino = m->db_ino;
-	} else if (m->db_dev != wp->sup->db_dev || m->db_ino != wp->sup->db_ino) {
+	/* The first worker's database: later ones must open the same. */
+	if (pool_database(s->pool, m->db_dev, m->db_ino) < 0) {
 		log_err("worker %" PRIu32 ": opened another database than "
 		    "the first worker; stopping it", wp->slot);
 		return -1;
 	}
-	wp->max_jobs = m->max_jobs;
-	wp->state = WP_READY;
+	if ((complete = pool_ready(s->pool, wp, m->max_jobs)) < 0)
+		return -1;
 	log_info("worker %" PRIu32 " ready, pid %" PRIu32 ", %" PRIu32 " jobs",
 	    wp->slot, m->pid, m->max_jobs);
-	announce_ready(wp->sup);
+	if (complete)
+		s->cb.generation_ready(s->cb.arg);
 	return 0;
 }
 
 static int
-on_started(struct wproc *wp, const struct proto_msg *m)
+on_started(struct dispatch *s, struct wproc *wp, const struct proto_msg *m)
 {
-	struct job *j = job_find(wp->sup, m->id);
+	struct job *j = job_find(s, m->id);
 
 	if (j != NULL && j->wp == wp && m->pgid > 1)
 		j->pgid = (pid_t)m->pgid;
@@ -488,13 +457,12 @@ on_started(struct wproc *wp, const struct proto_msg *m)
 }
 
 static int
-on_done(struct wproc *wp, const struct proto_msg *m)
+on_done(struct dispatch *s, struct wproc *wp, const struct proto_msg *m)
 {
-	struct supervisor *s = wp->sup;
 	struct job *j = job_find(s, m->id);
 	char host[256], why[PROTO_ERR_MAX + 1];
 
-	if (j == NULL && s->state != SUP_RUNNING) {
+	if (j == NULL && !s->running) {
 		/* Given back at shutdown; the worker recorded it anyway. */
 		log_debug("worker %" PRIu32 ": done for job %" PRIu64
 		    " already given back", wp->slot, m->id);
@@ -532,13 +500,10 @@ on_done(struct wproc *wp, const struct proto_msg *m)
  * log says so once per change, not once per message.
  */
 static int
-on_state(struct wproc *wp, const struct proto_msg *m)
+on_state(struct dispatch *s, struct wproc *wp, const struct proto_msg *m)
 {
-	struct supervisor *s = wp->sup;
 	int bad = m->store.len > 0;
 
-	wp->unsaved = m->unsaved;
-	wp->wal = m->wal;
 	if (bad == wp->store_bad)
 		return 0;
 	wp->store_bad = bad;
@@ -554,26 +519,26 @@ on_state(struct wproc *wp, const struct proto_msg *m)
 }
 
 int
-dispatch_frame(struct wproc *wp, const struct proto_msg *m)
+dispatch_frame(struct dispatch *s, struct wproc *wp,
+    const struct proto_msg *m)
 {
-	struct supervisor *s = wp->sup;
 	int rc;
 
-	loopwatch_note(&s->watch, "frames from workers");
+	loopwatch_note(s->watch, "frames from workers");
 	switch (m->type) {
 	case P_READY:
-		rc = on_ready(wp, m);
+		rc = on_ready(s, wp, m);
 		break;
 	case P_DONE:
-		rc = wp->state == WP_STARTING ? -1 : on_done(wp, m);
+		rc = wp->state == WP_STARTING ? -1 : on_done(s, wp, m);
 		break;
 	case P_HEARTBEAT:
 		return 0;
 	case P_STARTED:
-		rc = on_started(wp, m);
+		rc = on_started(s, wp, m);
 		break;
 	case P_STATE:
-		rc = on_state(wp, m);
+		rc = on_state(s, wp, m);
 		break;
 	default:
 		log_err("worker %" PRIu32 ": unexpected frame from a worker; "
@@ -581,14 +546,10 @@ dispatch_frame(struct wproc *wp, const struct proto_msg *m)
 		rc = -1;
 		break;
 	}
-	if (rc < 0) {
-		pool_close(wp);
-		pool_kill(wp, SIGKILL);
-		return -1;
-	}
+	if (rc < 0)
+		return -1;	/* the pool closes and kills it */
 	dispatch_waiting(s);
 	dispatch_pull(s);
-	supervisor_check_done(s);
 	return 0;
 }
 
@@ -603,7 +564,7 @@ kill_command(struct job *j)
 }
 
 static unsigned
-give_back_list(struct supervisor *s, struct job_list *list)
+give_back_list(struct dispatch *s, struct job_list *list)
 {
 	struct job *j;
 	unsigned n = 0;
@@ -617,7 +578,7 @@ give_back_list(struct supervisor *s, struct job_list *list)
 }
 
 void
-dispatch_nack_all(struct supervisor *s, struct wproc *wp, const char *why)
+dispatch_nack_all(struct dispatch *s, struct wproc *wp, const char *why)
 {
 	struct hold_node *hn;
 	unsigned n;
@@ -638,7 +599,7 @@ dispatch_nack_all(struct supervisor *s, struct wproc *wp, const char *why)
 }
 
 void
-dispatch_worker_lost(struct supervisor *s, struct wproc *wp)
+dispatch_worker_lost(struct dispatch *s, struct wproc *wp)
 {
 	struct job *j;
 	unsigned n = 0;
@@ -648,7 +609,7 @@ dispatch_worker_lost(struct supervisor *s, struct wproc *wp)
 		if (--s->store_bad == 0)
 			hold_wake(&s->holds, HOLD_STORE, NULL, clock_now());
 	}
-	if (s->state != SUP_RUNNING) {
+	if (!s->running) {
 		dispatch_nack_all(s, wp, "worker gone");
 		return;
 	}
@@ -663,4 +624,33 @@ dispatch_worker_lost(struct supervisor *s, struct wproc *wp)
 	if (n > 0)
 		log_warn("worker %" PRIu32 " lost holding %u messages; each is "
 		    "held and offered again after a backoff", wp->slot, n);
+}
+
+void
+dispatch_nack_running(struct dispatch *s, const char *why)
+{
+	struct job *j;
+	unsigned n = 0;
+
+	for (uint32_t i = 0; i < s->nslots; i++)
+		if ((j = s->slots[i])->d != NULL && j->wp != NULL) {
+			kill_command(j);
+			job_give_back(s, j);
+			n++;
+		}
+	if (n > 0)
+		log_warn("Nacked %u in-flight messages for redelivery: %s", n, why);
+}
+
+int64_t
+dispatch_oldest(const struct dispatch *s, int64_t now)
+{
+	const struct job *j;
+	int64_t oldest = now;
+
+	for (uint32_t i = 0; i < s->nslots; i++)
+		if ((j = s->slots[i])->d != NULL && !j->hold.held &&
+		    j->lease.start < oldest)
+			oldest = j->lease.start;
+	return oldest;
 }

@@ -19,6 +19,7 @@
 #include <ev.h>
 
 #include "log.h"
+#include "reload.h"
 #include "supervisor.h"
 
 #ifndef SYSCONFDIR

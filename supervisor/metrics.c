@@ -9,10 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "avail.h"
 #include "clock.h"
 #include "log.h"
 #include "metrics.h"
-#include "supervisor.h"
+#include "pool.h"
 
 /* Histogram buckets, seconds: from a fast ack to a slow reboot. */
 static const double buckets[] = {
@@ -47,28 +48,17 @@ histogram(FILE *f, const char *name, const char *help, const struct hist *h)
 	    name, h->n);
 }
 
+/* Worker processes with an open channel, of every generation. */
 static unsigned
-live_workers(const struct supervisor *s)
+running_workers(const struct metrics *m)
 {
-	return pool_count(s, WP_STARTING) + pool_count(s, WP_READY) +
-	    pool_count(s, WP_DRAINING);
-}
-
-static uint64_t
-max_wal(const struct supervisor *s)
-{
-	const struct wproc *wp;
-	uint64_t m = 0;
-
-	TAILQ_FOREACH(wp, &s->workers, link)
-		if (wp->wal > m)
-			m = wp->wal;
-	return m;
+	return pool_count(m->pool, POOL_ANY_GEN, WP_RUNNING);
 }
 
 int
-metrics_format(const struct supervisor *s, FILE *f)
+metrics_format(const struct metrics *m, FILE *f)
 {
+	const struct dispatch *s = m->dispatch;
 	const struct counters *n = &s->n;
 
 	counter(f, "mandrill_messages_pulled_total",
@@ -97,10 +87,10 @@ metrics_format(const struct supervisor *s, FILE *f)
 	    "Leases given up (max_lease) or taken back by the broker.",
 	    n->lost);
 	counter(f, "mandrill_worker_crashes_total",
-	    "Workers that exited unexpectedly.", n->crashes);
+	    "Workers that exited unexpectedly.", m->avail->crashes);
 	counter(f, "mandrill_slow_iterations_total",
 	    "Supervisor loop iterations slower than slow_iteration.",
-	    s->watch.slow);
+	    m->watch.slow);
 	gauge(f, "mandrill_messages_in_flight",
 	    "Messages pulled and not yet acked or nacked.", s->in_flight);
 	fprintf(f, "# HELP mandrill_messages_held Messages in flight that "
@@ -114,13 +104,13 @@ metrics_format(const struct supervisor *s, FILE *f)
 		fprintf(f, "mandrill_holds_total{reason=\"%s\"} %" PRIu64 "\n",
 		    hold_name((enum hold)r), n->held[r]);
 	gauge(f, "mandrill_paused", "1 while restarts are paused "
-	    "([restart] enabled = no).", !s->conf.enabled);
+	    "([restart] enabled = no).", !m->conf->enabled);
 	gauge(f, "mandrill_store_failing",
 	    "Workers whose database cannot commit now.", s->store_bad);
 	gauge(f, "mandrill_wal_bytes", "Size of the database's WAL, as the "
-	    "workers last saw it.", (double)max_wal(s));
+	    "workers last saw it.", (double)pool_max_wal(m->pool));
 	gauge(f, "mandrill_workers", "Worker processes running.",
-	    live_workers(s));
+	    running_workers(m));
 	histogram(f, "mandrill_pull_to_ack_seconds",
 	    "Time from pulling a message to acking it.", &n->ack_latency);
 	histogram(f, "mandrill_restart_duration_seconds",
@@ -129,9 +119,9 @@ metrics_format(const struct supervisor *s, FILE *f)
 }
 
 int
-metrics_write(const struct supervisor *s)
+metrics_write(const struct metrics *m)
 {
-	const char *path = s->conf.metrics_file;
+	const char *path = m->conf->metrics_file;
 	char tmp[CONF_PATH_MAX + 16];
 	FILE *f;
 	int rc;
@@ -144,7 +134,7 @@ metrics_write(const struct supervisor *s)
 		return -1;
 	}
 	errno = 0;
-	rc = metrics_format(s, f);
+	rc = metrics_format(m, f);
 	if (fclose(f) != 0 || rc < 0 || rename(tmp, path) < 0) {
 		log_err("metrics: %s: %s", path,
 		    errno ? strerror(errno) : "write error");
@@ -163,28 +153,29 @@ write_cb(struct ev_loop *loop, ev_timer *t, int revents)
 static void
 status_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
-	struct supervisor *s = t->data;
-	struct counters *last = &s->status_last;
+	struct metrics *m = t->data;
+	const struct dispatch *s = m->dispatch;
+	struct counters *last = &m->status_last;
 	int64_t now = clock_now();
-	double secs = (double)(now - s->status_at) / 1000.0;
+	double secs = (double)(now - m->status_at) / 1000.0;
 
 	if (secs <= 0)
 		return;
 	log_always(LOG_INFO, "Status: %u in flight, %u workers; per second: "
 	    "pulled %.1f, acked %.1f, nacked %.1f, terminated %.1f; "
 	    "restarted %" PRIu64 ", failed %" PRIu64 ", dead %" PRIu64
-	    ", crashes %" PRIu64 " in all", s->in_flight, live_workers(s),
+	    ", crashes %" PRIu64 " in all", s->in_flight, running_workers(m),
 	    (double)(s->n.pulled - last->pulled) / secs,
 	    (double)(s->n.acked - last->acked) / secs,
 	    (double)(s->n.nacked - last->nacked) / secs,
 	    (double)(s->n.termed - last->termed) / secs,
 	    s->n.outcome[OUT_RESTARTED], s->n.outcome[OUT_FAILED],
-	    s->n.outcome[OUT_DEAD], s->n.crashes);
+	    s->n.outcome[OUT_DEAD], m->avail->crashes);
 	last->pulled = s->n.pulled;
 	last->acked = s->n.acked;
 	last->nacked = s->n.nacked;
 	last->termed = s->n.termed;
-	s->status_at = now;
+	m->status_at = now;
 }
 
 static void
@@ -198,30 +189,37 @@ arm(struct ev_loop *loop, ev_timer *t, int64_t ms, int on)
 }
 
 void
-metrics_reload(struct supervisor *s)
+metrics_reload(struct metrics *m)
 {
-	arm(s->loop, &s->metrics_timer, s->conf.metrics_interval,
-	    s->conf.metrics_file[0] != '\0');
-	arm(s->loop, &s->status_timer, s->conf.status_interval, 1);
-	loopwatch_set(&s->watch, s->conf.slow_iteration);
+	arm(m->loop, &m->write_timer, m->conf->metrics_interval,
+	    m->conf->metrics_file[0] != '\0');
+	arm(m->loop, &m->status_timer, m->conf->status_interval, 1);
+	loopwatch_set(&m->watch, m->conf->slow_iteration);
 }
 
 void
-metrics_init(struct supervisor *s)
+metrics_init(struct metrics *m, struct ev_loop *loop, const struct conf *c,
+    const struct dispatch *d, const struct pool *p, const struct avail *a)
 {
-	ev_timer_init(&s->metrics_timer, write_cb, 0., 0.);
-	ev_timer_init(&s->status_timer, status_cb, 0., 0.);
-	s->metrics_timer.data = s->status_timer.data = s;
-	s->status_at = clock_now();
-	loopwatch_init(&s->watch, s->loop, s->conf.slow_iteration);
-	metrics_reload(s);
+	memset(m, 0, sizeof(*m));
+	m->loop = loop;
+	m->conf = c;
+	m->dispatch = d;
+	m->pool = p;
+	m->avail = a;
+	ev_timer_init(&m->write_timer, write_cb, 0., 0.);
+	ev_timer_init(&m->status_timer, status_cb, 0., 0.);
+	m->write_timer.data = m->status_timer.data = m;
+	m->status_at = clock_now();
+	loopwatch_init(&m->watch, m->loop, m->conf->slow_iteration);
+	metrics_reload(m);
 }
 
 void
-metrics_stop(struct supervisor *s)
+metrics_stop(struct metrics *m)
 {
-	ev_timer_stop(s->loop, &s->metrics_timer);
-	ev_timer_stop(s->loop, &s->status_timer);
-	loopwatch_stop(&s->watch);
-	metrics_write(s);	/* the final counts */
+	ev_timer_stop(m->loop, &m->write_timer);
+	ev_timer_stop(m->loop, &m->status_timer);
+	loopwatch_stop(&m->watch);
+	metrics_write(m);	/* the final counts */
 }

@@ -12,14 +12,36 @@
 
 #include <stdio.h>
 
-struct supervisor;
+#include <ev.h>
 
-void metrics_init(struct supervisor *s);
-void metrics_reload(struct supervisor *s);
-void metrics_stop(struct supervisor *s);
+#include "conf.h"
+#include "dispatch.h"
+#include "loopwatch.h"
+
+struct avail;
+
+/* What it reports on is read only; its own are the timers and the watch. */
+struct metrics {
+	struct ev_loop		*loop;
+	const struct conf	*conf;
+	const struct dispatch	*dispatch;
+	const struct pool	*pool;
+	const struct avail	*avail;
+	struct loopwatch	 watch;
+	ev_timer		 write_timer;
+	ev_timer		 status_timer;
+	struct counters		 status_last;	/* at the last status line */
+	int64_t			 status_at;
+};
+
+void metrics_init(struct metrics *m, struct ev_loop *loop,
+    const struct conf *c, const struct dispatch *d, const struct pool *p,
+    const struct avail *a);
+void metrics_reload(struct metrics *m);
+void metrics_stop(struct metrics *m);
 /* Write the Prometheus text to f; 0 or -1. */
-int metrics_format(const struct supervisor *s, FILE *f);
+int metrics_format(const struct metrics *m, FILE *f);
 /* Write metrics_file now. */
-int metrics_write(const struct supervisor *s);
+int metrics_write(const struct metrics *m);
 
 #endif

@@ -1,13 +1,14 @@
 /*
- * reload: read the configuration, and apply a new one on SIGHUP.
+ * reload: read the configuration, and check a new one on SIGHUP.
  *
  * As nginx keeps its old cycle when a new one fails, a reload first
  * builds and checks a complete new configuration; if anything is wrong
  * the running one stays, untouched, and the log says why (file, line,
- * key).  A valid one starts a new generation of workers with the new
- * settings; only the new generation gets jobs; the old one is told to
- * drain, finishes what it holds (its outcomes are acted on as usual) and
- * exits.  Nothing in flight is given back or sent twice.
+ * key).  A valid one is applied by supervisor.c: it starts a new
+ * generation of workers with the new settings; only the new generation
+ * gets jobs once it is ready; the old one is told to drain, finishes
+ * what it holds (its outcomes are acted on as usual) and exits.
+ * Nothing in flight is given back or sent twice.
  *
  * Settings that name where state lives (state_dir, pid_file) or what the
  * source is (type) cannot change without a restart: a reload that
@@ -24,10 +25,9 @@
 #include <pwd.h>
 
 #include "log.h"
-#include "metrics.h"
 #include "natsauth.h"
 #include "notify.h"
-#include "supervisor.h"
+#include "reload.h"
 
 /*
  * A file holding a secret in the clear, and every secret file of
@@ -126,64 +126,35 @@ fixed_change(const struct conf *old, const struct conf *new)
 	return NULL;
 }
 
-/* Drain every worker older than generation gen. */
-void
-supervisor_retire_generation(struct supervisor *s, uint32_t gen)
-{
-	struct wproc *wp;
-
-	TAILQ_FOREACH(wp, &s->workers, link)
-		if (wp->gen < gen)
-			pool_send_drain(wp);
-}
-
-void
-supervisor_reload(struct supervisor *s)
+int
+reload_prepare(const struct overrides *ov, const struct conf *old,
+    struct source *src, struct conf *c)
 {
 	char err[CONF_ERR_MAX + CONF_PATH_MAX];
 	const char *fixed;
-	struct conf c;
 
-	log_info("SIGHUP: reloading %s", s->ov.conf_path);
-	notify_reloading();
-	if (config_read(&s->ov, &c, err, sizeof(err)) < 0) {
+	if (config_read(ov, c, err, sizeof(err)) < 0) {
 		log_err("reload failed, configuration unchanged: %s", err);
 		notify_send("READY=1\nSTATUS=reload failed; see the log");
-		return;
+		return -1;
 	}
-	if ((fixed = fixed_change(&s->conf, &c)) != NULL) {
+	if ((fixed = fixed_change(old, c)) != NULL) {
 		log_err("reload refused, configuration unchanged: %s cannot "
 		    "change without restarting mandrilld", fixed);
 		notify_send("READY=1\nSTATUS=reload refused; see the log");
-		return;
+		return -1;
 	}
-	if (s->src->ops->reload(s->src, &c, err, sizeof(err)) < 0) {
+	if (src->ops->reload(src, c, err, sizeof(err)) < 0) {
 		log_err("reload failed, configuration unchanged: source: %s",
 		    err);
 		notify_send("READY=1\nSTATUS=reload failed; see the log");
-		return;
+		return -1;
 	}
-	if (strcmp(s->conf.log_file, c.log_file) != 0 &&
-	    log_open(c.log_file) < 0) {
+	if (strcmp(old->log_file, c->log_file) != 0 &&
+	    log_open(c->log_file) < 0) {
 		log_err("reload: log_file %s: %s; logging on where it was",
-		    c.log_file, strerror(errno));
-		snprintf(c.log_file, sizeof(c.log_file), "%s", s->conf.log_file);
+		    c->log_file, strerror(errno));
+		snprintf(c->log_file, sizeof(c->log_file), "%s", old->log_file);
 	}
-	s->conf = c;
-	log_set_level(c.log_level);
-	if (c.allow[0] == '\0')
-		log_warn("[restart] allow is empty: no host may be restarted, "
-		    "and every message will be invalid");
-	s->leases.window = s->src->ack_deadline;
-	s->leases.max_lease = c.max_lease;
-	s->target_workers = c.workers;
-	s->fast_deaths = 0;
-	metrics_reload(s);
-	s->gen++;
-	supervisor_spawn_missing(s);	/* it takes over once ready */
-	dispatch_rethink(s);		/* held messages meet the new rules */
-	dispatch_pull(s);		/* a resume pulls again */
-	log_info("reload done: generation %" PRIu32 ", %u workers of %u jobs, "
-	    "%u in flight carried over", s->gen, c.workers, c.jobs_per_worker,
-	    s->in_flight);
+	return 0;
 }

@@ -1,13 +1,14 @@
 /*
- * supervisor: start-up, signals, worker policy, drain and shutdown.
+ * supervisor: start-up, signals, reload, drain and shutdown (lifecycle),
+ * and the wiring of the modules below it.
  *
  * Signal handlers do no work: libev's ev_signal turns each signal into a
  * callback on the loop.  TERM/INT drain (a second one escalates to the
- * fast path), QUIT is the fast path, USR1 reopens the log, USR2 dumps
- * state, TTIN/TTOU add or retire a worker.  Workers that die are reaped,
- * their jobs nacked for redelivery, and respawned with a throttle that
- * doubles the delay while they keep dying young (Postfix's
- * master_throttle).
+ * fast path), QUIT is the fast path, HUP reloads, USR1 reopens the log,
+ * USR2 dumps state, TTIN/TTOU add or retire a worker.  The pool, avail
+ * and dispatch never call up: the pool's callbacks (a frame, a closed
+ * channel, a reaped worker) and dispatch's (a generation complete) are
+ * set here and hand each event to the module it is for.
  */
 #include "config.h"
 
@@ -22,200 +23,131 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "avail.h"
 #include "clock.h"
+#include "dispatch.h"
 #include "duration.h"
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
+#include "pool.h"
+#include "reload.h"
 #include "supervisor.h"
 
-#define YOUNG_MS	10000	/* a worker dying younger than this is throttled */
-#define THROTTLE_MAX	60000
 #define KILL_GRACE_MS	5000	/* TERM or ABRT, then KILL after this */
 #define TICK_MS		1000	/* housekeeping */
 
-
-static unsigned
-live_workers(const struct supervisor *s)
-{
-	const struct wproc *wp;
-	unsigned n = 0;
-
-	TAILQ_FOREACH(wp, &s->workers, link)
-		if (wp->gen == s->gen && (wp->state == WP_STARTING ||
-		    wp->state == WP_READY))
-			n++;
-	return n;
-}
-
-static uint32_t
-free_slot_number(const struct supervisor *s)
-{
-	const struct wproc *wp;
-	uint32_t slot = 1;
-
-again:
-	TAILQ_FOREACH(wp, &s->workers, link)
-		if (wp->slot == slot && wp->state != WP_GONE) {
-			slot++;
-			goto again;
-		}
-	return slot;
-}
-
-void
-supervisor_spawn_missing(struct supervisor *s)
-{
-	if (s->state != SUP_RUNNING)
-		return;
-	while (live_workers(s) < s->target_workers)
-		if (pool_spawn(s, free_slot_number(s)) == NULL) {
-			/* fork or memory failed: try again after a while */
-			if (!ev_is_active(&s->respawn)) {
-				ev_timer_set(&s->respawn, 1., 0.);
-				ev_timer_start(s->loop, &s->respawn);
-			}
-			break;
-		}
-}
-
-static void
-respawn_cb(struct ev_loop *loop, ev_timer *t, int revents)
-{
-	supervisor_spawn_missing(t->data);
-}
+static void check_done(struct supervisor *s);
 
 static void
 stop_everything(struct supervisor *s)
 {
-	metrics_stop(s);
+	metrics_stop(&s->metrics);
+	avail_stop(&s->avail);
 	ev_timer_stop(s->loop, &s->tick);
-	ev_timer_stop(s->loop, &s->respawn);
 	ev_timer_stop(s->loop, &s->drain_timer);
 	for (int i = 0; i < s->nsig; i++)
 		ev_signal_stop(s->loop, &s->sig[i]);
 	ev_break(s->loop, EVBREAK_ALL);
 }
 
-static void
-log_exit(const struct wproc *wp, int status, int expected)
+/* The pool's callbacks: a worker's frames, its channel's end, its reap. */
+static int
+worker_frame(void *arg, struct wproc *wp, const struct proto_msg *m)
 {
-	enum log_level level = expected ? LOG_INFO : LOG_ERR;
+	struct supervisor *s = arg;
 
-	if (WIFSIGNALED(status))
-		log_msg(level, "worker %" PRIu32 " (pid %d) killed by signal %d%s",
-		    wp->slot, (int)wp->pid, WTERMSIG(status),
-		    WCOREDUMP(status) ? " (core dumped)" : "");
-	else
-		log_msg(level, "worker %" PRIu32 " (pid %d) exited with status %d",
-		    wp->slot, (int)wp->pid, WEXITSTATUS(status));
+	if (dispatch_frame(&s->dispatch, wp, m) < 0)
+		return -1;
+	check_done(s);
+	return 0;
 }
 
 static void
-throttle(struct supervisor *s, const struct wproc *wp)
+worker_lost(void *arg, struct wproc *wp)
 {
-	int64_t delay = 0;
-	char a[32];
+	struct supervisor *s = arg;
 
-	if (clock_now() - wp->started < YOUNG_MS)
-		s->fast_deaths++;
-	else
-		s->fast_deaths = 0;
-	if (s->fast_deaths > 0) {
-		delay = 1000;
-		for (unsigned i = 1; i < s->fast_deaths && delay < THROTTLE_MAX; i++)
-			delay *= 2;
-		if (delay > THROTTLE_MAX)
-			delay = THROTTLE_MAX;
-		log_warn("workers are dying young (%u in a row); next spawn "
-		    "in %s", s->fast_deaths, duration_fmt(delay, a, sizeof(a)));
-	}
-	if (!ev_is_active(&s->respawn)) {
-		ev_timer_set(&s->respawn, (double)delay / 1000.0, 0.);
-		ev_timer_start(s->loop, &s->respawn);
-	}
+	dispatch_worker_lost(&s->dispatch, wp);
 }
 
-void
-supervisor_worker_gone(struct supervisor *s, struct wproc *wp, int status)
+static void
+worker_gone(void *arg, struct wproc *wp, int status)
 {
-	int expected = wp->retiring || s->state != SUP_RUNNING ||
-	    wp->gen != s->gen;
+	struct supervisor *s = arg;
 
-	log_exit(wp, status, expected);
-	if (!expected)
-		s->n.crashes++;
-	pool_close(wp);
-	TAILQ_REMOVE(&s->workers, wp, link);
-	if (!expected)
-		throttle(s, wp);
-	free(wp);
-	if (expected)
-		supervisor_spawn_missing(s);
-	dispatch_pull(s);
-	supervisor_check_done(s);
+	avail_worker_gone(&s->avail, wp, status);
+	dispatch_pull(&s->dispatch);
+	check_done(s);
 }
 
-void
-supervisor_check_done(struct supervisor *s)
+/* dispatch's callback: the newest generation is complete. */
+static void
+generation_ready(void *arg)
 {
-	struct wproc *wp;
+	struct supervisor *s = arg;
 
-	if (s->state == SUP_DRAINING && s->in_flight == 0) {
+	avail_take_over(&s->avail);
+	if (notify_send("READY=1\nSTATUS=workers ready") < 0)
+		log_warn("sd_notify READY: %s", strerror(errno));
+}
+
+static void
+check_done(struct supervisor *s)
+{
+	if (s->state == SUP_DRAINING && s->dispatch.in_flight == 0) {
 		log_info("Drained: nothing in flight; stopping workers");
 		s->state = SUP_STOPPING;
 		ev_timer_stop(s->loop, &s->drain_timer);
-		TAILQ_FOREACH(wp, &s->workers, link)
-			pool_send_drain(wp);
+		pool_drain_all(&s->pool);
 	}
-	if (s->state == SUP_STOPPING && TAILQ_EMPTY(&s->workers)) {
+	if (s->state == SUP_STOPPING && pool_empty(&s->pool)) {
 		log_info("All workers stopped; exiting");
 		stop_everything(s);
 	}
+}
+
+/* Pulling stops; nothing new is spawned or taken. */
+static void
+stop_taking(struct supervisor *s, enum sup_state state)
+{
+	s->state = state;
+	notify_send("STOPPING=1");
+	s->src->ops->unpull(s->src);
+	dispatch_stop(&s->dispatch);
+	avail_stop(&s->avail);
 }
 
 /* Nack everything now and ask the workers to go, KILL after a grace. */
 static void
 fast_shutdown(struct supervisor *s, const char *why)
 {
-	struct wproc *wp;
-	int64_t now = clock_now();
-
 	log_warn("Fast shutdown (%s): nacking %u in-flight messages", why,
-	    s->in_flight);
-	notify_send("STOPPING=1");
-	s->state = SUP_STOPPING;
-	s->src->ops->unpull(s->src);
+	    s->dispatch.in_flight);
+	stop_taking(s, SUP_STOPPING);
 	ev_timer_stop(s->loop, &s->drain_timer);
-	dispatch_nack_all(s, NULL, why);
-	TAILQ_FOREACH(wp, &s->workers, link) {
-		/* QUIT: the worker stops its commands and records them. */
-		pool_kill(wp, SIGQUIT);
-		if (wp->njobs > 0)
-			dispatch_nack_all(s, wp, why);
-		wp->kill_at = now + KILL_GRACE_MS;
-		if (wp->state != WP_GONE)
-			wp->state = WP_DRAINING;
-	}
-	supervisor_check_done(s);
+	dispatch_nack_all(&s->dispatch, NULL, why);
+	/* QUIT first: the workers stop their commands and record them. */
+	pool_quit_all(&s->pool, KILL_GRACE_MS);
+	dispatch_nack_running(&s->dispatch, why);
+	check_done(s);
 }
 
-void
-supervisor_begin_drain(struct supervisor *s, const char *why)
+static void
+begin_drain(struct supervisor *s, const char *why)
 {
 	char a[32];
 
 	if (s->state != SUP_RUNNING)
 		return;
-	s->state = SUP_DRAINING;
-	notify_send("STOPPING=1");
-	s->src->ops->unpull(s->src);
-	log_info("Draining (%s): %u in flight, up to %s", why, s->in_flight,
-	    duration_fmt(s->conf.drain_timeout, a, sizeof(a)));
-	dispatch_nack_all(s, NULL, "draining; not yet dispatched");
+	stop_taking(s, SUP_DRAINING);
+	log_info("Draining (%s): %u in flight, up to %s", why,
+	    s->dispatch.in_flight, duration_fmt(s->conf.drain_timeout, a,
+	    sizeof(a)));
+	dispatch_nack_all(&s->dispatch, NULL, "draining; not yet dispatched");
 	ev_timer_set(&s->drain_timer, (double)s->conf.drain_timeout / 1000.0, 0.);
 	ev_timer_start(s->loop, &s->drain_timer);
-	supervisor_check_done(s);
+	check_done(s);
 }
 
 static void
@@ -227,68 +159,64 @@ drain_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
 static void
 dump_state(struct supervisor *s)
 {
-	static const char *states[] = { "starting", "ready", "draining", "gone" };
-	struct wproc *wp;
-	struct job *j;
-	int64_t now = clock_now(), oldest = now;
+	const struct dispatch *d = &s->dispatch;
+	const struct holds *h = &d->holds;
+	int64_t now = clock_now();
 
-	/* Each list is in pull order: its head is its oldest lease. */
-	if ((j = TAILQ_FIRST(&s->waiting)) != NULL && j->lease.start < oldest)
-		oldest = j->lease.start;
-	TAILQ_FOREACH(wp, &s->workers, link)
-		if ((j = TAILQ_FIRST(&wp->jobs)) != NULL && j->lease.start < oldest)
-			oldest = j->lease.start;
 	log_always(LOG_INFO, "state: %s, generation %" PRIu32 ", %u in flight (%u waiting),"
 	    " oldest lease %" PRId64 " ms old, pulled %" PRIu64 ", acked %"
 	    PRIu64 ", nacked %" PRIu64 ", terminated %" PRIu64 ", leases "
 	    "extended %" PRIu64 ", lost %" PRIu64 ", worker crashes %" PRIu64,
 	    s->state == SUP_RUNNING ? "running" : s->state == SUP_DRAINING ?
-	    "draining" : "stopping", s->gen, s->in_flight, s->nwaiting,
-	    now - oldest, s->n.pulled, s->n.acked, s->n.nacked, s->n.termed,
-	    s->leases.extended, s->n.lost, s->n.crashes);
+	    "draining" : "stopping", s->pool.gen, d->in_flight, d->nwaiting,
+	    now - dispatch_oldest(d, now), d->n.pulled, d->n.acked,
+	    d->n.nacked, d->n.termed, d->leases.extended, d->n.lost,
+	    s->avail.crashes);
 	log_always(LOG_INFO, "state: held %u (paused %u, host %u, msg_id %u, "
 	    "concurrency %u, rate %u, store %u, crash %u)%s%s",
-	    hold_total(&s->holds), s->holds.n[HOLD_PAUSED],
-	    s->holds.n[HOLD_HOST], s->holds.n[HOLD_MSG_ID],
-	    s->holds.n[HOLD_CONCURRENCY], s->holds.n[HOLD_RATE],
-	    s->holds.n[HOLD_STORE], s->holds.n[HOLD_CRASH],
+	    hold_total(h), h->n[HOLD_PAUSED], h->n[HOLD_HOST],
+	    h->n[HOLD_MSG_ID], h->n[HOLD_CONCURRENCY], h->n[HOLD_RATE],
+	    h->n[HOLD_STORE], h->n[HOLD_CRASH],
 	    s->conf.enabled ? "" : "; paused ([restart] enabled = no)",
-	    s->store_bad ? "; the store cannot commit, pulling nothing" : "");
-	TAILQ_FOREACH(wp, &s->workers, link)
-		log_always(LOG_INFO, "state: worker %" PRIu32 " pid %d generation %" PRIu32
-		    " %s, %u/%u jobs, heard %" PRId64 " ms ago", wp->slot,
-		    (int)wp->pid, wp->gen, states[wp->state], wp->njobs,
-		    wp->max_jobs, clock_now() - wp->last_heard);
+	    d->store_bad ? "; the store cannot commit, pulling nothing" : "");
+	pool_dump(&s->pool);
 	s->src->ops->dump(s->src);
 }
 
+/* SIGHUP, once reload.c has found the new configuration good. */
 static void
-retire_one(struct supervisor *s)
+reload(struct supervisor *s)
 {
-	struct wproc *wp, *best = NULL;
+	struct conf c;
 
-	TAILQ_FOREACH(wp, &s->workers, link)
-		if (wp->gen == s->gen && wp->state == WP_READY &&
-		    (best == NULL || wp->njobs < best->njobs))
-			best = wp;
-	if (best != NULL) {
-		log_info("retiring worker %" PRIu32 " (pid %d)", best->slot,
-		    (int)best->pid);
-		pool_send_drain(best);
-	}
+	log_info("SIGHUP: reloading %s", s->ov.conf_path);
+	notify_reloading();
+	if (reload_prepare(&s->ov, &s->conf, s->src, &c) < 0)
+		return;
+	s->conf = c;
+	log_set_level(c.log_level);
+	if (c.allow[0] == '\0')
+		log_warn("[restart] allow is empty: no host may be restarted, "
+		    "and every message will be invalid");
+	avail_reload(&s->avail, c.workers);
+	metrics_reload(&s->metrics);
+	dispatch_reload(&s->dispatch);
+	log_info("reload done: generation %" PRIu32 ", %u workers of %u jobs, "
+	    "%u in flight carried over", s->pool.gen, c.workers,
+	    c.jobs_per_worker, s->dispatch.in_flight);
 }
 
 static void
 signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	struct supervisor *s = w->data;
-	struct wproc *wp;
+	unsigned n = s->pool.target;
 
 	switch (w->signum) {
 	case SIGTERM:
 	case SIGINT:
 		if (s->state == SUP_RUNNING)
-			supervisor_begin_drain(s, strsignal(w->signum));
+			begin_drain(s, strsignal(w->signum));
 		else if (s->state == SUP_DRAINING)
 			fast_shutdown(s, "second signal during drain");
 		break;
@@ -298,7 +226,7 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		break;
 	case SIGHUP:
 		if (s->state == SUP_RUNNING)
-			supervisor_reload(s);
+			reload(s);
 		else
 			log_warn("SIGHUP ignored: shutting down");
 		break;
@@ -308,24 +236,21 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 			    strerror(errno));
 		else
 			log_info("log reopened");
-		TAILQ_FOREACH(wp, &s->workers, link)
-			pool_send_reopen(wp);
+		pool_reopen_all(&s->pool);
 		break;
 	case SIGUSR2:
 		dump_state(s);
 		break;
 	case SIGTTIN:
-		if (s->state == SUP_RUNNING && s->target_workers < 256) {
-			s->target_workers++;
-			log_info("SIGTTIN: %u workers", s->target_workers);
-			supervisor_spawn_missing(s);
+		if (s->state == SUP_RUNNING && n < 256) {
+			log_info("SIGTTIN: %u workers", n + 1);
+			avail_set_target(&s->avail, n + 1);
 		}
 		break;
 	case SIGTTOU:
-		if (s->state == SUP_RUNNING && s->target_workers > 1) {
-			s->target_workers--;
-			log_info("SIGTTOU: %u workers", s->target_workers);
-			retire_one(s);
+		if (s->state == SUP_RUNNING && n > 1) {
+			log_info("SIGTTOU: %u workers", n - 1);
+			avail_set_target(&s->avail, n - 1);
 		}
 		break;
 	}
@@ -336,7 +261,6 @@ static void
 tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct supervisor *s = t->data;
-	struct wproc *wp;
 	int64_t now = clock_now();
 	/*
 	 * After a stall of mandrilld itself (stopped, swapped, a slow
@@ -346,32 +270,7 @@ tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	int on_time = now - s->last_tick < 2 * TICK_MS;
 
 	s->last_tick = now;
-	TAILQ_FOREACH(wp, &s->workers, link) {
-		if (!on_time && wp->kill_at == 0)
-			continue;
-		if (wp->kill_at > 0 && now >= wp->kill_at && wp->unsaved > 0) {
-			/* A known outcome is never lost to a kill. */
-			if (!wp->spared)
-				log_warn("worker %" PRIu32 " (pid %d) holds %" PRIu32
-				    " restart outcomes it cannot record yet; not "
-				    "killing it", wp->slot, (int)wp->pid,
-				    wp->unsaved);
-			wp->spared = 1;
-		} else if (wp->kill_at > 0 && now >= wp->kill_at) {
-			log_warn("worker %" PRIu32 " (pid %d) still running; "
-			    "killing it", wp->slot, (int)wp->pid);
-			pool_kill(wp, SIGKILL);
-			wp->kill_at = 0;
-		} else if (wp->kill_at == 0 && wp->state != WP_GONE &&
-		    now - wp->last_heard > wp->timeout) {
-			log_err("worker %" PRIu32 " (pid %d) silent for %" PRId64
-			    " ms; aborting it", wp->slot, (int)wp->pid,
-			    now - wp->last_heard);
-			pool_close(wp);
-			pool_kill(wp, SIGABRT);
-			wp->kill_at = now + KILL_GRACE_MS;
-		}
-	}
+	pool_tick(&s->pool, now, on_time, KILL_GRACE_MS);
 }
 
 static void
@@ -380,15 +279,26 @@ exhausted_cb(void *arg)
 	struct supervisor *s = arg;
 
 	if (s->conf.exit_when_done) {
-		log_info("All messages are done (%" PRIu64 " acked)", s->n.acked);
-		supervisor_begin_drain(s, "exit_when_done");
+		log_info("All messages are done (%" PRIu64 " acked)",
+		    s->dispatch.n.acked);
+		begin_drain(s, "exit_when_done");
 	}
+}
+
+static void
+message_cb(void *arg, struct delivery *d)
+{
+	struct supervisor *s = arg;
+
+	dispatch_message(&s->dispatch, d);
 }
 
 static void
 more_cb(void *arg)
 {
-	dispatch_pull(arg);
+	struct supervisor *s = arg;
+
+	dispatch_pull(&s->dispatch);
 }
 
 static void
@@ -409,17 +319,15 @@ int
 supervisor_init(struct supervisor *s, struct ev_loop *loop,
     const struct conf *c, const struct overrides *ov)
 {
-	struct source_cb cb = { dispatch_message, exhausted_cb, more_cb, s };
+	struct source_cb cb = { message_cb, exhausted_cb, more_cb, s };
+	struct pool_cb pcb = { worker_frame, worker_lost, worker_gone, s };
+	struct dispatch_cb dcb = { generation_ready, s };
 	char err[256];
 
 	memset(s, 0, sizeof(*s));
 	s->loop = loop;
 	s->conf = *c;
 	s->ov = *ov;
-	rng_seed(&s->rng, 0);
-	TAILQ_INIT(&s->workers);
-	s->gen = s->active_gen = 1;
-	s->target_workers = c->workers;
 	s->src = c->source == SOURCE_NATS ? source_nats_new(loop, c, &cb) :
 	    source_sim_new(loop, c, &cb);
 	if (s->src == NULL) {
@@ -429,20 +337,23 @@ supervisor_init(struct supervisor *s, struct ev_loop *loop,
 	if (c->allow[0] == '\0')
 		log_warn("[restart] allow is empty: no host may be restarted, "
 		    "and every message will be invalid");
-	dispatch_init(s);
-	metrics_init(s);
+	pool_init(&s->pool, loop, &s->conf, &pcb);
+	avail_init(&s->avail, loop, &s->pool);
+	dispatch_init(&s->dispatch, loop, &s->conf, s->src, &s->pool,
+	    &s->metrics.watch, &dcb);
+	metrics_init(&s->metrics, loop, &s->conf, &s->dispatch, &s->pool,
+	    &s->avail);
 	watch_signals(s);
 	ev_timer_init(&s->tick, tick_cb, TICK_MS / 1000.0, TICK_MS / 1000.0);
 	s->last_tick = clock_now();
-	ev_timer_init(&s->respawn, respawn_cb, 0., 0.);
 	ev_timer_init(&s->drain_timer, drain_timeout_cb, 0., 0.);
-	s->tick.data = s->respawn.data = s->drain_timer.data = s;
+	s->tick.data = s->drain_timer.data = s;
 	ev_timer_start(loop, &s->tick);
 	if (s->src->ops->start(s->src, err, sizeof(err)) < 0) {
 		log_err("source %s: %s", s->src->ops->name, err);
 		return -1;
 	}
-	supervisor_spawn_missing(s);
+	avail_spawn_missing(&s->avail);
 	return 0;
 }
 
@@ -456,7 +367,8 @@ tv_seconds(struct timeval tv)
 static void
 log_summary(const struct supervisor *s)
 {
-	const struct hist *h = &s->n.ack_latency;
+	const struct counters *n = &s->dispatch.n;
+	const struct hist *h = &n->ack_latency;
 	struct rusage self, kids;
 
 	getrusage(RUSAGE_SELF, &self);
@@ -465,10 +377,10 @@ log_summary(const struct supervisor *s)
 	    PRIu64 ", skipped %" PRIu64 ", duplicate %" PRIu64 ", dead %" PRIu64
 	    "), nacked %" PRIu64 ", terminated %" PRIu64 "; pull-to-ack us "
 	    "p50 %" PRIu64 " p99 %" PRIu64 " p99.9 %" PRIu64 " max %" PRIu64
-	    "; cpu s supervisor %.3f workers %.3f", s->n.pulled, s->n.acked,
-	    s->n.outcome[OUT_RESTARTED], s->n.outcome[OUT_SKIPPED],
-	    s->n.outcome[OUT_DUPLICATE], s->n.outcome[OUT_DEAD], s->n.nacked,
-	    s->n.termed, hist_quantile(h, 0.5), hist_quantile(h, 0.99),
+	    "; cpu s supervisor %.3f workers %.3f", n->pulled, n->acked,
+	    n->outcome[OUT_RESTARTED], n->outcome[OUT_SKIPPED],
+	    n->outcome[OUT_DUPLICATE], n->outcome[OUT_DEAD], n->nacked,
+	    n->termed, hist_quantile(h, 0.5), hist_quantile(h, 0.99),
 	    hist_quantile(h, 0.999), h->max,
 	    tv_seconds(self.ru_utime) + tv_seconds(self.ru_stime),
 	    tv_seconds(kids.ru_utime) + tv_seconds(kids.ru_stime));
@@ -485,22 +397,14 @@ supervisor_run(struct supervisor *s)
 void
 supervisor_free(struct supervisor *s)
 {
-	struct wproc *wp;
-
+	if (s->src == NULL)
+		return;		/* nothing was set up */
 	/* Anything still held goes back to the broker before it stops. */
-	if (s->src != NULL && s->in_flight > 0) {
-		dispatch_nack_all(s, NULL, "exiting");
-		TAILQ_FOREACH(wp, &s->workers, link)
-			dispatch_nack_all(s, wp, "exiting");
+	if (s->dispatch.in_flight > 0) {
+		dispatch_nack_all(&s->dispatch, NULL, "exiting");
+		dispatch_nack_running(&s->dispatch, "exiting");
 	}
-	while ((wp = TAILQ_FIRST(&s->workers)) != NULL) {
-		TAILQ_REMOVE(&s->workers, wp, link);
-		if (wp->chan != NULL)
-			chan_free(wp->chan);
-		ev_child_stop(s->loop, &wp->child);
-		free(wp);
-	}
-	if (s->src != NULL)
-		s->src->ops->stop(s->src);
-	dispatch_free(s);
+	pool_free(&s->pool);
+	s->src->ops->stop(s->src);
+	dispatch_free(&s->dispatch);
 }

@@ -1,0 +1,118 @@
+/*
+ * dispatch: the jobs in flight, from their pull to their broker action.
+ *
+ * It owns the job table, the waiting list, the leases and the holds,
+ * and the counters of what was pulled and what became of it.  It picks
+ * workers through pool.h, and tells its owner through callbacks: that
+ * the newest generation of workers is complete.
+ */
+#ifndef MANDRILL_DISPATCH_H
+#define MANDRILL_DISPATCH_H
+
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include <stdint.h>
+
+#include <ev.h>
+
+#include "conf.h"
+#include "hist.h"
+#include "hold.h"
+#include "lease.h"
+#include "loopwatch.h"
+#include "pool.h"
+#include "proto.h"
+#include "rng.h"
+#include "source.h"
+
+/* One in-flight message. */
+struct job {
+	struct lease		 lease;	/* first: lease callbacks cast back */
+	uint64_t		 id;
+	uint32_t		 slot;
+	uint32_t		 next_free;	/* free list of slots */
+	struct delivery		*d;
+	int64_t			 pulled_us;
+	pid_t			 pgid;	/* its restart command's group, if any */
+	struct wproc		*wp;	/* NULL while waiting or held */
+	TAILQ_ENTRY(job)	 link;	/* in wp->jobs or the waiting list */
+	struct hold_node	 hold;	/* held: waiting for its reason */
+	uint32_t		 crashes;	/* workers lost holding it */
+	uint32_t		 crashes_new;	/* not yet recorded by a worker */
+	int64_t			 lost_at;	/* wall ms of the last such loss */
+	uint32_t		 n_holds;	/* times held */
+};
+
+struct counters {
+	uint64_t	 pulled;
+	uint64_t	 redelivered;
+	uint64_t	 outcome[OUT_COUNT];
+	uint64_t	 acked;
+	uint64_t	 nacked;
+	uint64_t	 termed;
+	uint64_t	 lost;
+	uint64_t	 held[HOLD_COUNT];	/* times held, by reason */
+	struct hist	 ack_latency;	/* pull to ack, microseconds */
+	struct hist	 restart_time;	/* restarts' run time, microseconds */
+};
+
+struct dispatch_cb {
+	void	(*generation_ready)(void *arg);	/* once per generation */
+	void	*arg;
+};
+
+struct dispatch {
+	struct ev_loop		*loop;
+	const struct conf	*conf;		/* the running configuration */
+	struct source		*src;
+	struct pool		*pool;
+	struct loopwatch	*watch;
+	struct dispatch_cb	 cb;
+	int			 running;	/* 0: pulls nothing, takes nothing */
+	struct lease_table	 leases;
+	struct rng		 rng;
+
+	/* jobs: a slot table indexed by the low bits of the job id */
+	struct job		**slots;
+	uint32_t		 nslots;
+	uint32_t		 free_slot;	/* head of the free list */
+	uint64_t		 job_seq;
+	unsigned		 in_flight;
+	struct job_list		 waiting;	/* pulled, no worker yet */
+	unsigned		 nwaiting;
+	struct holds		 holds;		/* waiting for their reason */
+	unsigned		 store_bad;	/* workers whose store fails */
+	struct counters		 n;
+};
+
+void dispatch_init(struct dispatch *s, struct ev_loop *loop,
+    const struct conf *c, struct source *src, struct pool *pool,
+    struct loopwatch *watch, const struct dispatch_cb *cb);
+void dispatch_free(struct dispatch *s);
+/* Stop taking messages (a drain or a shutdown); late ones go back. */
+void dispatch_stop(struct dispatch *s);
+/* The configuration changed: leases, held messages and pulls follow. */
+void dispatch_reload(struct dispatch *s);
+void dispatch_pull(struct dispatch *s);
+void dispatch_message(struct dispatch *s, struct delivery *d);
+void dispatch_waiting(struct dispatch *s);
+/* A frame from a worker; -1: the worker must stop. */
+int dispatch_frame(struct dispatch *s, struct wproc *wp,
+    const struct proto_msg *m);
+/* Give back every job of a worker (or, wp NULL, those on no worker). */
+void dispatch_nack_all(struct dispatch *s, struct wproc *wp,
+    const char *why);
+/* Give back every job any worker holds (fast shutdown, exit). */
+void dispatch_nack_running(struct dispatch *s, const char *why);
+/*
+ * A worker was lost holding jobs: end their commands, count the crash
+ * against each message and hold it for another worker, with backoff.
+ */
+void dispatch_worker_lost(struct dispatch *s, struct wproc *wp);
+/* The settings changed (a reload): look at every held message again. */
+void dispatch_rethink(struct dispatch *s);
+/* When the oldest lease of a job that waits or runs began; now if none. */
+int64_t dispatch_oldest(const struct dispatch *s, int64_t now);
+
+#endif
