@@ -5,10 +5,11 @@
  * ready) workers.  A worker that exits while expected to (told to
  * drain, of an older generation, or mandrilld stopping) is simply
  * replaced if still wanted.  Any other exit is a crash: counted, and if
- * the worker started badly (it died younger than 10 s) the next spawn
- * waits 1 s, doubling with each further bad start in a row up to 60 s
- * (Postfix's master_throttle), so a worker that cannot start never
- * becomes a fork loop.  A new generation gets the jobs
+ * the worker started badly (it died younger than 10 s, or before it had
+ * recorded a single job: Postfix's use_count) the next spawn waits 1 s,
+ * doubling with each further bad start in a row up to 60 s (Postfix's
+ * master_throttle), so a worker that cannot start, or that dies on
+ * every job, never becomes a fork loop.  A new generation gets the jobs
  * only once complete: until then the old one keeps working, so a reload
  * to workers that cannot start leaves the service running as it was.
  */
@@ -106,7 +107,7 @@ avail_take_over(struct avail *a)
 int
 avail_bad_start(const struct wproc *wp, int64_t now)
 {
-	return now - wp->started < AVAIL_YOUNG_MS;
+	return now - wp->started < AVAIL_YOUNG_MS || wp->finished == 0;
 }
 
 int64_t
@@ -147,9 +148,13 @@ throttle(struct avail *a, const struct wproc *wp)
 	else
 		a->bad_starts = 0;
 	delay = avail_respawn_delay(a->bad_starts);
-	if (delay > 0)
+	if (delay > 0 && now - wp->started < AVAIL_YOUNG_MS)
 		log_warn("workers are dying young (%u in a row); next spawn "
 		    "in %s", a->bad_starts, duration_fmt(delay, d, sizeof(d)));
+	else if (delay > 0)
+		log_warn("workers are dying before recording a job (%u in a "
+		    "row); next spawn in %s", a->bad_starts,
+		    duration_fmt(delay, d, sizeof(d)));
 	arm(a, delay);
 }
 

@@ -47,7 +47,7 @@ void avail_worker_gone(struct avail *a, const struct wproc *wp, int status);
 
 /*
  * The throttle's rules, pure: whether a worker that died unexpectedly
- * at now started badly (it was young), and
+ * at now started badly (it was young, or it never recorded a job), and
  * the delay before the next spawn after n bad starts in a row.
  */
 int avail_bad_start(const struct wproc *wp, int64_t now);

@@ -123,6 +123,9 @@ on_frame(struct chan *c, const struct proto_msg *m, void *arg)
 		pool_kill(wp, SIGKILL);
 		return -1;
 	}
+	/* Postfix's use_count: a worker that records nothing starts badly. */
+	if (m->type == P_DONE && m->outcome != OUT_ERROR)
+		wp->finished++;
 	return 0;
 }
 

@@ -59,6 +59,7 @@ struct wproc {
 	int			 spared;	/* told the log it is not killed */
 	uint32_t		 unsaved;	/* known outcomes it cannot commit */
 	uint64_t		 wal;		/* its WAL size, as it last said */
+	uint64_t		 finished;	/* jobs it reported it recorded */
 
 	/* Written by dispatch only: the jobs it gave this worker. */
 	struct job_list		 jobs;
