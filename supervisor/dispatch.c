@@ -22,11 +22,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "outcome.h"
 #include "clock.h"
-#include "dispatch.h"
 #include "duration.h"
 #include "log.h"
-#include "outcome.h"
+#include "dispatch.h"
 
 #define SLOT_BITS	21	/* job ids: sequence << SLOT_BITS | slot */
 #define SLOT_MASK	((UINT64_C(1) << SLOT_BITS) - 1)
