@@ -72,7 +72,11 @@ struct nats_delivery {
 };
 TAILQ_HEAD(nd_list, nats_delivery);
 
-/* What the stream and the consumer must be: read by any thread. */
+/*
+ * What the stream and the consumer must be.  Written only before start
+ * (and dlq on reload): the advisory callback reads stream, the recovery
+ * thread a copy of its own.
+ */
 struct nats_spec {
 	char			 url[CONF_PATH_MAX];	/* redacted, to print */
 	char			 stream[CONF_NAME_MAX];
@@ -99,6 +103,7 @@ struct recovery {
 	pthread_t		 thread;
 	int			 running;	/* loop thread only */
 	/* The thread's, from its start until its NEV_CONSUMER. */
+	struct nev		*done;		/* that event, pushed at its end */
 	jsCtx			*js;
 	struct nats_spec	 spec;
 	int			 rc;

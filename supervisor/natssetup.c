@@ -312,13 +312,10 @@ recover_main(void *arg)
 {
 	struct nats_src *s = arg;
 	struct recovery *r = &s->recovery;
-	struct nev *e;
 
 	r->rc = setup_consumer(r->js, &r->spec, r->err, sizeof(r->err),
 	    &r->note);
-	/* Out of memory, the loop never hears: the next stop still joins. */
-	if ((e = bridge_event(NEV_CONSUMER)) != NULL)
-		bridge_push(&s->bridge, e);
+	bridge_push(&s->bridge, r->done);	/* the loop's from now on */
 	return NULL;
 }
 
@@ -333,6 +330,12 @@ setup_recover(struct nats_src *s)
 	int rc;
 
 	s->consumer_retry = clock_now() + CONSUMER_RETRY;
+	/* Made here, so that the thread's end always reaches the loop. */
+	if ((r->done = bridge_event(NEV_CONSUMER)) == NULL) {
+		log_err("nats: out of memory; consumer %s is not made again "
+		    "yet", s->spec.durable);
+		return;
+	}
 	r->js = s->js;
 	r->spec = s->spec;
 	r->rc = -1;
@@ -341,6 +344,7 @@ setup_recover(struct nats_src *s)
 	if ((rc = pthread_create(&r->thread, NULL, recover_main, s)) != 0) {
 		log_err("nats: cannot start a thread to make consumer %s "
 		    "again: %s", s->spec.durable, strerror(rc));
+		bridge_event_free(r->done);
 		return;
 	}
 	r->running = 1;
