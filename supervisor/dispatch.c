@@ -29,14 +29,6 @@
 #include "notify.h"
 #include "supervisor.h"
 
-#define SLOT_BITS	21	/* job ids: sequence << SLOT_BITS | slot */
-#define SLOT_MASK	((UINT64_C(1) << SLOT_BITS) - 1)
-#define SLOT_NONE	UINT32_MAX
-
-/* Lease callbacks: the lease is the first member of struct job. */
-static void job_release(struct supervisor *s, struct job *j);
-static void job_give_back(struct supervisor *s, struct job *j);
-
 static void hold_offer(void *arg, struct hold_node *n);
 
 static int
@@ -78,111 +70,15 @@ dispatch_init(struct supervisor *s)
 	    s->conf.max_lease, lease_extend, lease_lost, s);
 	TAILQ_INIT(&s->waiting);
 	hold_init(&s->holds, s->loop, &s->rng, hold_offer, s);
-	s->free_slot = SLOT_NONE;
+	job_table_init(s);
 }
 
 void
 dispatch_free(struct supervisor *s)
 {
-	for (uint32_t i = 0; i < s->nslots; i++)
-		free(s->slots[i]);
-	free(s->slots);
-	s->slots = NULL;
-	s->nslots = 0;
+	job_table_free(s);
 	lease_table_free(&s->leases);
 	hold_free(&s->holds);
-}
-
-static struct job *
-job_new(struct supervisor *s, struct delivery *d)
-{
-	struct job *j;
-	uint32_t slot;
-
-	if (s->free_slot != SLOT_NONE) {
-		slot = s->free_slot;
-		j = s->slots[slot];
-		s->free_slot = j->next_free;
-	} else {
-		if (s->nslots > SLOT_MASK)
-			return NULL;
-		if ((s->nslots & (s->nslots - 1)) == 0) {
-			uint32_t cap = s->nslots ? s->nslots * 2 : 256;
-			struct job **v = realloc(s->slots, cap * sizeof(*v));
-
-			if (v == NULL)
-				return NULL;
-			s->slots = v;
-		}
-		if ((j = calloc(1, sizeof(*j))) == NULL)
-			return NULL;
-		slot = s->nslots++;
-		s->slots[slot] = j;
-	}
-	memset(j, 0, sizeof(*j));
-	j->slot = slot;
-	j->id = (++s->job_seq << SLOT_BITS) | slot;
-	j->d = d;
-	j->lease.hn.idx = HEAP_NONE;
-	return j;
-}
-
-/* Off its worker's list or the waiting list. */
-static void
-job_unlink(struct supervisor *s, struct job *j)
-{
-	if (j->wp != NULL) {
-		TAILQ_REMOVE(&j->wp->jobs, j, link);
-		j->wp->njobs--;
-		j->wp = NULL;
-	} else {
-		TAILQ_REMOVE(&s->waiting, j, link);
-		s->nwaiting--;
-	}
-}
-
-/* A released slot keeps its struct, on the free list. */
-static void
-job_release(struct supervisor *s, struct job *j)
-{
-	lease_remove(&s->leases, &j->lease);
-	if (j->hold.held)
-		hold_remove(&s->holds, &j->hold);
-	else
-		job_unlink(s, j);
-	j->d = NULL;
-	j->wp = NULL;
-	j->next_free = s->free_slot;
-	s->free_slot = j->slot;
-	s->in_flight--;
-}
-
-/* Back to the broker for redelivery now, counted. */
-static void
-give_back(struct supervisor *s, struct delivery *d)
-{
-	s->n.nacked++;
-	s->src->ops->nack(s->src, d, 0);
-}
-
-static void
-job_give_back(struct supervisor *s, struct job *j)
-{
-	struct delivery *d = j->d;
-
-	job_release(s, j);	/* the source still owns d until the nack */
-	give_back(s, d);
-}
-
-static struct job *
-job_find(struct supervisor *s, uint64_t id)
-{
-	uint32_t slot = (uint32_t)(id & SLOT_MASK);
-
-	if (slot >= s->nslots || s->slots[slot]->d == NULL ||
-	    s->slots[slot]->id != id)
-		return NULL;
-	return s->slots[slot];
 }
 
 static unsigned
@@ -339,7 +235,7 @@ dispatch_message(void *arg, struct delivery *d)
 		if (s->state == SUP_RUNNING)
 			log_err("dispatch: out of memory; nacking msg_id=%s",
 			    d->id);
-		give_back(s, d);
+		job_redeliver(s, d);
 		return;
 	}
 	s->in_flight++;

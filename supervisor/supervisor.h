@@ -7,6 +7,7 @@
  *   supervisor.c  start-up, signals, drain and shutdown (lifecycle)
  *   pool.c        fork/exec, channel and reaping of one worker (mechanism)
  *   dispatch.c    pulling, choosing a worker, outcomes to broker actions
+ *   job.c         the table of in-flight jobs, giving one back
  *   lease.c       ack deadlines
  *   backoff.c     retry delays
  */
@@ -170,6 +171,20 @@ void pool_kill(struct wproc *wp, int sig);
 void pool_send_drain(struct wproc *wp);
 void pool_send_reopen(struct wproc *wp);
 unsigned pool_count(const struct supervisor *s, enum wp_state state);
+
+/* job.c */
+void job_table_init(struct supervisor *s);
+void job_table_free(struct supervisor *s);
+struct job *job_new(struct supervisor *s, struct delivery *d);
+/* The live job of this id, or NULL (given back, or a stale id). */
+struct job *job_find(struct supervisor *s, uint64_t id);
+/* Off its worker's list or the waiting list. */
+void job_unlink(struct supervisor *s, struct job *j);
+/* Its lease ended and its slot freed; the delivery is the caller's. */
+void job_release(struct supervisor *s, struct job *j);
+/* Back to the broker for redelivery now, counted as nacked. */
+void job_redeliver(struct supervisor *s, struct delivery *d);
+void job_give_back(struct supervisor *s, struct job *j);
 
 /* dispatch.c */
 void dispatch_init(struct supervisor *s);
