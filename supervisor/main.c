@@ -19,6 +19,7 @@
 #include <ev.h>
 
 #include "log.h"
+#include "statelock.h"
 #include "supervisor.h"
 
 #ifndef SYSCONFDIR
@@ -248,6 +249,15 @@ prepare_state_dir(const struct conf *c)
 	return 0;
 }
 
+/* Before detaching: to the log, and to the terminal if that is not it. */
+static void
+startup_err(const char *msg)
+{
+	log_err("%s", msg);
+	if (log_fd() != STDERR_FILENO)
+		fprintf(stderr, "mandrilld: %s\n", msg);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -256,7 +266,7 @@ main(int argc, char **argv)
 	struct supervisor s;
 	struct ev_loop *loop;
 	char err[CONF_ERR_MAX + CONF_PATH_MAX];
-	int rc;
+	int rc, lockfd, busy;
 
 	memset(&o, 0, sizeof(o));
 	/*
@@ -299,9 +309,20 @@ main(int argc, char **argv)
 	/* Everything that can fail at start-up fails before we detach. */
 	if (prepare_state_dir(&c) < 0)
 		return EX_CANTCREAT;
+	/* Held until exit; before the pid file, which is the first's. */
+	if ((lockfd = statelock_take(c.state_dir, &busy, err,
+	    sizeof(err))) < 0) {
+		startup_err(err);
+		return busy ? EX_UNAVAILABLE : EX_CANTCREAT;
+	}
 	if (!o.foreground && detach(c.log_file) < 0) {
 		log_err("detach: %s", strerror(errno));
 		return EX_OSERR;
+	}
+	if (!o.foreground && statelock_note(lockfd) < 0) {
+		log_err("lock file %s/%s: %s", c.state_dir, STATELOCK_NAME,
+		    strerror(errno));
+		return tell_parent(EX_CANTCREAT);
 	}
 	if (c.log_file[0] != '\0' && !o.foreground)
 		dup2(log_fd(), STDERR_FILENO);

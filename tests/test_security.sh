@@ -79,4 +79,65 @@ kill -KILL "$VICTIM"
 wait "$VICTIM" 2>/dev/null
 EXTRA_PIDS=
 
+# --- one mandrilld per state_dir ------------------------------------------------
+# The first runs as a daemon: the lock it took before detaching names
+# the daemon's pid, not the parent's.
+lock_conf() {
+	write_conf <<EOF
+pid_file = $T/mandrilld.pid
+log_file = $T/first.log
+workers = 1
+
+[source]
+rate = 2
+
+[restart]
+allow = cattle-*
+sim_latency = 0..5ms
+EOF
+}
+rm -rf "$T/state"
+lock_conf
+"$MANDRILLD" -c "$T/mandrill.conf" >"$T/first.out" 2>&1
+check "lock: the first starts as a daemon" "$?" 0
+PID=$(cat "$T/mandrilld.pid")
+LOG=$T/first.log
+wait_for "worker 1 ready" 10 || fail "lock: the first has no worker"
+check "lock: the lock file names the daemon" \
+    "$(cat "$T/state/mandrilld.lock")" "$PID"
+"$MANDRILLD" -f -c "$T/mandrill.conf" -p "$T/second.pid" >"$T/second.out" 2>&1
+check "lock: a second on the same state_dir exits 69" "$?" 69
+check "lock: in one line naming the first's pid" \
+    "$(grep -c "state_dir $T/state is in use by mandrilld pid $PID " "$T/second.out")-$(wc -l < "$T/second.out")" 1-1
+check_cmd "lock: the first still runs" kill -0 "$PID"
+check "lock: its pid file is intact" "$(cat "$T/mandrilld.pid")" "$PID"
+check "lock: the second wrote no pid file" "$(test -e "$T/second.pid" && echo yes || echo no)" no
+# A second daemon says it on the terminal too, not only in the log.
+"$MANDRILLD" -c "$T/mandrill.conf" >"$T/second.out" 2>&1
+check "lock: a second daemon exits 69 too" "$?" 69
+check "lock: and says why on its terminal" \
+    "$(grep -c "^mandrilld: state_dir $T/state is in use by mandrilld pid $PID " "$T/second.out")" 1
+check "lock: the first's pid file is still its own" "$(cat "$T/mandrilld.pid")" "$PID"
+n=$(sql "SELECT count(*) FROM messages")
+sleep 1
+check_cmd "lock: the first goes on working" \
+    test "$(sql "SELECT count(*) FROM messages")" -gt "$n"
+kill -TERM "$PID"
+wait_gone() {
+	i=0
+	while kill -0 "$1" 2>/dev/null && [ $i -lt 300 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	! kill -0 "$1" 2>/dev/null
+}
+check_cmd "lock: the first drains and exits" wait_gone "$PID"
+# Its lock went with it: the next one starts.
+LOG=$T/third.log
+sed -i "s|^log_file = .*|log_file = $LOG|" "$T/mandrill.conf"
+start_mandrilld
+wait_for "worker 1 ready" 10 || fail "lock: no start after the first exited"
+check_cmd "lock: a new one starts once the first is gone" kill -0 "$PID"
+stop_mandrilld "lock: the new one"
+
 finish
