@@ -198,17 +198,33 @@ tell_parent(int rc)
 	return rc;
 }
 
+/* Never through a symlink: root would overwrite whatever it names. */
 static int
 write_pid(const char *path)
 {
-	FILE *f;
+	char buf[32];
+	int fd, n, rc = 0;
 
 	if (*path == '\0')
 		return 0;
-	if ((f = fopen(path, "we")) == NULL)
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+	    0644);
+	if (fd < 0)
 		return -1;
-	fprintf(f, "%d\n", (int)getpid());
-	return fclose(f);
+	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	if (write(fd, buf, (size_t)n) != n)
+		rc = -1;
+	if (close(fd) < 0)
+		rc = -1;
+	return rc;
+}
+
+/* errno's text, and what ELOOP means for the pid file. */
+static const char *
+open_error(void)
+{
+	return errno == ELOOP ? "is a symlink; refusing to follow it" :
+	    strerror(errno);
 }
 
 /*
@@ -303,7 +319,7 @@ main(int argc, char **argv)
 	log_set_level(c.log_level);
 	if (log_open(c.log_file) < 0) {
 		fprintf(stderr, "mandrilld: log_file %s: %s\n", c.log_file,
-		    strerror(errno));
+		    log_open_error(errno));
 		return EX_CANTCREAT;
 	}
 	/* Everything that can fail at start-up fails before we detach. */
@@ -327,7 +343,7 @@ main(int argc, char **argv)
 	if (c.log_file[0] != '\0' && !o.foreground)
 		dup2(log_fd(), STDERR_FILENO);
 	if (write_pid(c.pid_file) < 0) {
-		log_err("pid_file %s: %s", c.pid_file, strerror(errno));
+		log_err("pid_file %s: %s", c.pid_file, open_error());
 		return tell_parent(EX_CANTCREAT);
 	}
 	signal(SIGPIPE, SIG_IGN);

@@ -141,6 +141,7 @@ struct supervisor {
 	struct counters		 n;
 	struct loopwatch	 watch;
 	ev_timer		 metrics_timer;
+	unsigned		 metrics_bad;	/* writes failed in a row */
 	ev_timer		 status_timer;
 	struct counters		 status_last;	/* at the last status line */
 	int64_t			 status_at;

@@ -140,4 +140,164 @@ wait_for "worker 1 ready" 10 || fail "lock: no start after the first exited"
 check_cmd "lock: a new one starts once the first is gone" kill -0 "$PID"
 stop_mandrilld "lock: the new one"
 
+# --- files root writes are never reached through a symlink ---------------------
+LOG=$T/mandrilld.log
+rm -rf "$T/state" "$LOG" "$MARK"
+echo precious > "$T/target"
+# try_t WHAT: mandrilld -t on $T/mandrill.conf, output in $T/out
+try_t() {
+	"$MANDRILLD" -t -c "$T/mandrill.conf" >"$T/out" 2>&1
+	check "$1: refused by -t (78)" "$?" 78
+	check "$1: in one line" "$(wc -l < "$T/out")" 1
+}
+for key in pid_file log_file; do
+	sec_conf "$T/restart.sh {host}" "$key = $T/link"
+	ln -sf "$T/target" "$T/link"
+	try_t "symlinked $key"
+	check "symlinked $key: the line names it" \
+	    "$(grep -c "\[mandrill\] $key: $T/link is a symlink; refusing to write through it as root" "$T/out")" 1
+	"$MANDRILLD" -f -c "$T/mandrill.conf" >"$T/out" 2>&1
+	check "symlinked $key: start-up refused (78)" "$?" 78
+	check "symlinked $key: the target is untouched" "$(cat "$T/target")" precious
+	rm -f "$T/link"
+done
+sec_conf "$T/restart.sh {host}"
+printf '\n[metrics]\nmetrics_file = %s\nmetrics_interval = 1s\n' "$T/link" >> "$T/mandrill.conf"
+ln -sf "$T/target" "$T/link"
+try_t "symlinked metrics_file"
+check "symlinked metrics_file: the line names it" \
+    "$(grep -c "\[metrics\] metrics_file: $T/link is a symlink" "$T/out")" 1
+rm -f "$T/link"
+check "symlinked metrics_file: the target is untouched" "$(cat "$T/target")" precious
+
+# At run time: a symlink planted as the metrics temporary file is removed,
+# not followed; one planted as the metrics file is refused; one planted
+# as the log file is not followed when the log is reopened.
+write_conf <<EOF
+log_file = $LOG
+workers = 1
+
+[source]
+rate = 1
+
+[restart]
+allow = cattle-*
+
+[metrics]
+metrics_file = $T/link
+metrics_interval = 1s
+EOF
+"$MANDRILLD" -f -c "$T/mandrill.conf" >/dev/null 2>&1 &
+PID=$!
+n=0
+while [ ! -f "$T/link" ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+check "metrics: written" "$(grep -c '^mandrill_workers 1$' "$T/link")" 1
+ln -s "$T/target" "$T/link.tmp"
+sleep 1.5
+check "metrics: a planted temporary symlink is not followed" "$(cat "$T/target")" precious
+check "metrics: and is gone" "$(test -L "$T/link.tmp" && echo link || echo gone)" gone
+rm -f "$T/link"
+ln -s "$T/target" "$T/link"
+wait_for "metrics: $T/link is a symlink; refusing to replace it; not written until that changes" 5 ||
+    fail "metrics: a symlinked metrics file not refused"
+check "metrics: the symlink's target is untouched" "$(cat "$T/target")" precious
+check "metrics: the symlink stays" "$(test -L "$T/link" && echo link || echo gone)" link
+sleep 2.2
+check "metrics: the refusal is logged once, not every interval" \
+    "$(grep -c 'refusing to replace it' "$LOG")" 1
+rm -f "$T/link"
+wait_for "metrics: $T/link written again" 5 || fail "metrics: not written again"
+mv "$LOG" "$T/old.log"
+ln -s "$T/target" "$T/mandrilld.log"
+LOG=$T/old.log
+kill -USR1 "$PID"
+wait_for "reopen log $T/mandrilld.log: is a symlink; refusing to follow it; logging on where it was" 5 ||
+    fail "log: reopening through a symlink not refused"
+wait_for "worker 1: reopen $T/mandrilld.log: is a symlink; refusing to follow it" 5 ||
+    fail "log: a worker reopened through a symlink"
+check "log: the symlink's target is untouched" "$(cat "$T/target")" precious
+kill -TERM "$PID"
+wait_exit 30
+check "run-time symlinks: mandrilld exits 0" "$RC" 0
+check "metrics: the target is untouched at exit" "$(cat "$T/target")" precious
+check "log: the old file got the last lines" "$(grep -c 'mandrilld exiting with status 0' "$LOG")" 1
+rm -f "$T/link" "$LOG" "$T/mandrilld.log"
+LOG=$T/mandrilld.log
+
+# --- programs root runs, and its configuration, are nobody else's ---------------
+sec_conf "$T/restart.sh {host}"
+"$MANDRILLD" -t -c "$T/mandrill.conf" >"$T/out" 2>&1
+check "trust: the test's own layout passes -t" "$?" 0
+chmod g+w "$T/restart.sh"
+try_t "a group-writable restart command"
+check "a group-writable restart command: the line says so" \
+    "$(grep -c "\[restart\] command: refusing to run its program: $T/restart.sh is writable by its group (chmod g-w)" "$T/out")" 1
+"$MANDRILLD" -f -c "$T/mandrill.conf" >"$T/out" 2>&1
+check "a group-writable restart command: start-up refused (78)" "$?" 78
+check "a group-writable restart command: nothing ran" "$(test -e "$MARK" && echo ran || echo none)" none
+chmod g-w "$T/restart.sh"
+mkdir "$T/gw"
+cp "$T/restart.sh" "$T/gw/restart.sh"
+chmod 775 "$T/gw"
+sec_conf "$T/gw/restart.sh {host}"
+try_t "a restart command in a group-writable directory"
+check "... naming the directory" \
+    "$(grep -c "its directory $T/gw is writable by its group" "$T/out")" 1
+# Sticky and root's, as /tmp: what lies below cannot be renamed.
+chmod 1777 "$T/gw"
+mkdir "$T/gw/sub"
+cp "$T/restart.sh" "$T/gw/sub/restart.sh"
+sec_conf "$T/gw/sub/restart.sh {host}"
+"$MANDRILLD" -t -c "$T/mandrill.conf" >"$T/out" 2>&1
+check "a restart command below a sticky root directory passes" "$?" 0
+chmod 777 "$T/gw"
+try_t "a restart command below a world-writable, non-sticky directory"
+check "... naming it" "$(grep -c "the directory $T/gw is writable by its group or others and not sticky" "$T/out")" 1
+# A program that does not exist yet, in a safe directory, is not refused
+# here (it fails when it runs); in an unsafe one it is.
+sec_conf "$T/gw/none.sh {host}"
+try_t "a missing restart command in a world-writable directory"
+sec_conf "$T/none.sh {host}"
+"$MANDRILLD" -t -c "$T/mandrill.conf" >"$T/out" 2>&1
+check "a missing restart command in a safe directory passes -t" "$?" 0
+# A symlink to a safe program, itself in an unsafe directory.
+chmod 755 "$T/gw"
+ln -s "$T/restart.sh" "$T/gw/sub/link.sh"
+chmod 777 "$T/gw/sub"
+sec_conf "$T/gw/sub/link.sh {host}"
+try_t "a restart command linked from a world-writable directory"
+chmod 755 "$T/gw/sub"
+# The worker program.
+cp "$WORKER" "$T/worker"
+chmod 775 "$T/worker"
+sec_conf "$T/restart.sh {host}"
+sed -i "s|^worker_path = .*|worker_path = $T/worker|" "$T/mandrill.conf"
+try_t "a group-writable worker_path"
+check "... saying why" "$(grep -c "\[mandrill\] worker_path: refusing to run it as root: $T/worker is writable by its group" "$T/out")" 1
+if id nobody >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+	chmod 755 "$T/worker"
+	chown nobody "$T/worker"
+	try_t "a worker_path owned by another user"
+	check "... naming the owner" "$(grep -c "is owned by neither root nor the user mandrilld runs as (uid $(id -u nobody))" "$T/out")" 1
+fi
+# The configuration file.
+sec_conf "$T/restart.sh {host}"
+chmod g+w "$T/mandrill.conf"
+try_t "a group-writable configuration file"
+chmod g-w "$T/mandrill.conf"
+if id nobody >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+	chown nobody "$T/mandrill.conf"
+	try_t "a configuration file owned by another user"
+	chown 0 "$T/mandrill.conf"
+fi
+mkdir "$T/ww"
+chmod 1777 "$T/ww"
+cp "$T/mandrill.conf" "$T/ww/mandrill.conf"
+"$MANDRILLD" -t -c "$T/ww/mandrill.conf" >"$T/out" 2>&1
+check "a configuration file in a world-writable directory: refused (78)" "$?" 78
+check "... in one line naming the directory" \
+    "$(grep -c "^mandrilld: $T/ww/mandrill.conf: refusing this configuration file: its directory $T/ww is writable by everyone (chmod o-w)$" "$T/out")-$(wc -l < "$T/out")" 1-1
+"$MANDRILLD" -f -c "$T/ww/mandrill.conf" >"$T/out" 2>&1
+check "a configuration file in a world-writable directory: start-up refused (78)" "$?" 78
+
 finish
