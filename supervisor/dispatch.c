@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@
 #include "duration.h"
 #include "log.h"
 #include "notify.h"
+#include "proc.h"
 #include "supervisor.h"
 
 static void hold_offer(void *arg, struct hold_node *n);
@@ -151,6 +153,7 @@ send_job(struct supervisor *s, struct job *j, struct wproc *wp)
 		pj.bury = why;
 	}
 	j->wp = wp;
+	j->pgid = 0;	/* this worker's claim, if any, comes in started */
 	wp->njobs++;
 	TAILQ_INSERT_TAIL(&wp->jobs, j, link);
 	proto_pack_job(chan_packer(wp->chan), &pj);
@@ -373,14 +376,44 @@ on_ready(struct wproc *wp, const struct proto_msg *m)
 	return 0;
 }
 
+/*
+ * The worker names its command's process group, for kill_command to end
+ * if the worker goes.  Its word is not trusted: the group is recorded
+ * only if /proc shows its leader to be the worker's child, along with the
+ * leader's start time, which tells it from a later process with its pid.
+ */
 static int
 on_started(struct wproc *wp, const struct proto_msg *m)
 {
 	struct job *j = job_find(wp->sup, m->id);
+	pid_t pgid = m->pgid <= INT_MAX ? (pid_t)m->pgid : 0;
+	struct proc_stat ps = { 0 };
+	const char *why;
+	char buf[128];
 
-	if (j != NULL && j->wp == wp && m->pgid > 1)
-		j->pgid = (pid_t)m->pgid;
-	return 0;	/* a job already given back is no error */
+	if (j == NULL || j->wp != wp)
+		return 0;	/* a job already given back is no error */
+	j->pgid = 0;
+	if (pgid > 1 && proc_stat_read(pgid, &ps) < 0) {
+		if (errno == ENOENT) {	/* ended and reaped already */
+			log_debug("worker pid %d: process group %d of msg_id=%s "
+			    "already gone", (int)wp->pid, (int)pgid, j->d->id);
+			return 0;
+		}
+		snprintf(buf, sizeof(buf), "its leader's status cannot be "
+		    "read: %s", strerror(errno));
+		why = buf;
+	} else
+		why = proc_group_claim(&ps, pgid, wp->pid);
+	if (why != NULL) {
+		log_warn("worker pid %d named process group %" PRIu32 " for "
+		    "msg_id=%s: %s; refused, it will never be killed",
+		    (int)wp->pid, m->pgid, j->d->id, why);
+		return 0;
+	}
+	j->pgid = pgid;
+	j->pgid_start = ps.start;
+	return 0;
 }
 
 static int
@@ -390,6 +423,8 @@ on_done(struct wproc *wp, const struct proto_msg *m)
 	struct job *j = job_find(s, m->id);
 	char host[256], why[PROTO_ERR_MAX + 1];
 
+	if (j != NULL && j->wp == wp)
+		j->pgid = 0;	/* its command has ended */
 	if (j == NULL && s->state != SUP_RUNNING) {
 		/* Given back at shutdown; the worker recorded it anyway. */
 		log_debug("worker %" PRIu32 ": done for job %" PRIu64
@@ -488,14 +523,37 @@ dispatch_frame(struct wproc *wp, const struct proto_msg *m)
 	return 0;
 }
 
-/* Its worker is gone or going: its command must not go on. */
+/*
+ * Its worker is gone or going: its command must not go on.  The group is
+ * killed only if its leader is still the process claimed in on_started.
+ */
 static void
 kill_command(struct job *j)
 {
-	if (j->pgid > 1 && kill(-j->pgid, SIGKILL) == 0)
-		log_warn("killed process group %d of msg_id=%s: its worker is "
-		    "gone", (int)j->pgid, j->d->id);
+	struct proc_stat ps;
+	const char *why;
+	pid_t pgid = j->pgid;
+
 	j->pgid = 0;
+	if (pgid <= 1 || j->wp == NULL)
+		return;
+	if (proc_stat_read(pgid, &ps) < 0) {
+		/* What is left of it cannot be told from a later group. */
+		if (kill(-pgid, 0) == 0)
+			log_warn("process group %d of msg_id=%s not killed: its "
+			    "leader has exited", (int)pgid, j->d->id);
+		return;
+	}
+	why = proc_group_kill(&ps, pgid, j->pgid_start, j->wp->pid,
+	    pool_exited(j->wp));
+	if (why != NULL) {
+		log_warn("process group %d of msg_id=%s not killed: %s",
+		    (int)pgid, j->d->id, why);
+		return;
+	}
+	if (kill(-pgid, SIGKILL) == 0)
+		log_warn("killed process group %d of msg_id=%s: its worker is "
+		    "gone", (int)pgid, j->d->id);
 }
 
 static unsigned

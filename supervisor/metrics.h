@@ -20,6 +20,6 @@ void metrics_stop(struct supervisor *s);
 /* Write the Prometheus text to f; 0 or -1. */
 int metrics_format(const struct supervisor *s, FILE *f);
 /* Write metrics_file now. */
-int metrics_write(const struct supervisor *s);
+int metrics_write(struct supervisor *s);
 
 #endif

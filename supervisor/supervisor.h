@@ -48,6 +48,7 @@ struct job {
 	struct delivery		*d;
 	int64_t			 pulled_us;
 	pid_t			 pgid;	/* its restart command's group, if any */
+	uint64_t		 pgid_start;	/* its leader's start time */
 	struct wproc		*wp;	/* NULL while waiting or held */
 	TAILQ_ENTRY(job)	 link;	/* in wp->jobs or sup->waiting */
 	struct hold_node	 hold;	/* held: waiting for its reason */
@@ -141,6 +142,7 @@ struct supervisor {
 	struct counters		 n;
 	struct loopwatch	 watch;
 	ev_timer		 metrics_timer;
+	unsigned		 metrics_bad;	/* writes failed in a row */
 	ev_timer		 status_timer;
 	struct counters		 status_last;	/* at the last status line */
 	int64_t			 status_at;
@@ -168,6 +170,7 @@ void supervisor_retire_generation(struct supervisor *s, uint32_t gen);
 struct wproc *pool_spawn(struct supervisor *s, uint32_t slot);
 void pool_close(struct wproc *wp);
 void pool_kill(struct wproc *wp, int sig);
+int pool_exited(struct wproc *wp);
 void pool_send_drain(struct wproc *wp);
 void pool_send_reopen(struct wproc *wp);
 unsigned pool_count(const struct supervisor *s, enum wp_state state);
