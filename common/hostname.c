@@ -1,7 +1,16 @@
 /*
  * hostname: RFC 1123 checks and allow/deny globs.
+ *
+ * A name that the resolver would take for an IPv4 address (an all-numeric
+ * last label, a hex 0x... label, anything inet_aton(3) parses: 2130706433,
+ * 127.1, 0177.0.0.1, 0x7f.1) is refused before the globs see it, since
+ * "deny = 127.*" cannot know all the spellings of one address.
  */
 #include "config.h"
+
+#include <sys/types.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <ctype.h>
 #include <fnmatch.h>
@@ -14,6 +23,44 @@ ldh(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 	    (c >= '0' && c <= '9') || c == '-';
+}
+
+/* Is the label of n bytes all digits, or 0x and hex digits? */
+static const char *
+numeric_label(const char *s, size_t n)
+{
+	size_t i = 0;
+
+	if (n >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		for (i = 2; i < n && isxdigit((unsigned char)s[i]); i++)
+			;
+		return i == n ? "host name ends in a hex number label "
+		    "(0x...), a form that resolves as an IPv4 address" : NULL;
+	}
+	while (i < n && isdigit((unsigned char)s[i]))
+		i++;
+	return i == n ? "host name ends in an all-numeric label, a form "
+	    "that resolves as an IPv4 address" : NULL;
+}
+
+/* The name has passed the syntax checks: len <= HOSTNAME_MAX, no NUL. */
+static const char *
+address_form(const char *name, size_t len)
+{
+	char buf[HOSTNAME_MAX + 1];
+	struct in_addr in;
+	const char *last = name, *why;
+
+	for (size_t i = 0; i < len; i++)
+		if (name[i] == '.')
+			last = name + i + 1;
+	if ((why = numeric_label(last, len - (size_t)(last - name))) != NULL)
+		return why;
+	memcpy(buf, name, len);
+	buf[len] = '\0';
+	if (inet_aton(buf, &in) != 0)
+		return "host name is an IPv4 address";
+	return NULL;
 }
 
 const char *
@@ -48,7 +95,7 @@ hostname_check(const char *name, size_t len)
 		return "host name ends with a dot";
 	if (name[len - 1] == '-')
 		return "host name label ends with a hyphen";
-	return NULL;
+	return address_form(name, len);
 }
 
 /* Does host match any glob of the space- or comma-separated list? */

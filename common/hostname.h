@@ -3,8 +3,10 @@
  *
  * A host is restarted only if its name is an RFC 1123 name (labels of
  * letters, digits and hyphens, no label starting or ending with a hyphen,
- * 63 bytes a label, 253 in all), matches one of the allow globs and none
- * of the deny globs.  An empty allow list allows nothing.
+ * 63 bytes a label, 253 in all) that cannot be taken for an IPv4
+ * address (no all-numeric or 0x-hex last label, nothing inet_aton(3)
+ * accepts), matches one of the allow globs and none of the deny globs.
+ * An empty allow list allows nothing.
  */
 #ifndef MANDRILL_HOSTNAME_H
 #define MANDRILL_HOSTNAME_H

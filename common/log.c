@@ -88,7 +88,9 @@ log_open(const char *path)
 		lg.path[0] = '\0';
 		return 0;
 	}
-	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	/* Root writes it: a symlink put in its place is not followed. */
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
+	    0640);
 	if (fd < 0)
 		return -1;
 	if (lg.fd != STDERR_FILENO)
@@ -96,6 +98,13 @@ log_open(const char *path)
 	lg.fd = fd;
 	snprintf(lg.path, sizeof(lg.path), "%s", path);
 	return 0;
+}
+
+const char *
+log_open_error(int err)
+{
+	return err == ELOOP ? "is a symlink; refusing to follow it" :
+	    strerror(err);
 }
 
 int

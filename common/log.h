@@ -19,6 +19,8 @@ void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 int log_open(const char *path);		/* NULL or "" means stderr */
 int log_reopen(void);
+/* Why log_open failed, from its errno: ELOOP is a refused symlink. */
+const char *log_open_error(int err);
 int log_fd(void);
 int log_enabled(enum log_level level);
 

@@ -17,7 +17,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,14 +26,8 @@
 #include "duration.h"
 #include "log.h"
 #include "dispatch.h"
-
-#define SLOT_BITS	21	/* job ids: sequence << SLOT_BITS | slot */
-#define SLOT_MASK	((UINT64_C(1) << SLOT_BITS) - 1)
-#define SLOT_NONE	UINT32_MAX
-
-/* Lease callbacks: the lease is the first member of struct job. */
-static void job_release(struct dispatch *s, struct job *j);
-static void job_give_back(struct dispatch *s, struct job *j);
+#include "job.h"
+#include "pgroup.h"
 
 static void hold_offer(void *arg, struct hold_node *n);
 
@@ -88,7 +81,7 @@ dispatch_init(struct dispatch *s, struct ev_loop *loop,
 	    s->conf->max_lease, lease_extend, lease_lost, s);
 	TAILQ_INIT(&s->waiting);
 	hold_init(&s->holds, s->loop, &s->rng, hold_offer, s);
-	s->free_slot = SLOT_NONE;
+	job_table_init(s);
 }
 
 void
@@ -109,105 +102,9 @@ dispatch_reload(struct dispatch *s)
 void
 dispatch_free(struct dispatch *s)
 {
-	for (uint32_t i = 0; i < s->nslots; i++)
-		free(s->slots[i]);
-	free(s->slots);
-	s->slots = NULL;
-	s->nslots = 0;
+	job_table_free(s);
 	lease_table_free(&s->leases);
 	hold_free(&s->holds);
-}
-
-static struct job *
-job_new(struct dispatch *s, struct delivery *d)
-{
-	struct job *j;
-	uint32_t slot;
-
-	if (s->free_slot != SLOT_NONE) {
-		slot = s->free_slot;
-		j = s->slots[slot];
-		s->free_slot = j->next_free;
-	} else {
-		if (s->nslots > SLOT_MASK)
-			return NULL;
-		if ((s->nslots & (s->nslots - 1)) == 0) {
-			uint32_t cap = s->nslots ? s->nslots * 2 : 256;
-			struct job **v = realloc(s->slots, cap * sizeof(*v));
-
-			if (v == NULL)
-				return NULL;
-			s->slots = v;
-		}
-		if ((j = calloc(1, sizeof(*j))) == NULL)
-			return NULL;
-		slot = s->nslots++;
-		s->slots[slot] = j;
-	}
-	memset(j, 0, sizeof(*j));
-	j->slot = slot;
-	j->id = (++s->job_seq << SLOT_BITS) | slot;
-	j->d = d;
-	j->lease.hn.idx = HEAP_NONE;
-	return j;
-}
-
-/* Off its worker's list or the waiting list. */
-static void
-job_unlink(struct dispatch *s, struct job *j)
-{
-	if (j->wp != NULL) {
-		TAILQ_REMOVE(&j->wp->jobs, j, link);
-		j->wp->njobs--;
-		j->wp = NULL;
-	} else {
-		TAILQ_REMOVE(&s->waiting, j, link);
-		s->nwaiting--;
-	}
-}
-
-/* A released slot keeps its struct, on the free list. */
-static void
-job_release(struct dispatch *s, struct job *j)
-{
-	lease_remove(&s->leases, &j->lease);
-	if (j->hold.held)
-		hold_remove(&s->holds, &j->hold);
-	else
-		job_unlink(s, j);
-	j->d = NULL;
-	j->wp = NULL;
-	j->next_free = s->free_slot;
-	s->free_slot = j->slot;
-	s->in_flight--;
-}
-
-/* Back to the broker for redelivery now, counted. */
-static void
-give_back(struct dispatch *s, struct delivery *d)
-{
-	s->n.nacked++;
-	s->src->ops->nack(s->src, d, 0);
-}
-
-static void
-job_give_back(struct dispatch *s, struct job *j)
-{
-	struct delivery *d = j->d;
-
-	job_release(s, j);	/* the source still owns d until the nack */
-	give_back(s, d);
-}
-
-static struct job *
-job_find(struct dispatch *s, uint64_t id)
-{
-	uint32_t slot = (uint32_t)(id & SLOT_MASK);
-
-	if (slot >= s->nslots || s->slots[slot]->d == NULL ||
-	    s->slots[slot]->id != id)
-		return NULL;
-	return s->slots[slot];
 }
 
 void
@@ -254,6 +151,7 @@ send_job(struct dispatch *s, struct job *j, struct wproc *wp)
 		pj.bury = why;
 	}
 	j->wp = wp;
+	j->pgid = 0;	/* this worker's claim, if any, comes in started */
 	wp->njobs++;
 	TAILQ_INSERT_TAIL(&wp->jobs, j, link);
 	proto_pack_job(chan_packer(wp->chan), &pj);
@@ -337,7 +235,7 @@ dispatch_message(struct dispatch *s, struct delivery *d)
 		if (s->running)
 			log_err("dispatch: out of memory; nacking msg_id=%s",
 			    d->id);
-		give_back(s, d);
+		job_redeliver(s, d);
 		return;
 	}
 	s->in_flight++;
@@ -446,13 +344,14 @@ on_ready(struct dispatch *s, struct wproc *wp, const struct proto_msg *m)
 	return 0;
 }
 
+/* The worker's word on its command's group is checked in pgroup.c. */
 static int
 on_started(struct dispatch *s, struct wproc *wp, const struct proto_msg *m)
 {
 	struct job *j = job_find(s, m->id);
 
-	if (j != NULL && j->wp == wp && m->pgid > 1)
-		j->pgid = (pid_t)m->pgid;
+	if (j != NULL && j->wp == wp)
+		pgroup_claim(j, m->pgid);
 	return 0;	/* a job already given back is no error */
 }
 
@@ -462,6 +361,8 @@ on_done(struct dispatch *s, struct wproc *wp, const struct proto_msg *m)
 	struct job *j = job_find(s, m->id);
 	char host[256], why[PROTO_ERR_MAX + 1];
 
+	if (j != NULL && j->wp == wp)
+		j->pgid = 0;	/* its command has ended */
 	if (j == NULL && !s->running) {
 		/* Given back at shutdown; the worker recorded it anyway. */
 		log_debug("worker %" PRIu32 ": done for job %" PRIu64
@@ -553,16 +454,6 @@ dispatch_frame(struct dispatch *s, struct wproc *wp,
 	return 0;
 }
 
-/* Its worker is gone or going: its command must not go on. */
-static void
-kill_command(struct job *j)
-{
-	if (j->pgid > 1 && kill(-j->pgid, SIGKILL) == 0)
-		log_warn("killed process group %d of msg_id=%s: its worker is "
-		    "gone", (int)j->pgid, j->d->id);
-	j->pgid = 0;
-}
-
 static unsigned
 give_back_list(struct dispatch *s, struct job_list *list)
 {
@@ -570,7 +461,7 @@ give_back_list(struct dispatch *s, struct job_list *list)
 	unsigned n = 0;
 
 	while ((j = TAILQ_FIRST(list)) != NULL) {
-		kill_command(j);
+		pgroup_kill(j);
 		job_give_back(s, j);
 		n++;
 	}
@@ -614,7 +505,7 @@ dispatch_worker_lost(struct dispatch *s, struct wproc *wp)
 		return;
 	}
 	while ((j = TAILQ_FIRST(&wp->jobs)) != NULL) {
-		kill_command(j);
+		pgroup_kill(j);
 		j->crashes++;
 		j->crashes_new++;
 		j->lost_at = clock_wall();
@@ -634,7 +525,7 @@ dispatch_nack_running(struct dispatch *s, const char *why)
 
 	for (uint32_t i = 0; i < s->nslots; i++)
 		if ((j = s->slots[i])->d != NULL && j->wp != NULL) {
-			kill_command(j);
+			pgroup_kill(j);
 			job_give_back(s, j);
 			n++;
 		}

@@ -1,10 +1,11 @@
 /*
  * dispatch: the jobs in flight, from their pull to their broker action.
  *
- * It owns the job table, the waiting list, the leases and the holds,
- * and the counters of what was pulled and what became of it.  It picks
- * workers through pool.h, and tells its owner through callbacks: that
- * the newest generation of workers is complete.
+ * It owns the job table (job.c), the waiting list, the leases and the
+ * holds, the process groups of the jobs' commands (pgroup.c), and the
+ * counters of what was pulled and what became of it.  It picks workers
+ * through pool.h, and tells its owner through callbacks: that the
+ * newest generation of workers is complete.
  */
 #ifndef MANDRILL_DISPATCH_H
 #define MANDRILL_DISPATCH_H
@@ -35,6 +36,7 @@ struct job {
 	struct delivery		*d;
 	int64_t			 pulled_us;
 	pid_t			 pgid;	/* its restart command's group, if any */
+	uint64_t		 pgid_start;	/* its leader's start time */
 	struct wproc		*wp;	/* NULL while waiting or held */
 	TAILQ_ENTRY(job)	 link;	/* in wp->jobs or the waiting list */
 	struct hold_node	 hold;	/* held: waiting for its reason */

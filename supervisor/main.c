@@ -20,6 +20,7 @@
 
 #include "log.h"
 #include "reload.h"
+#include "statelock.h"
 #include "supervisor.h"
 
 #ifndef SYSCONFDIR
@@ -198,17 +199,33 @@ tell_parent(int rc)
 	return rc;
 }
 
+/* Never through a symlink: root would overwrite whatever it names. */
 static int
 write_pid(const char *path)
 {
-	FILE *f;
+	char buf[32];
+	int fd, n, rc = 0;
 
 	if (*path == '\0')
 		return 0;
-	if ((f = fopen(path, "we")) == NULL)
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+	    0644);
+	if (fd < 0)
 		return -1;
-	fprintf(f, "%d\n", (int)getpid());
-	return fclose(f);
+	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	if (write(fd, buf, (size_t)n) != n)
+		rc = -1;
+	if (close(fd) < 0)
+		rc = -1;
+	return rc;
+}
+
+/* errno's text, and what ELOOP means for the pid file. */
+static const char *
+open_error(void)
+{
+	return errno == ELOOP ? "is a symlink; refusing to follow it" :
+	    strerror(errno);
 }
 
 /*
@@ -249,6 +266,15 @@ prepare_state_dir(const struct conf *c)
 	return 0;
 }
 
+/* Before detaching: to the log, and to the terminal if that is not it. */
+static void
+startup_err(const char *msg)
+{
+	log_err("%s", msg);
+	if (log_fd() != STDERR_FILENO)
+		fprintf(stderr, "mandrilld: %s\n", msg);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -257,7 +283,7 @@ main(int argc, char **argv)
 	struct supervisor s;
 	struct ev_loop *loop;
 	char err[CONF_ERR_MAX + CONF_PATH_MAX];
-	int rc;
+	int rc, lockfd, busy;
 
 	memset(&o, 0, sizeof(o));
 	/*
@@ -294,20 +320,31 @@ main(int argc, char **argv)
 	log_set_level(c.log_level);
 	if (log_open(c.log_file) < 0) {
 		fprintf(stderr, "mandrilld: log_file %s: %s\n", c.log_file,
-		    strerror(errno));
+		    log_open_error(errno));
 		return EX_CANTCREAT;
 	}
 	/* Everything that can fail at start-up fails before we detach. */
 	if (prepare_state_dir(&c) < 0)
 		return EX_CANTCREAT;
+	/* Held until exit; before the pid file, which is the first's. */
+	if ((lockfd = statelock_take(c.state_dir, &busy, err,
+	    sizeof(err))) < 0) {
+		startup_err(err);
+		return busy ? EX_UNAVAILABLE : EX_CANTCREAT;
+	}
 	if (!o.foreground && detach(c.log_file) < 0) {
 		log_err("detach: %s", strerror(errno));
 		return EX_OSERR;
 	}
+	if (!o.foreground && statelock_note(lockfd) < 0) {
+		log_err("lock file %s/%s: %s", c.state_dir, STATELOCK_NAME,
+		    strerror(errno));
+		return tell_parent(EX_CANTCREAT);
+	}
 	if (c.log_file[0] != '\0' && !o.foreground)
 		dup2(log_fd(), STDERR_FILENO);
 	if (write_pid(c.pid_file) < 0) {
-		log_err("pid_file %s: %s", c.pid_file, strerror(errno));
+		log_err("pid_file %s: %s", c.pid_file, open_error());
 		return tell_parent(EX_CANTCREAT);
 	}
 	signal(SIGPIPE, SIG_IGN);

@@ -3,7 +3,10 @@
  */
 #include "config.h"
 
+#include <sys/stat.h>
+
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -118,29 +121,87 @@ metrics_format(const struct metrics *m, FILE *f)
 	return ferror(f) ? -1 : 0;
 }
 
-int
-metrics_write(const struct metrics *m)
+/*
+ * Root writes the file, in a directory others may share (a textfile
+ * collector's): a stale temporary file, or a symlink put in its place,
+ * is removed, never followed, and the new one must be ours alone.
+ */
+static FILE *
+open_tmp(const char *tmp, char *err, size_t len)
 {
-	const char *path = m->conf->metrics_file;
+	FILE *f;
+	int fd;
+
+	if (unlink(tmp) < 0 && errno != ENOENT) {
+		snprintf(err, len, "cannot remove the stale %s: %s", tmp,
+		    strerror(errno));
+		return NULL;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    0644);
+	if (fd < 0 || (f = fdopen(fd, "w")) == NULL) {
+		snprintf(err, len, "%s: %s", tmp, strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+			unlink(tmp);
+		}
+		return NULL;
+	}
+	return f;
+}
+
+static int
+write_file(const struct metrics *m, const char *path, char *err,
+    size_t len)
+{
 	char tmp[CONF_PATH_MAX + 16];
+	struct stat sb;
 	FILE *f;
 	int rc;
 
-	if (path[0] == '\0')
-		return 0;
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	if ((f = fopen(tmp, "we")) == NULL) {
-		log_err("metrics: %s: %s", tmp, strerror(errno));
+	if ((f = open_tmp(tmp, err, len)) == NULL)
 		return -1;
-	}
 	errno = 0;
 	rc = metrics_format(m, f);
-	if (fclose(f) != 0 || rc < 0 || rename(tmp, path) < 0) {
-		log_err("metrics: %s: %s", path,
-		    errno ? strerror(errno) : "write error");
+	if (fclose(f) != 0 || rc < 0) {
+		snprintf(err, len, "%s: %s", tmp, errno ? strerror(errno) :
+		    "write error");
 		unlink(tmp);
 		return -1;
 	}
+	/* rename(2) would replace a symlink, not follow it: refuse it. */
+	if (lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode)) {
+		snprintf(err, len, "%s is a symlink; refusing to replace it",
+		    path);
+		unlink(tmp);
+		return -1;
+	}
+	if (rename(tmp, path) < 0) {
+		snprintf(err, len, "%s: %s", path, strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+/* A failure is logged when it starts, not at every interval. */
+int
+metrics_write(struct metrics *m)
+{
+	const char *path = m->conf->metrics_file;
+	char err[CONF_PATH_MAX + 128];
+
+	if (path[0] == '\0')
+		return 0;
+	if (write_file(m, path, err, sizeof(err)) < 0) {
+		log_msg(m->write_bad++ == 0 ? LOG_ERR : LOG_DEBUG,
+		    "metrics: %s; not written until that changes", err);
+		return -1;
+	}
+	if (m->write_bad > 0)
+		log_info("metrics: %s written again", path);
+	m->write_bad = 0;
 	return 0;
 }
 

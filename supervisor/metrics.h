@@ -20,7 +20,7 @@
 
 struct avail;
 
-/* What it reports on is read only; its own are the timers and the watch. */
+/* What it reports on is read only; its own: timers, watch, failed writes. */
 struct metrics {
 	struct ev_loop		*loop;
 	const struct conf	*conf;
@@ -29,6 +29,7 @@ struct metrics {
 	const struct avail	*avail;
 	struct loopwatch	 watch;
 	ev_timer		 write_timer;
+	unsigned		 write_bad;	/* writes failed in a row */
 	ev_timer		 status_timer;
 	struct counters		 status_last;	/* at the last status line */
 	int64_t			 status_at;
@@ -41,7 +42,7 @@ void metrics_reload(struct metrics *m);
 void metrics_stop(struct metrics *m);
 /* Write the Prometheus text to f; 0 or -1. */
 int metrics_format(const struct metrics *m, FILE *f);
-/* Write metrics_file now. */
-int metrics_write(const struct metrics *m);
+/* Write metrics_file now; a failure is logged once until one works. */
+int metrics_write(struct metrics *m);
 
 #endif

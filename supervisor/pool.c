@@ -25,6 +25,7 @@
 #include "clock.h"
 #include "log.h"
 #include "pool.h"
+#include "proc.h"
 #include "settings.h"
 
 #define WORKER_FD		3
@@ -284,6 +285,19 @@ pool_kill(struct wproc *wp, int sig)
 {
 	if (ev_is_active(&wp->child) && wp->pid > 0)
 		kill(wp->pid, sig);
+}
+
+/* Has the worker exited (reaped, or a zombie), its children reparented? */
+int
+pool_exited(struct wproc *wp)
+{
+	struct proc_stat ps;
+
+	if (!ev_is_active(&wp->child) || wp->pid <= 0)
+		return 1;
+	if (proc_stat_read(wp->pid, &ps) < 0)
+		return errno == ENOENT;
+	return ps.state == 'Z' || ps.state == 'X';
 }
 
 static void

@@ -109,6 +109,11 @@ void pool_reap(struct pool *p, struct wproc *wp, int status);
 /* Its channel is done: GONE, and the owner is told (lost). */
 void pool_close(struct pool *p, struct wproc *wp);
 void pool_kill(struct wproc *wp, int sig);
+/*
+ * Has wp's process exited (reaped, a zombie, or adopted without one), so
+ * that its children have been reparented?
+ */
+int pool_exited(struct wproc *wp);
 
 /*
  * wp said it is ready for max_jobs jobs: 1 if that completes generation

@@ -23,11 +23,14 @@
 #include <sys/stat.h>
 
 #include <pwd.h>
+#include <unistd.h>
 
+#include "argv.h"
 #include "log.h"
 #include "natsauth.h"
 #include "notify.h"
 #include "reload.h"
+#include "trust.h"
 
 /*
  * A file holding a secret in the clear, and every secret file of
@@ -50,6 +53,52 @@ nats_secrets_check(const struct conf *c, const char *path, char *err,
 	return 0;
 }
 
+/*
+ * What root runs and reads may be changed by nobody else, and nothing it
+ * writes is reached through a symlink: checked with the rest, so that
+ * mandrilld -t refuses what start-up would.
+ */
+static int
+trust_conf(const struct conf *c, const char *path, char *err, size_t len)
+{
+	static const char *keys[] = { "[mandrill] pid_file",
+	    "[mandrill] log_file", "[metrics] metrics_file" };
+	const char *files[] = { c->pid_file, c->log_file, c->metrics_file };
+	char why[CONF_ERR_MAX], msg[160], **argv;
+	uid_t self = geteuid();
+	int rc = 0;
+
+	if (trust_check(path, TRUST_CONFIG, self, why, sizeof(why)) < 0) {
+		snprintf(err, len, "%s: refusing this configuration file: %s",
+		    path, why);
+		return -1;
+	}
+	if (trust_check(c->worker_path, TRUST_PROGRAM, self, why,
+	    sizeof(why)) < 0) {
+		snprintf(err, len, "%s: [mandrill] worker_path: refusing to run "
+		    "it as root: %s", path, why);
+		return -1;
+	}
+	if (c->mode == RESTART_COMMAND &&
+	    (argv = argv_split(c->command, msg, sizeof(msg))) != NULL) {
+		if (argv[0] != NULL && trust_check(argv[0], TRUST_PROGRAM, self,
+		    why, sizeof(why)) < 0) {
+			snprintf(err, len, "%s: [restart] command: refusing to "
+			    "run its program: %s", path, why);
+			rc = -1;
+		}
+		argv_free(argv);
+		if (rc < 0)
+			return -1;
+	}
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (trust_written(files[i], why, sizeof(why)) < 0) {
+			snprintf(err, len, "%s: %s: %s", path, keys[i], why);
+			return -1;
+		}
+	return 0;
+}
+
 int
 config_read(const struct overrides *ov, struct conf *c, char *err, size_t len)
 {
@@ -60,12 +109,6 @@ config_read(const struct overrides *ov, struct conf *c, char *err, size_t len)
 	conf_defaults(c);
 	if (conf_load(c, ov->conf_path, err, len) < 0)
 		return -1;
-	/* Whoever can write the file can restart any allowed host. */
-	if (stat(ov->conf_path, &sb) == 0 && (sb.st_mode & S_IWOTH)) {
-		snprintf(err, len, "%s: writable by everyone; refusing it "
-		    "(chmod o-w)", ov->conf_path);
-		return -1;
-	}
 	if (ov->level >= 0)
 		c->log_level = (enum log_level)ov->level;
 	if (ov->pid_file[0] != '\0')
@@ -74,6 +117,8 @@ config_read(const struct overrides *ov, struct conf *c, char *err, size_t len)
 		snprintf(err, len, "%s: %s", ov->conf_path, msg);
 		return -1;
 	}
+	if (trust_conf(c, ov->conf_path, err, len) < 0)
+		return -1;
 	if (c->user[0] != '\0' && getpwnam(c->user) == NULL) {
 		snprintf(err, len, "%s: [mandrill] user %s: no such user",
 		    ov->conf_path, c->user);
@@ -153,7 +198,7 @@ reload_prepare(const struct overrides *ov, const struct conf *old,
 	if (strcmp(old->log_file, c->log_file) != 0 &&
 	    log_open(c->log_file) < 0) {
 		log_err("reload: log_file %s: %s; logging on where it was",
-		    c->log_file, strerror(errno));
+		    c->log_file, log_open_error(errno));
 		snprintf(c->log_file, sizeof(c->log_file), "%s", old->log_file);
 	}
 	return 0;

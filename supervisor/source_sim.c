@@ -16,8 +16,6 @@
  */
 #include "config.h"
 
-#include <ctype.h>
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +26,7 @@
 #include "heap.h"
 #include "log.h"
 #include "rng.h"
+#include "simpayload.h"
 #include "source.h"
 #include "uuid.h"
 
@@ -74,9 +73,7 @@ struct sim {
 	uint64_t		 count;
 	uint64_t		 instances;	/* 0: a new one per message */
 	char			 payload_file[CONF_PATH_MAX];
-	char			**file_data;	/* payload_file, one per message */
-	size_t			*file_len;
-	size_t			 file_n;
+	struct payloads		 file;		/* payload_file, one per message */
 	uint64_t		 published;
 	uint64_t		 live;		/* published, not acked */
 	uint64_t		 expired, nacked, acked, termed;
@@ -86,8 +83,6 @@ struct sim {
 };
 
 static void sim_arm(struct sim *s);
-static int load_payloads(struct sim *s, const char *path, char *err,
-    size_t len);
 
 /*
  * A seeded publisher runs on a clock of its own, from a fixed start, so
@@ -117,12 +112,12 @@ publish_one(struct sim *s)
 		return;
 	}
 	make_uuid(s, m->id);
-	if (s->file_n > 0) {
+	if (s->file.n > 0) {
 		/* A payload from the file: given as is, however broken. */
 		snprintf(m->id, sizeof(m->id), "payload-%" PRIu64,
 		    s->published + 1);
-		m->data = s->file_data[s->published];
-		m->len = s->file_len[s->published];
+		m->data = s->file.data[s->published];
+		m->len = s->file.len[s->published];
 		goto queue;
 	}
 	m->data = m->inline_data;
@@ -270,9 +265,11 @@ sim_start(struct source *src, char *err, size_t len)
 	struct sim *s = (struct sim *)src;
 	char limit[64];
 
-	if (s->payload_file[0] != '\0' &&
-	    load_payloads(s, s->payload_file, err, len) < 0)
-		return -1;
+	if (s->payload_file[0] != '\0') {
+		if (payloads_load(&s->file, s->payload_file, err, len) < 0)
+			return -1;
+		s->count = s->file.n;
+	}
 	s->pub_start = clock_now();
 	if (s->rate > 0) {
 		ev_timer_set(&s->publisher, 0., PUBLISH_TICK);
@@ -412,68 +409,6 @@ sim_extend(struct source *src, struct delivery *pub, int64_t ms)
 	return 0;
 }
 
-/* One line of a payload file: \\xHH is any byte, \\\\ a backslash. */
-static size_t
-unescape(char *line)
-{
-	char *in = line, *out = line;
-	unsigned v;
-
-	while (*in) {
-		if (in[0] == '\\' && in[1] == '\\') {
-			*out++ = '\\';
-			in += 2;
-		} else if (in[0] == '\\' && in[1] == 'x' &&
-		    isxdigit((unsigned char)in[2]) &&
-		    isxdigit((unsigned char)in[3]) &&
-		    sscanf(in + 2, "%2x", &v) == 1) {
-			*out++ = (char)v;
-			in += 4;
-		} else
-			*out++ = *in++;
-	}
-	return (size_t)(out - line);
-}
-
-static int
-load_payloads(struct sim *s, const char *path, char *err, size_t len)
-{
-	FILE *f = fopen(path, "re");
-	char *line = NULL;
-	size_t cap = 0, n;
-	ssize_t got;
-
-	if (f == NULL) {
-		snprintf(err, len, "payload_file %s: %s", path, strerror(errno));
-		return -1;
-	}
-	while ((got = getline(&line, &cap, f)) >= 0) {
-		if (got > 0 && line[got - 1] == '\n')
-			line[--got] = '\0';
-		char **dv;
-		size_t *lv;
-
-		n = s->file_n + 1;
-		if ((dv = realloc(s->file_data, n * sizeof(*dv))) != NULL)
-			s->file_data = dv;
-		if ((lv = realloc(s->file_len, n * sizeof(*lv))) != NULL)
-			s->file_len = lv;
-		if (dv == NULL || lv == NULL ||
-		    (s->file_data[s->file_n] = strdup(line)) == NULL) {
-			snprintf(err, len, "payload_file %s: out of memory", path);
-			free(line);
-			fclose(f);
-			return -1;
-		}
-		s->file_len[s->file_n] = unescape(s->file_data[s->file_n]);
-		s->file_n = n;
-	}
-	free(line);
-	fclose(f);
-	s->count = s->file_n;
-	return 0;
-}
-
 static void
 sim_stop(struct source *src)
 {
@@ -499,10 +434,7 @@ sim_stop(struct source *src)
 			m->acked = 1;
 	}
 	heap_free(&s->timers);
-	for (size_t i = 0; i < s->file_n; i++)
-		free(s->file_data[i]);
-	free(s->file_data);
-	free(s->file_len);
+	payloads_free(&s->file);
 	free(s);
 }
 
@@ -512,7 +444,7 @@ sim_reload(struct source *src, const struct conf *c, char *err, size_t len)
 {
 	struct sim *s = (struct sim *)src;
 
-	if (s->file_n > 0) {
+	if (s->file.n > 0) {
 		/* The file fixed the messages; only the rate may change. */
 	} else if (c->count != 0 && c->count < s->published) {
 		snprintf(err, len, "count %" PRIu64 " is below the %" PRIu64
@@ -520,7 +452,7 @@ sim_reload(struct source *src, const struct conf *c, char *err, size_t len)
 		return -1;
 	}
 	src->ack_deadline = c->ack_deadline;
-	if (s->file_n == 0)
+	if (s->file.n == 0)
 		s->count = c->count;
 	s->instances = c->instances;
 	if (s->rate > 0 && c->rate == s->rate &&

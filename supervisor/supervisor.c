@@ -232,8 +232,8 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		break;
 	case SIGUSR1:
 		if (log_reopen() < 0)
-			log_err("reopen log %s: %s", s->conf.log_file,
-			    strerror(errno));
+			log_err("reopen log %s: %s; logging on where it was",
+			    s->conf.log_file, log_open_error(errno));
 		else
 			log_info("log reopened");
 		pool_reopen_all(&s->pool);

@@ -10,8 +10,11 @@
  *   avail.c       how many workers and when (policy)
  *   pool.c        fork, exec, channel and reap of workers (mechanism)
  *   dispatch.c    pulling, choosing a worker, outcomes to broker actions
+ *   job.c         dispatch's table of in-flight jobs, giving one back
+ *   pgroup.c      their commands' process groups, checked in /proc
  *   reload.c      reading and checking the configuration
  *   metrics.c     the metrics file and the status line
+ *   statelock.c   one mandrilld per state_dir (main.c takes it)
  *   lease.c, hold.c, outcome.c, backoff.c, source_*.c below those
  */
 #ifndef MANDRILL_SUPERVISOR_H

@@ -1145,8 +1145,6 @@ START_TEST(test_hostname_valid)
 	ck_assert_ptr_null(hc("cattle-1a2b"));
 	ck_assert_ptr_null(hc("db1.example.com"));
 	ck_assert_ptr_null(hc("a"));
-	ck_assert_ptr_null(hc("1"));
-	ck_assert_ptr_null(hc("123.45"));
 	ck_assert_ptr_null(hc("CATTLE-1A2B.Example.COM"));
 	ck_assert_ptr_null(hc("a-b--c"));
 
@@ -1183,6 +1181,37 @@ START_TEST(test_hostname_invalid)
 	ck_assert_ptr_nonnull(strstr(hc("-a"), "hyphen"));
 	ck_assert_ptr_nonnull(strstr(hc("a-"), "hyphen"));
 	ck_assert_ptr_nonnull(strstr(hc(""), "empty"));
+}
+END_TEST
+
+/* Every spelling of an IPv4 address is refused; names with digits pass. */
+START_TEST(test_hostname_address_forms)
+{
+	static const char *bad[] = {
+		"2130706433", "0x7f.1", "127.1", "0177.0.0.1", "0x7f000001",
+		"1.2.3.4", "127.0.0.1", "10.0.0.1", "1", "0", "123.45",
+		"0X7F000001", "0x", "a.0x1f", "cattle.1", "db.example.123",
+		"0xA.0xB.0xC.0xD", "1.2.3.4.5",
+	};
+	static const char *good[] = {
+		"host-1", "1host.example", "a1.b2", "cattle-1a2b", "1a",
+		"0x7g", "0xdead-beef", "x0x1", "127.example.com",
+		"0x7f.example.com", "1-2-3-4", "1.2.3.4a", "a.1b", "0e1",
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *why = hc(bad[i]);
+
+		ck_assert_msg(why != NULL, "\"%s\" accepted", bad[i]);
+		ck_assert_msg(strstr(why, "IPv4 address") != NULL, "\"%s\": "
+		    "%s", bad[i], why);
+	}
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		ck_assert_msg(hc(good[i]) == NULL, "\"%s\" refused: %s",
+		    good[i], hc(good[i]));
+	/* Only len bytes count: "127.1x" cut to "127.1" is an address. */
+	ck_assert_ptr_nonnull(hostname_check("127.1x", 5));
+	ck_assert_ptr_null(hostname_check("1x.1", 2));
 }
 END_TEST
 
@@ -1308,6 +1337,7 @@ conf_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_hostname_valid);
 	tcase_add_test(tc, test_hostname_invalid);
+	tcase_add_test(tc, test_hostname_address_forms);
 	tcase_add_test(tc, test_hostname_too_long);
 	tcase_add_test(tc, test_hostname_explicit_length);
 	suite_add_tcase(s, tc);

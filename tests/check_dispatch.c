@@ -7,18 +7,23 @@
  * a socketpair that the pool adopts (pool_adopt: no fork, no exec).  The
  * test clock is fake and stands still unless a test moves it; the loop
  * is pumped with EVRUN_NOWAIT, and the timers that would need real time
- * (holds, respawns) are run or read directly.
+ * (holds, respawns) are run or read directly.  The only real process is
+ * a restart command's stand-in, for the process group a started frame
+ * names: /proc must show it as the worker's child before it is killed.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <check.h>
@@ -261,9 +266,9 @@ fake_send(struct fake *f)
 	msgpack_sbuffer_clear(&f->sb);
 }
 
-/* A fake worker of the pool's generation gen, welcomed. */
+/* A fake worker of the pool's generation gen, welcomed, said to be pid. */
 static struct fake *
-fake_new(struct rig *r)
+fake_new_pid(struct rig *r, pid_t pid)
 {
 	struct fake *f;
 	int sv[2];
@@ -278,12 +283,18 @@ fake_new(struct rig *r)
 	msgpack_unpacked_init(&f->up);
 	msgpack_sbuffer_init(&f->sb);
 	msgpack_packer_init(&f->pk, &f->sb, msgpack_sbuffer_write);
-	f->wp = pool_adopt(&r->pool, sv[0], 0);
+	f->wp = pool_adopt(&r->pool, sv[0], pid);
 	ck_assert_ptr_nonnull(f->wp);
 	pump(r);
 	ck_assert_int_eq(f->welcomed, 1);
 	ck_assert_uint_eq(f->gen, r->pool.gen);
 	return f;
+}
+
+static struct fake *
+fake_new(struct rig *r)
+{
+	return fake_new_pid(r, 0);
 }
 
 static void
@@ -313,6 +324,16 @@ fake_done(struct rig *r, struct fake *f, unsigned i, enum outcome o)
 	proto_pack_done(&f->pk, &d);
 	fake_send(f);
 	f->jobs[i].done = 1;
+	pump(r);
+}
+
+/* f says that the i-th job it got runs its command in group pgid. */
+static void
+fake_started(struct rig *r, struct fake *f, unsigned i, pid_t pgid)
+{
+	ck_assert_uint_lt(i, f->njobs);
+	proto_pack_started(&f->pk, f->jobs[i].id, (uint32_t)pgid);
+	fake_send(f);
 	pump(r);
 }
 
@@ -551,6 +572,94 @@ START_TEST(test_max_crashes_buries_the_message)
 	ck_assert_str_eq(b->jobs[0].msg_id, a->jobs[0].msg_id);
 	ck_assert_uint_eq(b->jobs[0].crashes, 1);
 	ck_assert(b->jobs[0].bury);
+	rig_close(&r);
+}
+END_TEST
+
+/*
+ * A restart command's stand-in: a child of the test leading its own
+ * process group, asleep until killed (or 30 s).  *fd reads end of file
+ * once it is gone.  Made before the rig, so that it holds none of the
+ * fake workers' sockets open.
+ */
+static pid_t
+victim_new(int *fd)
+{
+	int p[2];
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(p), 0);
+	ck_assert_int_ge(pid = fork(), 0);
+	if (pid == 0) {
+		close(p[0]);
+		setpgid(0, 0);
+		signal(SIGALRM, SIG_DFL);	/* Check's handler would outlive it */
+		alarm(30);
+		for (;;)
+			pause();
+	}
+	setpgid(pid, pid);	/* also here: leading it before it is named */
+	close(p[1]);
+	*fd = p[0];
+	return pid;
+}
+
+/* Whether the victim is gone within ms; else it is still running. */
+static int
+victim_gone(int fd, int ms)
+{
+	struct pollfd pfd = { fd, POLLIN, 0 };
+	char c;
+
+	return poll(&pfd, 1, ms) == 1 && read(fd, &c, 1) == 0;
+}
+
+static void
+victim_end(pid_t pid, int fd)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);	/* ECHILD if the loop reaped it first */
+	close(fd);
+}
+
+START_TEST(test_lost_worker_kills_its_commands_group)
+{
+	struct rig r;
+	struct fake *a;
+	int fd;
+	pid_t v = victim_new(&fd);
+
+	rig_open(&r, 1, 1, 3);
+	a = fake_new_pid(&r, getpid());	/* the victim is this one's child */
+	fake_ready(&r, a, 8);
+	ck_assert_uint_eq(a->njobs, 1);
+	fake_started(&r, a, 0, v);
+	fake_dies(&r, a, 9);
+	ck_assert_msg(victim_gone(fd, 5000),
+	    "the command's group outlived its worker");
+	respawn_in(&r);
+	victim_end(v, fd);
+	rig_close(&r);
+}
+END_TEST
+
+START_TEST(test_group_not_the_workers_child_is_never_killed)
+{
+	struct rig r;
+	struct fake *a;
+	int fd;
+	pid_t v = victim_new(&fd);
+
+	rig_open(&r, 1, 1, 3);
+	a = fake_new_pid(&r, getppid());	/* not the victim's parent */
+	fake_ready(&r, a, 8);
+	ck_assert_uint_eq(a->njobs, 1);
+	fake_started(&r, a, 0, v);	/* a lie: refused */
+	fake_dies(&r, a, 9);
+	ck_assert_msg(!victim_gone(fd, 200),
+	    "a group killed on the worker's word alone");
+	respawn_in(&r);
+	victim_end(v, fd);
 	rig_close(&r);
 }
 END_TEST
@@ -887,6 +996,8 @@ dispatch_suite(void)
 	tcase_add_test(tc, test_lost_worker_jobs_are_held_and_counted);
 	tcase_add_test(tc, test_max_crashes_buries_the_message);
 	tcase_add_test(tc, test_lost_worker_while_draining_gives_jobs_back);
+	tcase_add_test(tc, test_lost_worker_kills_its_commands_group);
+	tcase_add_test(tc, test_group_not_the_workers_child_is_never_killed);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("generation");

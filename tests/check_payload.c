@@ -565,6 +565,53 @@ START_TEST(test_parse_then_allow)
 }
 END_TEST
 
+/*
+ * allow = * and deny = 127.* 10.* once let every numeric spelling of
+ * 127.0.0.1 (and any other address) through: the payload refuses them
+ * all, so they are recorded invalid and never reach the globs.
+ */
+static const char *address_hosts[] = {
+	"2130706433", "0x7f.1", "127.1", "0177.0.0.1", "0x7f000001",
+	"1.2.3.4", "10.1", "012.0.0.1", "0xa000001",
+};
+
+START_TEST(test_address_host)
+{
+	char json[256], id[16];
+
+	snprintf(id, sizeof(id), "ip-%d", _i);
+	snprintf(json, sizeof(json), "{\"msg_id\":\"%s\",\"host\":\"%s\"}",
+	    id, address_hosts[_i]);
+	refused(json, "IPv4 address");
+	ck_assert_ptr_nonnull(strstr(err, "host name"));
+	snprintf(json, sizeof(json), "{\"msg_id\":\"%s\","
+	    "\"instance_name\":\"%s\"}", id, address_hosts[_i]);
+	refused(json, "IPv4 address");
+	ck_assert_str_eq(p.msg_id, id);	/* kept for the invalid row */
+}
+END_TEST
+
+START_TEST(test_digit_names_pass)
+{
+	static const char *names[] = { "host-1", "1host.example", "a1.b2" };
+	const char *why = NULL;
+	char json[256];
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(json, sizeof(json), "{\"msg_id\":\"d\",\"host\":"
+		    "\"%s\"}", names[i]);
+		parse_ok(json, "");
+		ck_assert_str_eq(p.host, names[i]);
+		ck_assert_int_eq(hostname_allowed(p.host, "*", "127.* 10.*",
+		    &why), 1);
+	}
+	/* A numeric instance under a domain is a name, not an address. */
+	parse_ok("{\"msg_id\":\"d\",\"instance_name\":\"127\"}",
+	    "example.com");
+	ck_assert_str_eq(p.host, "127.example.com");
+}
+END_TEST
+
 /* ---------------------------------------------------------------------
  */
 
@@ -608,6 +655,9 @@ payload_suite(void)
 	tcase_add_loop_test(tc, test_bad_host, 0,
 	    (int)(sizeof(bad_hosts) / sizeof(bad_hosts[0])));
 	tcase_add_test(tc, test_host_nul);
+	tcase_add_loop_test(tc, test_address_host, 0,
+	    (int)(sizeof(address_hosts) / sizeof(address_hosts[0])));
+	tcase_add_test(tc, test_digit_names_pass);
 	tcase_add_test(tc, test_host_too_long);
 	tcase_add_test(tc, test_host_too_long_with_domain);
 	tcase_add_test(tc, test_label_too_long);

@@ -147,6 +147,34 @@ check "hostile: payload bytes kept in dead_letters" \
 check "hostile: one log line per record (no raw newline or escape)" \
     "$(grep -c "$(printf '\033')" "$LOG")" 0
 
+# --- numeric host forms: never run, even with allow = * ------------------------
+# deny = 127.* 10.* cannot know every spelling of an address; the host
+# check refuses them all, and the reason reaches the dead letter.
+reset
+cat > "$T/numeric.txt" <<'EOF'
+{"msg_id": "n1", "host": "2130706433"}
+{"msg_id": "n2", "host": "0x7f.1"}
+{"msg_id": "n3", "host": "127.1"}
+{"msg_id": "n4", "host": "0177.0.0.1"}
+{"msg_id": "n5", "host": "0x7f000001"}
+{"msg_id": "n6", "host": "1.2.3.4"}
+{"msg_id": "n7", "host": "host-1"}
+{"msg_id": "n8", "host": "1host.example"}
+{"msg_id": "n9", "host": "a1.b2"}
+EOF
+cmd_conf 1 "$T/restart.sh {host}" "payload_file = $T/numeric.txt"
+sed -i 's/^allow = cattle-\*$/allow = *\ndeny = 127.* 10.*/' "$T/mandrill.conf"
+start_mandrilld
+wait_exit 60
+check "numeric hosts: exit 0" "$RC" 0
+check "numeric hosts: the six address forms are invalid" \
+    "$(sql "SELECT count(*) FROM messages WHERE state = 'invalid'")" 6
+check "numeric hosts: each dead letter says why" \
+    "$(sql "SELECT count(*) FROM dead_letters WHERE reason LIKE '%resolves as an IPv4 address%'")" 6
+check "numeric hosts: only the names ran" \
+    "$(grep '^start ' "$MARK" | cut -d' ' -f2 | sort | tr '\n' ' ')" \
+    "1host.example a1.b2 host-1 "
+
 # a reload while publishing from a file: the file's payloads stay the set
 reset
 cmd_conf 1 "$T/restart.sh {host}" "payload_file = $corpus

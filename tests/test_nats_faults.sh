@@ -1,12 +1,14 @@
 #!/bin/sh
 # The nats source when things break, against a real nats-server: mandrilld
 # killed with SIGKILL mid-run and started again; two mandrilld sharing one
-# durable consumer, one of them killed; nats-server restarted mid-run.
+# durable consumer, one of them killed; nats-server restarted mid-run;
+# a server that stops answering while a deleted consumer is made again.
 # Every published message must end with exactly one final outcome, and no
 # msg_id may have two successful restarts (per instance: each instance
 # has its own state_dir, and the rules hold per database).
 . "$(dirname "$0")/lib.sh"
 
+TAIL=$top_builddir/tests/nats_tail
 N=1500
 
 reset() {
@@ -120,5 +122,45 @@ check "bounce: mandrilld is still running" \
     "$(kill -0 "$PID" 2>/dev/null && echo yes)" yes
 stop_mandrilld bounce
 check_invariant
+
+# --- making a deleted consumer again does not block the loop ---------------------
+# The server stops answering (SIGSTOP) just before mandrilld tries to make
+# the deleted consumer again, 5 to 6 s after it heard of the deletion: the
+# JetStream call waits 5 s for an answer, on a thread of its own.  The loop
+# goes on meanwhile: a running job's lease is extended on time, USR2 is
+# answered at once, and no loop iteration is slow.
+reset
+LATENCY=20s..20s nats_conf "ack_wait = 4s" ""
+start_mandrilld
+wait_for "nats: consuming" 10
+publish_hosts 1 slow-
+wait_for "Pulled msg_id=" 10 || fail "stalled: nothing pulled"
+"$TAIL" "$NATS_URL" RESTARTS mandrill
+wait_for 'consumer mandrill was deleted' 15 || fail "stalled: deletion not seen"
+# Stopped 1.5 s before the attempt, and for little more than it lasts, so
+# that the client's pings do not end the connection meanwhile.
+sleep 3.5
+kill -STOP "$NATS_PID"
+sleep 3.5
+dumps=$(grep -c 'nats: connected to' "$LOG")
+kill -USR2 "$PID"
+sleep 1.5
+check "stalled: USR2 answered while the consumer is being made again" \
+    "$(grep -c 'nats: connected to' "$LOG")" $((dumps + 1))
+check_cmd "stalled: the attempt timed out and said so" \
+    wait_for 'nats: consumer mandrill of stream RESTARTS: ' 15
+kill -CONT "$NATS_PID"
+check_cmd "stalled: made again once the server answers" \
+    wait_for 'consumer mandrill is back' 20
+check "stalled: no loop iteration took a second" \
+    "$(grep -cE 'slow loop iteration: [0-9]{4,} ms' "$LOG")" 0
+# Extended every 2/3 of ack_wait (about 2.7 s); a blocked loop leaves 5 s.
+gap=$(awk '/Extended deadline/ { split(substr($1, 12, 12), t, ":");
+    ms = (t[1] * 3600 + t[2] * 60 + t[3]) * 1000;
+    if (prev != "" && ms - prev > max) max = ms - prev; prev = ms; n++ }
+    END { print (n >= 3 && max < 4500) ? "on time" : n " lines, gap " max " ms" }' "$LOG")
+check "stalled: the running job's lease was extended on time" "$gap" "on time"
+check "stalled: the job was not lost" "$(grep -c 'Lease lost' "$LOG")" 0
+stop_mandrilld stalled
 
 finish

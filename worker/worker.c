@@ -544,7 +544,7 @@ setup_log(struct worker *w, const struct worker_settings *ws)
 	log_init(ident);
 	if (log_open(w->log_file) < 0)
 		log_err("log_file %s: %s; logging to stderr", w->log_file,
-		    strerror(errno));
+		    log_open_error(errno));
 }
 
 /* Become the configured user, then open the database as that user. */
@@ -731,7 +731,8 @@ on_frame(struct chan *c, const struct proto_msg *m, void *arg)
 		return 0;
 	case P_REOPEN:
 		if (log_reopen() < 0)
-			log_err("reopen %s: %s", w->log_file, strerror(errno));
+			log_err("reopen %s: %s", w->log_file,
+			    log_open_error(errno));
 		return 0;
 	case P_CANCEL:
 		job_cancel(w, m->id);
