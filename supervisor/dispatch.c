@@ -542,10 +542,12 @@ on_state(struct wproc *wp, const struct proto_msg *m)
 	if (bad == wp->store_bad)
 		return 0;
 	wp->store_bad = bad;
-	if (bad && s->store_bad++ == 0)
+	if (bad && s->store_bad++ == 0) {
 		log_err("store cannot commit (worker %" PRIu32 ": %.*s); "
 		    "holding messages and pulling none until it can", wp->slot,
 		    (int)m->store.len, m->store.p);
+		s->src->ops->unpull(s->src);	/* nor what was asked before */
+	}
 	if (!bad && --s->store_bad == 0) {
 		log_info("store commits again; pulling");
 		hold_wake(&s->holds, HOLD_STORE, NULL, clock_now());

@@ -170,6 +170,8 @@ supervisor_reload(struct supervisor *s)
 		snprintf(c.log_file, sizeof(c.log_file), "%s", s->conf.log_file);
 	}
 	s->conf = c;
+	if (!c.enabled)		/* nothing more may come of earlier pulls */
+		s->src->ops->unpull(s->src);
 	log_set_level(c.log_level);
 	if (c.allow[0] == '\0')
 		log_warn("[restart] allow is empty: no host may be restarted, "
