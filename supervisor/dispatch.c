@@ -216,8 +216,9 @@ restart_ended(struct supervisor *s, const char *host)
 	hold_wake_one(&s->holds, HOLD_CONCURRENCY, clock_now());
 }
 
-void
-dispatch_rethink(struct supervisor *s)
+/* New rules took over (a reload): look at every held message again. */
+static void
+rethink(struct supervisor *s)
 {
 	for (int r = 0; r < HOLD_COUNT; r++)
 		if (r != HOLD_STORE && r != HOLD_CRASH)
@@ -337,6 +338,7 @@ announce_ready(struct supervisor *s)
 		s->active_gen = s->gen;
 		log_info("generation %" PRIu32 " ready; older generations "
 		    "draining", s->gen);
+		rethink(s);	/* held under the old rules */
 	}
 	if (notify_send("READY=1\nSTATUS=workers ready") < 0)
 		log_warn("sd_notify READY: %s", strerror(errno));
@@ -448,7 +450,9 @@ on_done(struct wproc *wp, const struct proto_msg *m)
 	settle(s, j, m->outcome, m->attempt, &m->error);
 	snprintf(why, sizeof(why), "%.*s", (int)m->error.len,
 	    m->error.p ? m->error.p : "");
-	if (m->outcome == OUT_HELD)
+	if (m->outcome == OUT_HELD && wp->gen != s->active_gen)
+		hold_job(s, j, m->hold, host, 1, why);	/* old rules: again soon */
+	else if (m->outcome == OUT_HELD)
 		hold_job(s, j, m->hold, host, m->retry, why);
 	else if (m->outcome == OUT_ERROR)
 		hold_job(s, j, HOLD_STORE, host, 0, why);
@@ -473,10 +477,12 @@ on_state(struct wproc *wp, const struct proto_msg *m)
 	if (bad == wp->store_bad)
 		return 0;
 	wp->store_bad = bad;
-	if (bad && s->store_bad++ == 0)
+	if (bad && s->store_bad++ == 0) {
 		log_err("store cannot commit (worker %" PRIu32 ": %.*s); "
 		    "holding messages and pulling none until it can", wp->slot,
 		    (int)m->store.len, m->store.p);
+		s->src->ops->unpull(s->src);	/* nor what was asked before */
+	}
 	if (!bad && --s->store_bad == 0) {
 		log_info("store commits again; pulling");
 		hold_wake(&s->holds, HOLD_STORE, NULL, clock_now());

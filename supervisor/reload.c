@@ -215,6 +215,8 @@ supervisor_reload(struct supervisor *s)
 		snprintf(c.log_file, sizeof(c.log_file), "%s", s->conf.log_file);
 	}
 	s->conf = c;
+	if (!c.enabled)		/* nothing more may come of earlier pulls */
+		s->src->ops->unpull(s->src);
 	log_set_level(c.log_level);
 	if (c.allow[0] == '\0')
 		log_warn("[restart] allow is empty: no host may be restarted, "
@@ -225,8 +227,8 @@ supervisor_reload(struct supervisor *s)
 	s->fast_deaths = 0;
 	metrics_reload(s);
 	s->gen++;
-	supervisor_spawn_missing(s);	/* it takes over once ready */
-	dispatch_rethink(s);		/* held messages meet the new rules */
+	/* It takes over once ready, and held messages meet its rules then. */
+	supervisor_spawn_missing(s);
 	dispatch_pull(s);		/* a resume pulls again */
 	log_info("reload done: generation %" PRIu32 ", %u workers of %u jobs, "
 	    "%u in flight carried over", s->gen, c.workers, c.jobs_per_worker,

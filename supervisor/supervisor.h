@@ -204,7 +204,5 @@ void dispatch_nack_all(struct supervisor *s, struct wproc *wp,
  * against each message and hold it for another worker, with backoff.
  */
 void dispatch_worker_lost(struct supervisor *s, struct wproc *wp);
-/* The settings changed (a reload): look at every held message again. */
-void dispatch_rethink(struct supervisor *s);
 
 #endif
