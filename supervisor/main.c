@@ -19,6 +19,7 @@
 #include <ev.h>
 
 #include "log.h"
+#include "proctree.h"
 #include "supervisor.h"
 
 #ifndef SYSCONFDIR
@@ -308,6 +309,15 @@ main(int argc, char **argv)
 	if (write_pid(c.pid_file) < 0) {
 		log_err("pid_file %s: %s", c.pid_file, strerror(errno));
 		return tell_parent(EX_CANTCREAT);
+	}
+	/*
+	 * A worker is a child subreaper for its commands; when a worker dies,
+	 * what is below it comes here (not to init) and is killed.  Not
+	 * inherited across fork: set in the process that stays.
+	 */
+	if (proctree_subreaper() < 0) {
+		log_err("prctl(PR_SET_CHILD_SUBREAPER): %s", strerror(errno));
+		return tell_parent(EX_OSERR);
 	}
 	signal(SIGPIPE, SIG_IGN);
 	loop = ev_default_loop(EVFLAG_AUTO);
