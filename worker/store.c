@@ -233,14 +233,14 @@ static int
 still_ours(struct store *s)
 {
 	struct stat sb;
+	int found = stat(s->path, &sb) == 0;
 
-	if (stat(s->path, &sb) == 0 && (uint64_t)sb.st_dev == s->dev &&
+	if (found && (uint64_t)sb.st_dev == s->dev &&
 	    (uint64_t)sb.st_ino == s->ino)
 		return 1;
 	snprintf(s->err, sizeof(s->err), "database %s was %s under the "
 	    "running mandrilld; restore it or restart mandrilld (see "
-	    "mandrilld(8), FILES)", s->path, errno == ENOENT ? "deleted" :
-	    "replaced");
+	    "mandrilld(8), FILES)", s->path, found ? "replaced" : "deleted");
 	return 0;
 }
 
