@@ -27,6 +27,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
+#include "proctree.h"
 #include "supervisor.h"
 
 #define YOUNG_MS	10000	/* a worker dying younger than this is throttled */
@@ -136,6 +137,42 @@ throttle(struct supervisor *s, const struct wproc *wp)
 	}
 }
 
+/*
+ * mandrilld is a child subreaper too: what a worker that died leaves
+ * behind (its commands once their groups are killed, what they started
+ * out of their groups) is reparented here rather than to init, and is
+ * killed.  Live workers, and all that is below them, are spared.
+ */
+static void
+kill_strays(struct supervisor *s, const struct wproc *gone)
+{
+	struct wproc *wp;
+	size_t n = 0, killed, found;
+	char why[64];
+	pid_t *spare;
+
+	if (gone != NULL)
+		snprintf(why, sizeof(why), "worker %" PRIu32 " (pid %d)",
+		    gone->slot, (int)gone->pid);
+	else
+		snprintf(why, sizeof(why), "workers");
+
+	TAILQ_FOREACH(wp, &s->workers, link)
+		n++;
+	if ((spare = calloc(n + 1, sizeof(*spare))) == NULL) {
+		log_err("out of memory looking for what %s left behind", why);
+		return;
+	}
+	n = 0;
+	TAILQ_FOREACH(wp, &s->workers, link)
+		if (ev_is_active(&wp->child))
+			spare[n++] = wp->pid;
+	killed = proctree_kill_below(getpid(), spare, n, SIGKILL, &found);
+	if (killed > 0)
+		log_warn("killed %zu processes left behind by %s", killed, why);
+	free(spare);
+}
+
 void
 supervisor_worker_gone(struct supervisor *s, struct wproc *wp, int status)
 {
@@ -149,6 +186,7 @@ supervisor_worker_gone(struct supervisor *s, struct wproc *wp, int status)
 	TAILQ_REMOVE(&s->workers, wp, link);
 	if (!expected)
 		throttle(s, wp);
+	kill_strays(s, wp);
 	free(wp);
 	if (expected)
 		supervisor_spawn_missing(s);
@@ -486,6 +524,8 @@ void
 supervisor_free(struct supervisor *s)
 {
 	struct wproc *wp;
+
+	kill_strays(s, NULL);
 
 	/* Anything still held goes back to the broker before it stops. */
 	if (s->src != NULL && s->in_flight > 0) {
