@@ -18,9 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proc.h"
 #include "proctree.h"
 
-#define STAT_MAX	2048		/* one /proc/PID/stat line */
 #define ENVIRON_MAX	(1024 * 1024)	/* read of /proc/PID/environ */
 
 int
@@ -29,35 +29,17 @@ proctree_subreaper(void)
 	return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 }
 
-/* Parent and start time from /proc/PID/stat; -1 when gone or unreadable. */
+/* Parent, group and start time from /proc/PID/stat; -1 when gone. */
 static int
 read_stat(pid_t pid, pid_t *ppid, pid_t *pgid, uint64_t *start)
 {
-	char path[64], buf[STAT_MAX], *p;
-	unsigned long long st;
-	ssize_t n;
-	int fd, pp, pg;
+	struct proc_stat ps;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+	if (proc_stat_read(pid, &ps) < 0)
 		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	/* The command name may hold spaces and parentheses: skip to the last. */
-	if ((p = strrchr(buf, ')')) == NULL)
-		return -1;
-	/* state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt
-	 * cmajflt utime stime cutime cstime priority nice num_threads
-	 * itrealvalue starttime */
-	if (sscanf(p + 1, " %*c %d %d %*d %*d %*d %*u %*u %*u %*u %*u %*u "
-	    "%*u %*d %*d %*d %*d %*d %*d %llu", &pp, &pg, &st) != 3)
-		return -1;
-	*ppid = (pid_t)pp;
-	*pgid = (pid_t)pg;
-	*start = (uint64_t)st;
+	*ppid = ps.ppid;
+	*pgid = ps.pgrp;
+	*start = ps.start;
 	return 0;
 }
 

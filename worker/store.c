@@ -16,6 +16,7 @@
 #include <sqlite3.h>
 
 #include "clock.h"
+#include "proc.h"
 #include "store.h"
 
 enum stmt {
@@ -609,52 +610,28 @@ now_iso(char *buf, size_t len)
 	clock_iso(clock_wall(), buf, len);
 }
 
-/* Field 22 of /proc/PID/stat: when the process started; -1 if gone. */
-static int
-proc_starttime(int pid, unsigned long long *start)
-{
-	char path[64], buf[1024], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	/* Counted after the ")" that ends comm, which may hold spaces. */
-	if ((p = strrchr(buf, ')')) == NULL)
-		return -1;
-	for (int field = 2; field < 22 && p; field++)
-		p = strchr(p + 1, ' ');
-	if (p == NULL || sscanf(p + 1, "%llu", start) != 1)
-		return -1;
-	return 0;
-}
-
 int
 store_owner_alive(const char *owner)
 {
-	unsigned long long start, want;
+	struct proc_stat ps;
+	unsigned long long want;
 	int pid;
 
 	if (owner == NULL || sscanf(owner, "%d:%llu", &pid, &want) != 2 ||
 	    pid <= 0)
 		return 0;
-	return proc_starttime(pid, &start) == 0 && start == want;
+	return proc_stat_read((pid_t)pid, &ps) == 0 && ps.start == want;
 }
 
 int
 store_owner_self(char *buf, size_t len)
 {
-	unsigned long long start = 0;
+	struct proc_stat ps;
 
-	if (proc_starttime((int)getpid(), &start) < 0)
+	if (proc_stat_read(getpid(), &ps) < 0)
 		return -1;
-	snprintf(buf, len, "%d:%llu", (int)getpid(), start);
+	snprintf(buf, len, "%d:%llu", (int)getpid(),
+	    (unsigned long long)ps.start);
 	return 0;
 }
 
