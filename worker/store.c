@@ -561,14 +561,20 @@ store_close(struct store *s)
 	free(s);
 }
 
+static void
+done_with(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
 /* Run a statement that returns no rows; binds are already set. */
 static int
 run(struct store *s, enum stmt i)
 {
 	int rc = sqlite3_step(s->st[i]);
 
-	sqlite3_reset(s->st[i]);
-	sqlite3_clear_bindings(s->st[i]);
+	done_with(s->st[i]);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -644,13 +650,6 @@ step_row(sqlite3_stmt *st)
 	if (rc == SQLITE_ROW)
 		return 1;
 	return rc == SQLITE_DONE ? 0 : -1;
-}
-
-static void
-done_with(sqlite3_stmt *st)
-{
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
 }
 
 /* "2026-11-28T10:03:56.842Z" to wall ms; -1 if it is not that form. */
