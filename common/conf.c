@@ -30,8 +30,8 @@
 #define STR(f)		OFF(f), sizeof(((struct conf *)0)->f)
 #define INI_LINE_MAX	198	/* inih's INI_MAX_LINE less newline and NUL */
 
-#ifndef LIBEXECDIR
-#define LIBEXECDIR "/usr/local/libexec"
+#ifndef PKGLIBEXECDIR
+#define PKGLIBEXECDIR "/usr/local/libexec/mandrill"
 #endif
 #ifndef LOCALSTATEDIR
 #define LOCALSTATEDIR "/var"
@@ -52,7 +52,7 @@ const struct conf_key conf_keys[] = {
 	{ "mandrill", "pid_file", CT_STR, STR(pid_file), "", 0, 0, NULL,
 	  "pid file; empty writes none" },
 	{ "mandrill", "worker_path", CT_STR, STR(worker_path),
-	  LIBEXECDIR "/mandrill-worker", 0, 0, NULL,
+	  PKGLIBEXECDIR "/mandrill-worker", 0, 0, NULL,
 	  "the mandrill-worker program" },
 	{ "mandrill", "log_level", CT_LEVEL, OFF(log_level), 0, "info", 0, 0,
 	  NULL, "debug, info, warning or error" },
@@ -637,6 +637,11 @@ conf_url_check(const char *list, char *err, size_t errlen)
 	const char *v[NATSURL_MAX], *why = NULL;
 	int n;
 
+	if (*list == '\0') {
+		snprintf(err, errlen, "is not set: want nats://HOST:PORT (or "
+		    "tls://), at most %d separated by commas", NATSURL_MAX);
+		return -1;
+	}
 	if ((n = natsurl_split(list, buf, sizeof(buf), v, NATSURL_MAX)) < 0) {
 		natsurl_redact(list, shown, sizeof(shown));
 		why = "is empty, has an empty element or too many";

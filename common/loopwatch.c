@@ -18,6 +18,7 @@ woke_cb(struct ev_loop *loop, ev_check *w, int revents)
 
 	lw->start_us = clock_now_us();
 	lw->what = "event callbacks";
+	lw->quiet = 0;
 }
 
 static void
@@ -32,9 +33,10 @@ sleeps_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	lw->start_us = 0;
 	if (took > lw->threshold_us) {
 		lw->slow++;
-		log_warn("slow loop iteration: %" PRId64 " ms in %s "
-		    "(slow_iteration is %" PRId64 " ms)", took / 1000, lw->what,
-		    lw->threshold_us / 1000);
+		if (!lw->quiet)
+				log_warn("slow loop iteration: %" PRId64 " ms in %s "
+			    "(slow_iteration is %" PRId64 " ms)", took / 1000,
+			    lw->what, lw->threshold_us / 1000);
 	}
 }
 
@@ -45,6 +47,7 @@ loopwatch_init(struct loopwatch *lw, struct ev_loop *loop, int64_t threshold_ms)
 	lw->start_us = 0;
 	lw->slow = 0;
 	lw->what = "event callbacks";
+	lw->quiet = 0;
 	lw->threshold_us = threshold_ms * 1000;
 	ev_check_init(&lw->woke, woke_cb);
 	ev_set_priority(&lw->woke, EV_MAXPRI);
@@ -78,4 +81,10 @@ void
 loopwatch_note(struct loopwatch *lw, const char *what)
 {
 	lw->what = what;
+}
+
+void
+loopwatch_quiet(struct loopwatch *lw)
+{
+	lw->quiet = 1;
 }

@@ -22,6 +22,7 @@ struct loopwatch {
 	int64_t		 start_us;
 	int64_t		 threshold_us;	/* 0: off */
 	const char	*what;
+	int		 quiet;		/* this iteration: count, no warning */
 	uint64_t	 slow;		/* iterations over the threshold */
 };
 
@@ -31,5 +32,7 @@ void loopwatch_set(struct loopwatch *lw, int64_t threshold_ms);
 void loopwatch_stop(struct loopwatch *lw);
 /* Name what is running now (a static string), for the warning. */
 void loopwatch_note(struct loopwatch *lw, const char *what);
+/* This iteration's time is reported already: no warning for it. */
+void loopwatch_quiet(struct loopwatch *lw);
 
 #endif

@@ -92,16 +92,17 @@ avail_reload(struct avail *a, unsigned n)
 	avail_spawn_missing(a);	/* it takes over once ready */
 }
 
-void
+int
 avail_take_over(struct avail *a)
 {
 	struct pool *p = a->pool;
 
 	if (p->active_gen == p->gen)
-		return;
+		return 0;
 	pool_take_over(p);
 	log_info("generation %" PRIu32 " ready; older generations draining",
 	    p->gen);
+	return 1;
 }
 
 int

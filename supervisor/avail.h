@@ -40,8 +40,11 @@ void avail_spawn_missing(struct avail *a);
 void avail_set_target(struct avail *a, unsigned n);
 /* A reload: a new generation of n workers, the throttle forgotten. */
 void avail_reload(struct avail *a, unsigned n);
-/* The newest generation is complete: it takes over from older ones. */
-void avail_take_over(struct avail *a);
+/*
+ * The newest generation is complete: it takes over from older ones.
+ * 1 if it did, 0 if it had the jobs already (the first generation).
+ */
+int avail_take_over(struct avail *a);
 /* wp was reaped: judge its exit, count a crash, respawn or throttle. */
 void avail_worker_gone(struct avail *a, const struct wproc *wp, int status);
 

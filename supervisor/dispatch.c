@@ -95,7 +95,9 @@ dispatch_reload(struct dispatch *s)
 {
 	s->leases.window = s->src->ack_deadline;
 	s->leases.max_lease = s->conf->max_lease;
-	dispatch_rethink(s);	/* held messages meet the new rules */
+	/* Held messages meet the new rules when its generation takes over. */
+	if (!s->conf->enabled)	/* nothing more may come of earlier pulls */
+		s->src->ops->unpull(s->src);
 	dispatch_pull(s);	/* a resume pulls again */
 }
 
@@ -386,7 +388,9 @@ on_done(struct dispatch *s, struct wproc *wp, const struct proto_msg *m)
 	settle(s, j, m->outcome, m->attempt, &m->error);
 	snprintf(why, sizeof(why), "%.*s", (int)m->error.len,
 	    m->error.p ? m->error.p : "");
-	if (m->outcome == OUT_HELD)
+	if (m->outcome == OUT_HELD && wp->gen != s->pool->active_gen)
+		hold_job(s, j, m->hold, host, 1, why);	/* old rules: again soon */
+	else if (m->outcome == OUT_HELD)
 		hold_job(s, j, m->hold, host, m->retry, why);
 	else if (m->outcome == OUT_ERROR)
 		hold_job(s, j, HOLD_STORE, host, 0, why);
@@ -408,10 +412,12 @@ on_state(struct dispatch *s, struct wproc *wp, const struct proto_msg *m)
 	if (bad == wp->store_bad)
 		return 0;
 	wp->store_bad = bad;
-	if (bad && s->store_bad++ == 0)
+	if (bad && s->store_bad++ == 0) {
 		log_err("store cannot commit (worker %" PRIu32 ": %.*s); "
 		    "holding messages and pulling none until it can", wp->slot,
 		    (int)m->store.len, m->store.p);
+		s->src->ops->unpull(s->src);	/* nor what was asked before */
+	}
 	if (!bad && --s->store_bad == 0) {
 		log_info("store commits again; pulling");
 		hold_wake(&s->holds, HOLD_STORE, NULL, clock_now());

@@ -112,7 +112,7 @@ void dispatch_nack_running(struct dispatch *s, const char *why);
  * against each message and hold it for another worker, with backoff.
  */
 void dispatch_worker_lost(struct dispatch *s, struct wproc *wp);
-/* The settings changed (a reload): look at every held message again. */
+/* New rules took over (a reload's generation): look at every held message. */
 void dispatch_rethink(struct dispatch *s);
 /* When the oldest lease of a job that waits or runs began; now if none. */
 int64_t dispatch_oldest(const struct dispatch *s, int64_t now);

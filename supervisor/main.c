@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,8 @@
 #include <ev.h>
 
 #include "log.h"
+#include "preflight.h"
+#include "proctree.h"
 #include "reload.h"
 #include "statelock.h"
 #include "supervisor.h"
@@ -228,42 +229,11 @@ open_error(void)
 	    strerror(errno);
 }
 
-/*
- * The state directory holds the audit log: 0750, never writable by
- * others, and owned by [mandrill] user when workers run as that user.
- */
-static int
-prepare_state_dir(const struct conf *c)
+/* -t: a warning is printed, and the check still passes. */
+static void
+print_warning(void *arg, const char *msg)
 {
-	struct passwd *pw = NULL;
-	struct stat sb;
-
-	if (mkdir(c->state_dir, 0750) < 0 && errno != EEXIST) {
-		log_err("state_dir %s: %s", c->state_dir, strerror(errno));
-		return -1;
-	}
-	if (stat(c->state_dir, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
-		log_err("state_dir %s: not a directory", c->state_dir);
-		return -1;
-	}
-	if (sb.st_mode & S_IWOTH) {
-		log_err("state_dir %s is writable by everyone; refusing to "
-		    "keep the audit log there (chmod o-w)", c->state_dir);
-		return -1;
-	}
-	if (c->user[0] == '\0' || geteuid() != 0)
-		return 0;
-	if ((pw = getpwnam(c->user)) == NULL) {
-		log_err("[mandrill] user %s: no such user", c->user);
-		return -1;
-	}
-	if (sb.st_uid != pw->pw_uid && chown(c->state_dir, pw->pw_uid,
-	    pw->pw_gid) < 0) {
-		log_err("state_dir %s: chown to %s: %s", c->state_dir, c->user,
-		    strerror(errno));
-		return -1;
-	}
-	return 0;
+	printf("mandrilld: %s: warning: %s\n", (const char *)arg, msg);
 }
 
 /* Before detaching: to the log, and to the terminal if that is not it. */
@@ -305,6 +275,13 @@ main(int argc, char **argv)
 		return EX_CONFIG;
 	}
 	if (o.test) {
+		/* What start-up would fail on, judged now, changing nothing. */
+		if (preflight_check(&c, err, sizeof(err), print_warning,
+		    o.ov.conf_path) < 0) {
+			fprintf(stderr, "mandrilld: %s: %s\n", o.ov.conf_path,
+			    err);
+			return EX_CONFIG;
+		}
 		if (c.allow[0] == '\0')
 			printf("mandrilld: %s: warning: [restart] allow is empty, "
 			    "so no host may be restarted\n", o.ov.conf_path);
@@ -324,7 +301,7 @@ main(int argc, char **argv)
 		return EX_CANTCREAT;
 	}
 	/* Everything that can fail at start-up fails before we detach. */
-	if (prepare_state_dir(&c) < 0)
+	if (preflight_state_dir(&c) < 0)
 		return EX_CANTCREAT;
 	/* Held until exit; before the pid file, which is the first's. */
 	if ((lockfd = statelock_take(c.state_dir, &busy, err,
@@ -346,6 +323,15 @@ main(int argc, char **argv)
 	if (write_pid(c.pid_file) < 0) {
 		log_err("pid_file %s: %s", c.pid_file, open_error());
 		return tell_parent(EX_CANTCREAT);
+	}
+	/*
+	 * A worker is a child subreaper for its commands; when a worker dies,
+	 * what is below it comes here (not to init) and is killed.  Not
+	 * inherited across fork: set in the process that stays.
+	 */
+	if (proctree_subreaper() < 0) {
+		log_err("prctl(PR_SET_CHILD_SUBREAPER): %s", strerror(errno));
+		return tell_parent(EX_OSERR);
 	}
 	signal(SIGPIPE, SIG_IGN);
 	loop = ev_default_loop(EVFLAG_AUTO);

@@ -386,6 +386,22 @@ pool_empty(const struct pool *p)
 	return TAILQ_EMPTY(&p->workers);
 }
 
+size_t
+pool_pids(const struct pool *p, pid_t *pids, size_t len)
+{
+	const struct wproc *wp;
+	size_t n = 0;
+
+	TAILQ_FOREACH(wp, &p->workers, link) {
+		if (!ev_is_active(&wp->child) || wp->pid <= 0)
+			continue;
+		if (n < len)
+			pids[n] = wp->pid;
+		n++;
+	}
+	return n;
+}
+
 uint64_t
 pool_max_wal(const struct pool *p)
 {

@@ -131,6 +131,11 @@ unsigned pool_room(const struct pool *p);
 /* Workers of gen (or POOL_ANY_GEN) whose state is in the mask states. */
 unsigned pool_count(const struct pool *p, uint32_t gen, unsigned states);
 int pool_empty(const struct pool *p);
+/*
+ * The pids of the workers whose process is still watched (not yet reaped,
+ * not adopted), up to len of them into pids; how many there are.
+ */
+size_t pool_pids(const struct pool *p, pid_t *pids, size_t len);
 /* Largest WAL size any worker reported. */
 uint64_t pool_max_wal(const struct pool *p);
 

@@ -219,7 +219,11 @@ nats_wanted(const struct source *src)
 	return requested((const struct nats_src *)src);
 }
 
-/* Messages of requests still open come anyway; they are nacked. */
+/*
+ * The server cannot be told to end a pull request: messages for one still
+ * open come anyway, for up to REQ_EXPIRES_MS (draining, they are nacked;
+ * paused or with a store that cannot commit, held).
+ */
 static void
 nats_unpull(struct source *src)
 {

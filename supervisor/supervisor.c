@@ -31,6 +31,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "pool.h"
+#include "proctree.h"
 #include "reload.h"
 #include "supervisor.h"
 
@@ -71,12 +72,43 @@ worker_lost(void *arg, struct wproc *wp)
 	dispatch_worker_lost(&s->dispatch, wp);
 }
 
+/*
+ * mandrilld is a child subreaper too: what a worker that died leaves
+ * behind (its commands once their groups are killed, what they started
+ * out of their groups) is reparented here rather than to init, and is
+ * killed.  Live workers, and all that is below them, are spared.
+ */
+static void
+kill_strays(struct supervisor *s, const struct wproc *gone)
+{
+	size_t n, killed, found;
+	char why[64];
+	pid_t *spare;
+
+	if (gone != NULL)
+		snprintf(why, sizeof(why), "worker %" PRIu32 " (pid %d)",
+		    gone->slot, (int)gone->pid);
+	else
+		snprintf(why, sizeof(why), "workers");
+	n = pool_pids(&s->pool, NULL, 0);
+	if ((spare = calloc(n + 1, sizeof(*spare))) == NULL) {
+		log_err("out of memory looking for what %s left behind", why);
+		return;
+	}
+	n = pool_pids(&s->pool, spare, n);
+	killed = proctree_kill_below(getpid(), spare, n, SIGKILL, &found);
+	if (killed > 0)
+		log_warn("killed %zu processes left behind by %s", killed, why);
+	free(spare);
+}
+
 static void
 worker_gone(void *arg, struct wproc *wp, int status)
 {
 	struct supervisor *s = arg;
 
 	avail_worker_gone(&s->avail, wp, status);
+	kill_strays(s, wp);	/* wp is off the pool's list: not spared */
 	dispatch_pull(&s->dispatch);
 	check_done(s);
 }
@@ -87,7 +119,8 @@ generation_ready(void *arg)
 {
 	struct supervisor *s = arg;
 
-	avail_take_over(&s->avail);
+	if (avail_take_over(&s->avail))
+		dispatch_rethink(&s->dispatch);	/* held under the old rules */
 	if (notify_send("READY=1\nSTATUS=workers ready") < 0)
 		log_warn("sd_notify READY: %s", strerror(errno));
 }
@@ -399,6 +432,7 @@ supervisor_free(struct supervisor *s)
 {
 	if (s->src == NULL)
 		return;		/* nothing was set up */
+	kill_strays(s, NULL);
 	/* Anything still held goes back to the broker before it stops. */
 	if (s->dispatch.in_flight > 0) {
 		dispatch_nack_all(&s->dispatch, NULL, "exiting");

@@ -15,6 +15,7 @@
  *   reload.c      reading and checking the configuration
  *   metrics.c     the metrics file and the status line
  *   statelock.c   one mandrilld per state_dir (main.c takes it)
+ *   preflight.c   what start-up needs, checked by -t and before detaching
  *   lease.c, hold.c, outcome.c, backoff.c, source_*.c below those
  */
 #ifndef MANDRILL_SUPERVISOR_H

@@ -119,7 +119,8 @@ rig_generation_ready(void *arg)
 	struct rig *r = arg;
 
 	r->gen_ready++;
-	avail_take_over(&r->avail);
+	if (avail_take_over(&r->avail))
+		dispatch_rethink(&r->d);
 }
 
 static void

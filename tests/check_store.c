@@ -1310,8 +1310,9 @@ START_TEST(test_busy_timeout_real_time)
 	ck_assert_int_eq(pipe(go), 0);
 	if ((pid = fork()) == 0) {
 		/* Its own connection, opened before the lock is taken. */
-		struct store_opts o = { f.dir, STORE_SYNC_NORMAL, 50, f.owner,
-		    NULL, NULL, 0 };
+		struct store_opts o = { .state_dir = f.dir,
+		    .synchronous = STORE_SYNC_NORMAL, .busy_timeout = 50,
+		    .owner = f.owner };
 		char err[CONF_ERR_MAX];
 		struct store *s = store_open(&o, err, sizeof(err));
 

@@ -18,6 +18,7 @@ NATS_PORT=
 EXTRA_PIDS=
 FAILS=0
 CHECKS=0
+MOUNTS=		# file systems a test mounted (small_fs), unmounted at exit
 
 cleanup() {
 	for p in $PID $EXTRA_PIDS; do
@@ -28,6 +29,9 @@ cleanup() {
 		kill -KILL "$p" 2>/dev/null
 	done
 	[ -n "$NATS_PID" ] && kill -KILL "$NATS_PID" 2>/dev/null
+	for m in $MOUNTS; do
+		unmount "$m"
+	done
 	if [ "$FAILS" -eq 0 ]; then
 		rm -rf "$T"
 	else
@@ -263,6 +267,130 @@ stop_mandrilld() {
 	wait_exit 30
 	check "$1: TERM drains and exits 0" "$RC" 0
 }
+
+# --- Waiting (issue 13): test_waiting.sh and test_waiting_nats.sh ------------
+
+# A small tmpfs on DIR (mode 0750, as state_dir must be); 1 if it cannot
+# be mounted (not root, no CAP_SYS_ADMIN), and the caller falls back.
+small_fs() {
+	mkdir -p "$1"
+	if mount -t tmpfs -o "size=$2,mode=0750" tmpfs "$1" 2>"$T/mount.err"
+	then
+		MOUNTS="$1 $MOUNTS"
+		return 0
+	fi
+	note "cannot mount a tmpfs on $1: $(cat "$T/mount.err")"
+	return 1
+}
+
+unmount() {
+	# A failed run keeps the test's directory: keep the database too.
+	[ "$FAILS" -gt 0 ] && cp -a "$1" "$1.saved" 2>/dev/null
+	umount "$1" 2>/dev/null || umount -l "$1"
+	MOUNTS=$(echo " $MOUNTS " | sed "s| $1 | |")
+}
+
+# fill DIR: a file that takes every free block of DIR's file system
+fill() {
+	dd if=/dev/zero of="$1/fill" bs=64k 2>/dev/null
+	sync "$1/fill" 2>/dev/null
+}
+
+stop_mounts() {
+	for m in $MOUNTS; do
+		unmount "$m"
+	done
+}
+
+# count_log PATTERN: lines of the log matching PATTERN
+count_log() { grep -c -- "$1" "$LOG"; }
+
+# between FROM TO TEXT: lines with TEXT after the first line with FROM
+# and before the next with TO (fixed strings)
+between() {
+	awk -v a="$1" -v b="$2" -v p="$3" '
+	    !on && index($0, a) { on = 1; next }
+	    on && index($0, b) { exit }
+	    on && index($0, p) { n++ }
+	    END { print n + 0 }' "$LOG"
+}
+
+# the figures every case quotes, from the database
+figures() {
+	note "$1: published $2, restarted $(sql "SELECT count(*) FROM messages
+	    WHERE state = 'restarted'"), dead $(sql "SELECT count(*) FROM
+	    messages WHERE state = 'dead'"), dead letters $(sql "SELECT count(*)
+	    FROM dead_letters"), restart attempts $(sql "SELECT count(*) FROM
+	    restarts"), most deliveries of one message $(sql "SELECT
+	    max(deliveries) FROM messages")"
+}
+
+# no_budget_spent WHAT: the broker's delivery limit was never touched
+# (the sim's broker logs a lease that ran out; nats tests ask the server)
+no_budget_spent() {
+	check "$1: no message delivered twice (deliveries column)" \
+	    "$(sql "SELECT count(*) FROM messages WHERE deliveries > 1")" 0
+	check "$1: no redelivery in the log" "$(count_log 'delivery=[2-9]')" 0
+	if grep -q '^type = sim' "$T/mandrill.conf"; then
+		check "$1: no ack deadline passed at the broker" \
+		    "$(count_log 'ack deadline of msg_id=.* passed')" 0
+	fi
+	check "$1: nothing nacked" "$(count_log 'Nacked')" 0
+	check "$1: nothing dead" "$(sql "SELECT count(*) FROM messages
+	    WHERE state = 'dead'")-$(sql "SELECT count(*) FROM dead_letters")" 0-0
+}
+
+# acked_final WHAT N: N acked, each a final outcome in the database (the
+# sim's broker ids of a payload_file are not the msg_ids, so
+# check_invariant cannot match them), and no msg_id restarted twice
+acked_final() {
+	check "$1: $2 acked, $2 final in the database" \
+	    "$(count_log 'Done. Acked')-$(sql "$FINAL_SQL")" "$2-$2"
+	check "$1: no msg_id has two successful restarts" \
+	    "$(sql "SELECT count(*) FROM (SELECT msg_id FROM restarts
+	        WHERE outcome = 'restarted' GROUP BY msg_id
+	        HAVING count(*) > 1)")" 0
+}
+
+# overlaps [HOST]: pairs of restarts (of HOST, or of any two hosts) whose
+# intervals overlap; restarts still open count as running to now
+OVERLAP_SQL="SELECT count(*) FROM restarts a JOIN restarts b ON a.id < b.id
+    AND b.started < coalesce(a.finished, '9') AND
+    a.started < coalesce(b.finished, '9')"
+overlaps() {
+	if [ -n "${1:-}" ]; then
+		sql "$OVERLAP_SQL AND a.host = '$1' AND b.host = '$1'"
+	else
+		sql "$OVERLAP_SQL"
+	fi
+}
+
+# log_volume WHAT FILE BYTES: the log of a failing store, in FILE, BYTES
+# long: noted, and judged: the failure said once by each of the two
+# workers at most, a held line once a message, and apart from the lease
+# extensions (one line each, failing store or not), pulls and holds, 20
+# lines at most
+log_volume() {
+	n=$(wc -l <"$2")
+	ext=$(grep -c 'Extended deadline' "$2")
+	store=$(grep -c -E 'store|Not recorded' "$2")
+	note "$1: the log while the store failed: $3 bytes, $n lines: $ext lease extensions, $store about the store, $((n - ext - store)) others"
+	grep -E 'ERROR|WARN|store' "$2" | grep -v 'Held msg_id' |
+	    sed 's/^/#   /' | head -6
+	check "$1: the store's failure said once by each worker, at most" \
+	    "$(grep -c 'worker [0-9]*: store: cannot commit' "$2" |
+	    awk '{print ($1 >= 1 && $1 <= 2)}')" 1
+	check "$1: one held line per message at most, no line per retry" \
+	    "$(grep 'Held msg_id=.*(store)' "$2" | sed 's/.*msg_id=//;
+	    s/ .*//' | sort | uniq -d | wc -l)" 0
+	# Pulls (the pull request still open at the server when the store
+	# failed) and holds (once a message, checked above) are per message.
+	per_msg=$(grep -c -E 'Pulled msg_id|Held msg_id' "$2")
+	check "$1: apart from lease extensions, pulls and holds, 20 lines at most" \
+	    "$(test $((n - ext - per_msg)) -le 20 && echo yes)" yes
+}
+
+now_iso() { date -u +%Y-%m-%dT%H:%M:%S.%3NZ; }
 
 finish() {
 	echo "# $CHECKS checks, $FAILS failed"

@@ -9,6 +9,11 @@
  * nats_tail URL STREAM: print how many messages the stream holds.
  *
  * nats_tail URL STREAM DURABLE: delete that consumer of the stream.
+ *
+ * nats_tail -i URL STREAM DURABLE: print the consumer's state as the
+ * server keeps it: "deliveries D pending P ack_pending A redelivered R"
+ * (deliveries made, redeliveries included; messages not yet delivered;
+ * delivered and not acked; delivered more than once and not acked).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +68,31 @@ delete_consumer(const char *url, const char *stream, const char *durable)
 	return 0;
 }
 
+static int
+consumer_info(const char *url, const char *stream, const char *durable)
+{
+	natsConnection *nc = NULL;
+	jsCtx *js = NULL;
+	jsConsumerInfo *ci = NULL;
+	jsErrCode jerr = 0;
+
+	if (js_open(url, &nc, &js) < 0 ||
+	    js_GetConsumerInfo(&ci, js, stream, durable, NULL, &jerr) !=
+	    NATS_OK) {
+		fprintf(stderr, "nats_tail: consumer %s: %s\n", durable,
+		    nats_GetLastError(NULL));
+		return 2;
+	}
+	printf("deliveries %llu pending %llu ack_pending %lld redelivered "
+	    "%lld\n", (unsigned long long)ci->Delivered.Consumer,
+	    (unsigned long long)ci->NumPending, (long long)ci->NumAckPending,
+	    (long long)ci->NumRedelivered);
+	jsConsumerInfo_Destroy(ci);
+	jsCtx_Destroy(js);
+	natsConnection_Destroy(nc);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -72,13 +102,16 @@ main(int argc, char **argv)
 	int want, got = 0;
 	int64_t deadline;
 
+	if (argc == 5 && strcmp(argv[1], "-i") == 0)
+		return consumer_info(argv[2], argv[3], argv[4]);
 	if (argc == 3)
 		return stream_count(argv[1], argv[2]);
 	if (argc == 4)
 		return delete_consumer(argv[1], argv[2], argv[3]);
 	if (argc != 5) {
 		fprintf(stderr, "usage: nats_tail URL SUBJECT COUNT SECONDS\n"
-		    "       nats_tail URL STREAM\n");
+		    "       nats_tail URL STREAM [DURABLE]\n"
+		    "       nats_tail -i URL STREAM DURABLE\n");
 		return 2;
 	}
 	want = atoi(argv[3]);

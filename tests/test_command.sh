@@ -265,6 +265,64 @@ check "a world-writable state_dir is refused, by -t too (78)" "$?" 78
 check "... naming it" "$(grep -c 'writable by everyone' "$T/out")" 1
 rm -rf "$T/state"
 
+# --- mandrilld -t: what start-up would fail on, found before it -------------------
+# as_user CMD...: run CMD as a user that is not root (nobody when we are
+# root, ourselves otherwise), so that permissions count
+as_user() {
+	if [ "$(id -u)" -eq 0 ]; then
+		setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"
+	else
+		"$@"
+	fi
+}
+reset
+cmd_conf 1 "$T/restart.sh {host}"
+sed -i "s|^state_dir = .*|state_dir = $T/no/such/dir/state|" "$T/mandrill.conf"
+"$MANDRILLD" -t -c "$T/mandrill.conf" > "$T/out" 2>&1
+check "-t: a state_dir whose parent is missing is refused (78)" "$?" 78
+check "... naming the parent" \
+    "$(grep -c "state_dir $T/no/such/dir/state cannot be made in $T/no/such/dir: No such file or directory" "$T/out")" 1
+"$MANDRILLD" -f -c "$T/mandrill.conf" > "$T/out" 2>&1
+check "... on which start-up does fail (73)" "$?" 73
+cmd_conf 1 "$T/restart.sh {host}" "" "" "log_file = $T/no-logs/mandrilld.log"
+"$MANDRILLD" -t -c "$T/mandrill.conf" > "$T/out" 2>&1
+check "-t: a log_file in a missing directory is refused (78)" \
+    "$?-$(grep -c "log_file $T/no-logs/mandrilld.log: cannot be created in $T/no-logs" "$T/out")" 78-1
+cmd_conf 1 "$T/restart.sh {host}" "" "" "pid_file = $T/no-run/mandrilld.pid"
+"$MANDRILLD" -t -c "$T/mandrill.conf" > "$T/out" 2>&1
+check "-t: a pid_file in a missing directory is refused (78)" "$?" 78
+if [ "$(id -u)" -ne 0 ] || id nobody >/dev/null 2>&1; then
+	# A log directory the user cannot write, the state directory its own.
+	reset
+	chmod 755 "$T"
+	mkdir -p "$T/logs" "$T/state"
+	chmod 555 "$T/logs"
+	[ "$(id -u)" -eq 0 ] && chown nobody "$T/state"
+	cmd_conf 1 "$T/restart.sh {host}" "" "" "log_file = $T/logs/mandrilld.log"
+	chmod 644 "$T/mandrill.conf"
+	as_user "$MANDRILLD" -t -c "$T/mandrill.conf" > "$T/out" 2>&1
+	check "-t: a log directory the user cannot write is refused (78)" "$?" 78
+	check "... naming it" \
+	    "$(grep -c "log_file $T/logs/mandrilld.log: cannot be created in $T/logs: Permission denied" "$T/out")" 1
+	as_user "$MANDRILLD" -f -c "$T/mandrill.conf" > "$T/out" 2>&1
+	check "... on which start-up does fail (73)" "$?" 73
+	chmod 755 "$T/logs"
+	[ "$(id -u)" -eq 0 ] && chown nobody "$T/logs"
+	as_user "$MANDRILLD" -t -c "$T/mandrill.conf" > "$T/out" 2>&1
+	check "-t: the same, once the directory is the user's, passes" "$?" 0
+	# A state directory the workers could not write the database in.
+	chmod 555 "$T/state"
+	sed -i '/^log_file = /d' "$T/mandrill.conf"
+	as_user "$MANDRILLD" -t -c "$T/mandrill.conf" > "$T/out" 2>&1
+	check "-t: a state_dir the workers cannot write is refused (78)" \
+	    "$?-$(grep -c "could not write the database there: Permission denied" "$T/out")" 78-1
+	chmod 755 "$T/state"
+	chmod 700 "$T"
+	rm -rf "$T/logs" "$T/state"
+else
+	note "root, and no user nobody: unwritable directories not tested"
+fi
+
 # --- user = nobody: workers and commands drop root --------------------------------
 if [ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1; then
 	reset

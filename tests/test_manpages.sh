@@ -5,12 +5,13 @@
 # parser refuses; the signals mandrilld handles are the rows of the SIGNALS
 # table of mandrilld(8); every option of the --help of mandrilld and of
 # mandrill-publish is in the OPTIONS of its page; and each page lints
-# clean.  The pages and supervisor.c come from $top_srcdir, the programs
-# from $top_builddir.
+# clean.  The pages are made from their .in with the installation paths:
+# they come from $top_builddir with the programs, supervisor.c from
+# $top_srcdir.
 : "${top_srcdir:=$(cd "$(dirname "$0")/.." && pwd)}"
 . "$(dirname "$0")/lib.sh"
 
-MAN=$top_srcdir/man
+MAN=$top_builddir/man
 CONF5=$MAN/mandrill.conf.5
 D8=$MAN/mandrilld.8
 P1=$MAN/mandrill-publish.1
@@ -151,9 +152,8 @@ check "every tag under a .SS [section] of mandrill.conf.5 is a plain .B key" \
     "$(awk -F '\t' '$1 == "BADTAG" { printf "[%s] %s; ", $2, $3 }' "$T/page.tsv")" ""
 
 # Each key's entry says "default VALUE" with the value --sample-config
-# prints ("default empty" for an empty one).  state_dir and worker_path are
-# skipped: their defaults come from the configure prefix ($localstatedir,
-# $libexecdir), which the page can only name symbolically.
+# prints ("default empty" for an empty one); state_dir and worker_path
+# too, whose defaults come from the paths configure chose, as the page's.
 awk -F '\t' '
 function has_default(text, val,    pat, i, c, nx) {
 	pat = "default " (val == "" ? "empty" : val)
@@ -168,7 +168,6 @@ function has_default(text, val,    pat, i, c, nx) {
 	return 0
 }
 FNR == NR { if ($1 == "KEY") entry[$2 "\t" $3] = $4; next }
-$1 == "mandrill" && ($2 == "state_dir" || $2 == "worker_path") { next }
 ($1 "\t" $2) in entry && !has_default(entry[$1 "\t" $2], $3) {
 	printf "[%s] %s (\"default %s\"); ", $1, $2, $3 == "" ? "empty" : $3
 }' "$T/page.tsv" "$T/code.tsv" > "$T/defaults.bad"
@@ -287,6 +286,22 @@ check "every option of mandrill-publish --help is a tag in OPTIONS of mandrill-p
     "$(comm -23 "$T/pub-help.opts" "$T/pub-page.opts" | tr '\n' ' ')" ""
 check "OPTIONS of mandrill-publish.1 documents no option --help lacks" \
     "$(comm -13 "$T/pub-help.opts" "$T/pub-page.opts" | tr '\n' ' ')" ""
+
+# --- the paths configure chose are in the pages ---------------------------------
+
+check "no page has a name left unsubstituted (@...@)" \
+    "$(grep -l '@[a-zA-Z_]*dir@\|@PACKAGE_VERSION@' "$D8" "$MAN/mandrill-worker.8" \
+    "$CONF5" "$P1" | tr '\n' ' ')" ""
+# mandrilld -h names the configuration file its binary was built with.
+conf_path=$("$MANDRILLD" -h | sed -n 's/.*configuration file (default \(.*\))$/\1/p')
+check "mandrilld -h names its default configuration file" \
+    "$(echo "$conf_path" | grep -c '^/.*/mandrill/mandrill\.conf$')" 1
+check "FILES of mandrilld.8 and of mandrill.conf.5 name that file" \
+    "$(awk "$ROFF_AWK"'/^\.SH/ { f = $0 ~ /FILES/ } f { print roffline($0) }' \
+    "$D8" "$CONF5" | grep -c -x -F "$conf_path")" 2
+check "the .TH line of each page has the version of the programs" \
+    "$(grep -c "^\.TH .*\"mandrill $("$MANDRILLD" -V | awk '{ print $3 }')\"" \
+    "$D8" "$MAN/mandrill-worker.8" "$CONF5" "$P1" | grep -c ':1$')" 4
 
 # --- every page lints clean --------------------------------------------------
 

@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,10 +18,12 @@
 #include <ev.h>
 
 #include "log.h"
+#include "proctree.h"
 #include "store.h"
 #include "worker.h"
 
 #define WORKER_FD 3
+#define EXIT_KILL_MS 2000	/* for leftovers to die */
 
 static void
 usage(FILE *f)
@@ -28,6 +31,26 @@ usage(FILE *f)
 	fprintf(f, "usage: mandrill-worker\n"
 	    "Runs mandrill jobs for mandrilld, which starts it with its\n"
 	    "socket on file descriptor 3; see mandrill-worker(8).\n");
+}
+
+/*
+ * Nothing a restart command started outlives the worker: what commands
+ * left running when they ended, or what escaped a kill, goes now, and
+ * what dies is reaped, so that no zombie is left to init either.
+ */
+static void
+reap_leftovers(void)
+{
+	size_t killed, left;
+
+	left = proctree_kill_all(getpid(), NULL, 0, EXIT_KILL_MS, &killed);
+	if (killed > 0)
+		log_warn("killed %zu processes left behind by restart "
+		    "commands", killed);
+	if (left > 0)
+		log_err("%zu processes left behind by restart commands would "
+		    "not die within %d ms (another user's?)", left,
+		    EXIT_KILL_MS);
 }
 
 int
@@ -51,6 +74,14 @@ main(int argc, char **argv)
 		return EX_USAGE;
 	}
 	log_init("worker");
+	/*
+	 * Before any command runs: what a command leaves behind (setsid, a
+	 * double fork) is reparented to us, not to init, and can be killed.
+	 */
+	if (proctree_subreaper() < 0) {
+		log_err("prctl(PR_SET_CHILD_SUBREAPER): %s", strerror(errno));
+		return EX_OSERR;
+	}
 	store_global_init();
 	/* Ctrl-C belongs to the supervisor, which decides and tells us. */
 	signal(SIGINT, SIG_IGN);
@@ -64,5 +95,6 @@ main(int argc, char **argv)
 	}
 	ev_run(loop, 0);
 	worker_cleanup(&w);
+	reap_leftovers();
 	return w.exit_code;
 }

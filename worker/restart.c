@@ -1,9 +1,13 @@
 /*
  * restart: the simulated restart and the restart command.
+ *
+ * A command is killed as a tree, not only as a process group: see
+ * signal_tree() and restart.h.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -30,6 +34,10 @@ restart_init(struct restarter *rs, struct ev_loop *loop, int mode,
 	rs->timeout = timeout;
 	rs->kill_grace = RESTART_KILL_GRACE;
 	rs->argv = argv;
+	rs->runs = 0;
+	rs->procs.v = NULL;
+	rs->procs.n = 0;
+	rs->procs_at = -1;
 	rng_seed(&rs->rng, seed);
 }
 
@@ -38,6 +46,7 @@ restart_free(struct restarter *rs)
 {
 	argv_free(rs->argv);
 	rs->argv = NULL;
+	proctree_free(&rs->procs);
 }
 
 void
@@ -132,6 +141,75 @@ drain_output(struct restart_run *run)
 	return n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR);
 }
 
+/*
+ * /proc as it is now.  Kills in one loop iteration (a batch of restarts
+ * timing out together) share one read: on a host with many processes a
+ * read is the costly part.  A spawn makes the next kill read again.
+ */
+static const struct proc_table *
+procs_now(struct restarter *rs)
+{
+	ev_tstamp now = ev_now(rs->loop);
+
+	if (rs->procs_at == now && rs->procs.v != NULL)
+		return &rs->procs;
+	proctree_free(&rs->procs);
+	rs->procs_at = -1;
+	if (proctree_read(&rs->procs) < 0) {
+		log_err("cannot read /proc to find what a restart command "
+		    "left behind: %s", strerror(errno));
+		return NULL;
+	}
+	rs->procs_at = now;
+	return &rs->procs;
+}
+
+/*
+ * Signal the command's process group and every process that left it:
+ * those below the command (or below a process found before), and the
+ * orphans reparented to this worker that carry the run's marker.
+ */
+static void
+signal_tree(struct restart_run *run, int sig)
+{
+	const struct proc_table *t;
+	struct proc_set roots = { 0 };
+	const struct proc_ent *e;
+	char marker[48];
+	size_t before = run->escaped.n, outside = 0;
+
+	/*
+	 * /proc is read before the group is signalled: once the command's
+	 * processes die, what they started is reparented to this worker and
+	 * the chain of parents that leads to the command is gone.
+	 */
+	if ((t = procs_now(run->rs)) == NULL) {
+		if (run->pid > 0)
+			kill(-run->pid, sig);
+		return;
+	}
+	snprintf(marker, sizeof(marker), "MANDRILL_RUN=%" PRIu64, run->serial);
+	if ((e = proctree_find(t, run->pid)) != NULL)
+		proc_set_add(&roots, e);
+	for (size_t i = 0; i < run->escaped.n; i++)
+		proc_set_add(&roots, &run->escaped.v[i]);
+	if (proctree_children_with_env(t, getpid(), marker, &roots) < 0 ||
+	    proctree_below(t, &roots, &run->escaped) < 0)
+		log_err("restart pid %d: out of memory finding what it left "
+		    "behind", (int)run->pid);
+	proc_set_free(&roots);
+	if (run->pid > 0)
+		kill(-run->pid, sig);
+	for (size_t i = before; i < run->escaped.n; i++)
+		if (run->escaped.v[i].pgid != run->pid)
+			outside++;
+	if (outside > 0)
+		log_warn("restart pid %d: %zu of its processes had left its "
+		    "process group; signalling them too", (int)run->pid,
+		    outside);
+	proctree_signal_set(&run->escaped, sig);
+}
+
 static void
 stop_watchers(struct restart_run *run)
 {
@@ -155,7 +233,8 @@ command_finish(struct restart_run *run, int status)
 
 	drain_output(run);
 	if (run->timed_out)
-		kill(-run->pid, SIGKILL);	/* whatever ignored the TERM */
+		signal_tree(run, SIGKILL);	/* whatever ignored the TERM */
+	proc_set_free(&run->escaped);
 	stop_watchers(run);
 	run->active = 0;
 	run->output[run->out_len] = '\0';
@@ -204,7 +283,7 @@ timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		run->timed_out = 1;
 		log_warn("restart pid %d ran past restart_timeout; sending TERM "
 		    "to its process group", (int)run->pid);
-		kill(-run->pid, SIGTERM);
+		signal_tree(run, SIGTERM);
 		ev_timer_set(w, run->rs->kill_grace, 0.);
 		ev_timer_start(loop, w);
 		return;
@@ -212,22 +291,26 @@ timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	log_warn("restart pid %d still running after TERM; sending KILL",
 	    (int)run->pid);
 	run->killed = 1;
-	kill(-run->pid, SIGKILL);
+	signal_tree(run, SIGKILL);
 }
 
 static int
 spawn(struct restarter *rs, struct restart_run *run, char **argv,
     const char *host, char *err, size_t errlen)
 {
-	char hostenv[300];
+	char hostenv[300], runenv[48];
 	char *envp[] = { (char *)"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
-	    (char *)"LANG=C", (char *)"HOME=/", hostenv, NULL };
+	    (char *)"LANG=C", (char *)"HOME=/", hostenv, runenv, NULL };
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	sigset_t none, all;
 	int pfd[2], rc;
 
 	snprintf(hostenv, sizeof(hostenv), "MANDRILL_HOST=%s", host);
+	/* The mark by which its orphans are told apart once reparented. */
+	run->serial = ++rs->runs;
+	snprintf(runenv, sizeof(runenv), "MANDRILL_RUN=%" PRIu64, run->serial);
+	rs->procs_at = -1;
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
 		snprintf(err, errlen, "pipe: %s", strerror(errno));
 		return -1;
@@ -265,6 +348,8 @@ command_start(struct restarter *rs, struct restart_run *run, const char *host)
 	char **argv = argv_expand(rs->argv, host);
 
 	run->fd = -1;
+	run->pid = 0;
+	run->escaped = (struct proc_set){ 0 };
 	run->out_len = 0;
 	run->timed_out = run->killed = 0;
 	run->output = malloc(2 * RESTART_OUTPUT_MAX + 1);
@@ -312,8 +397,9 @@ restart_cancel(struct restart_run *run)
 		return;
 	run->active = 0;
 	if (run->rs->mode == RS_COMMAND) {
-		/* Nothing will wait for it: end the whole group now. */
-		kill(-run->pid, SIGKILL);
+		/* Nothing will wait for it: end the whole tree now. */
+		signal_tree(run, SIGKILL);
+		proc_set_free(&run->escaped);
 		stop_watchers(run);
 		free(run->output);
 		run->output = NULL;

@@ -11,6 +11,14 @@
  * fails as timed out.  A command that cannot be spawned fails with the
  * reason.
  *
+ * A command that leaves its group (setsid, a daemon's double fork) is
+ * killed with it all the same: every kill (timeout, cancel) also goes to
+ * the processes found below the command in /proc, to those reparented
+ * to this worker (a child subreaper) that carry the run's MANDRILL_RUN
+ * marker in their environment, and to those found by earlier kills of
+ * the run.  What a command leaves running when it ends by itself is not
+ * touched here; the worker kills it when it exits (proctree_kill_all).
+ *
  * Every restart ends in exactly one call of the done callback, unless it
  * is cancelled first with restart_cancel() (which kills a command's
  * process group); a restart that takes no time, or cannot start, calls
@@ -24,6 +32,7 @@
 #include <ev.h>
 #include <stdint.h>
 
+#include "proctree.h"
 #include "rng.h"
 
 #define RESTART_OUTPUT_MAX	4096
@@ -46,6 +55,9 @@ struct restarter {
 	double		 kill_grace;
 	char		**argv;		/* mode = command: the template */
 	struct rng	 rng;
+	uint64_t	 runs;		/* commands started: MANDRILL_RUN */
+	struct proc_table procs;	/* /proc as read at procs_at */
+	ev_tstamp	 procs_at;	/* loop time; < 0: read again */
 };
 
 struct restart_run {
@@ -54,6 +66,8 @@ struct restart_run {
 	ev_child	 child;
 	ev_io		 out;
 	pid_t		 pid;
+	uint64_t	 serial;	/* its MANDRILL_RUN */
+	struct proc_set	 escaped;	/* found below it by a kill */
 	int		 fd;
 	int		 will_fail;
 	int		 active;

@@ -16,6 +16,7 @@
 #include <sqlite3.h>
 
 #include "clock.h"
+#include "proc.h"
 #include "store.h"
 
 enum stmt {
@@ -560,14 +561,20 @@ store_close(struct store *s)
 	free(s);
 }
 
+static void
+done_with(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
 /* Run a statement that returns no rows; binds are already set. */
 static int
 run(struct store *s, enum stmt i)
 {
 	int rc = sqlite3_step(s->st[i]);
 
-	sqlite3_reset(s->st[i]);
-	sqlite3_clear_bindings(s->st[i]);
+	done_with(s->st[i]);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -609,52 +616,28 @@ now_iso(char *buf, size_t len)
 	clock_iso(clock_wall(), buf, len);
 }
 
-/* Field 22 of /proc/PID/stat: when the process started; -1 if gone. */
-static int
-proc_starttime(int pid, unsigned long long *start)
-{
-	char path[64], buf[1024], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	/* Counted after the ")" that ends comm, which may hold spaces. */
-	if ((p = strrchr(buf, ')')) == NULL)
-		return -1;
-	for (int field = 2; field < 22 && p; field++)
-		p = strchr(p + 1, ' ');
-	if (p == NULL || sscanf(p + 1, "%llu", start) != 1)
-		return -1;
-	return 0;
-}
-
 int
 store_owner_alive(const char *owner)
 {
-	unsigned long long start, want;
+	struct proc_stat ps;
+	unsigned long long want;
 	int pid;
 
 	if (owner == NULL || sscanf(owner, "%d:%llu", &pid, &want) != 2 ||
 	    pid <= 0)
 		return 0;
-	return proc_starttime(pid, &start) == 0 && start == want;
+	return proc_stat_read((pid_t)pid, &ps) == 0 && ps.start == want;
 }
 
 int
 store_owner_self(char *buf, size_t len)
 {
-	unsigned long long start = 0;
+	struct proc_stat ps;
 
-	if (proc_starttime((int)getpid(), &start) < 0)
+	if (proc_stat_read(getpid(), &ps) < 0)
 		return -1;
-	snprintf(buf, len, "%d:%llu", (int)getpid(), start);
+	snprintf(buf, len, "%d:%llu", (int)getpid(),
+	    (unsigned long long)ps.start);
 	return 0;
 }
 
@@ -667,13 +650,6 @@ step_row(sqlite3_stmt *st)
 	if (rc == SQLITE_ROW)
 		return 1;
 	return rc == SQLITE_DONE ? 0 : -1;
-}
-
-static void
-done_with(sqlite3_stmt *st)
-{
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
 }
 
 /* "2026-11-28T10:03:56.842Z" to wall ms; -1 if it is not that form. */

@@ -269,6 +269,8 @@ store_health(struct worker *w, const char *why)
 	if (strcmp(w->store_bad, why) != 0)
 		log_err("store: cannot commit: %s; holding what it cannot "
 		    "record, and retrying", why);
+	else	/* a retry: its wait for the lock is no news either */
+		loopwatch_quiet(&w->watch);
 	snprintf(w->store_bad, sizeof(w->store_bad), "%s", why);
 }
 
