@@ -67,6 +67,12 @@ const struct conf_key conf_keys[] = {
 	{ "mandrill", "wal_limit", CT_U64, OFF(wal_limit), 0, "67108864",
 	  1048576, UINT64_C(1) << 40, NULL, "bytes the WAL is truncated to "
 	  "after a checkpoint; above it a starving reader is reported" },
+	{ "mandrill", "control_socket", CT_STR, STR(control_socket), "", 0, 0,
+	  NULL, "mandrillctl's Unix socket; empty is control.sock in "
+	  "state_dir" },
+	{ "mandrill", "control_group", CT_STR, STR(control_group), "", 0, 0,
+	  NULL, "group whose members may use the control socket, besides "
+	  "root and user" },
 	{ "mandrill", "busy_timeout", CT_DUR, OFF(busy_timeout), 0, "5s",
 	  0, 3600000, NULL, "how long a worker waits for the database lock" },
 
@@ -784,6 +790,22 @@ conf_write_sample(FILE *f)
 	}
 }
 
+int
+conf_control_path(const struct conf *c, char *buf, size_t len)
+{
+	char tmp[CONF_PATH_MAX + 16];
+
+	if (c->control_socket[0] != '\0')
+		snprintf(tmp, sizeof(tmp), "%s", c->control_socket);
+	else
+		snprintf(tmp, sizeof(tmp), "%s/control.sock", c->state_dir);
+	if (strlen(tmp) >= CONF_SUN_MAX)
+		return -1;
+	if (buf != NULL)
+		snprintf(buf, len, "%s", tmp);
+	return 0;
+}
+
 static int
 resolve_one(char *path, size_t size, const char *base)
 {
@@ -806,6 +828,8 @@ conf_resolve(struct conf *c, const char *base, char *err, size_t errlen)
 	    resolve_one(c->pid_file, sizeof(c->pid_file), base) < 0 ||
 	    resolve_one(c->payload_file, sizeof(c->payload_file), base) < 0 ||
 	    resolve_one(c->metrics_file, sizeof(c->metrics_file), base) < 0 ||
+	    resolve_one(c->control_socket, sizeof(c->control_socket),
+	    base) < 0 ||
 	    resolve_one(c->creds, sizeof(c->creds), base) < 0 ||
 	    resolve_one(c->nkey_seed, sizeof(c->nkey_seed), base) < 0 ||
 	    resolve_one(c->token_file, sizeof(c->token_file), base) < 0 ||
@@ -815,6 +839,11 @@ conf_resolve(struct conf *c, const char *base, char *err, size_t errlen)
 	    resolve_one(c->tls_key, sizeof(c->tls_key), base) < 0) {
 		snprintf(err, errlen, "a path is too long once made absolute "
 		    "from %s", base);
+		return -1;
+	}
+	if (conf_control_path(c, NULL, 0) < 0) {
+		snprintf(err, errlen, "[mandrill] control_socket: the path is "
+		    "longer than a Unix socket's %d bytes", CONF_SUN_MAX - 1);
 		return -1;
 	}
 	if (access(c->worker_path, X_OK) < 0) {

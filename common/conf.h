@@ -45,6 +45,8 @@ struct conf {
 	int64_t		 busy_timeout;
 	uint64_t	 wal_limit;
 	char		 user[64];
+	char		 control_socket[CONF_PATH_MAX];
+	char		 control_group[64];
 
 	/* [source] */
 	int		 source;	/* enum source_type */
@@ -104,6 +106,9 @@ struct conf {
 	int64_t		 metrics_interval;
 	int64_t		 status_interval;
 	int64_t		 slow_iteration;
+
+	/* Not a key: mandrilld's running state, sent to workers with the rest */
+	char		 pause_reason[256];	/* paused by mandrillctl: why */
 };
 
 enum conf_type {
@@ -145,6 +150,12 @@ const char *conf_key_form(const struct conf_key *k, char *buf, size_t len);
  * started in) and check that the worker program can be run.
  */
 int conf_resolve(struct conf *c, const char *base, char *err, size_t errlen);
+/*
+ * The control socket's path: control_socket, or control.sock in
+ * state_dir.  0, or -1 if it is too long for a sockaddr_un.
+ */
+#define CONF_SUN_MAX	108	/* sizeof(sun_path) on Linux */
+int conf_control_path(const struct conf *c, char *buf, size_t len);
 /* Every key, commented, with its default: the sample mandrill.conf. */
 void conf_write_sample(FILE *f);
 const struct conf_key *conf_key_find(const char *section, const char *name);

@@ -98,17 +98,14 @@ hostname_check(const char *name, size_t len)
 	return address_form(name, len);
 }
 
-/* Does host match any glob of the space- or comma-separated list? */
-static int
-list_match(const char *host, const char *list)
+int
+hostname_match(const char *host, const char *list, char *glob, size_t len)
 {
-	char glob[256];
-
 	while (*list) {
 		size_t n = strcspn(list, " ,\t");
 
 		/* conf_check() refuses longer globs; never match a cut one. */
-		if (n > 0 && n < sizeof(glob)) {
+		if (n > 0 && n < len) {
 			memcpy(glob, list, n);
 			glob[n] = '\0';
 			if (fnmatch(glob, host, FNM_CASEFOLD) == 0)
@@ -118,6 +115,14 @@ list_match(const char *host, const char *list)
 		list += strspn(list, " ,\t");
 	}
 	return 0;
+}
+
+static int
+list_match(const char *host, const char *list)
+{
+	char glob[256];
+
+	return hostname_match(host, list, glob, sizeof(glob));
 }
 
 int

@@ -21,4 +21,11 @@ const char *hostname_check(const char *name, size_t len);
 int hostname_allowed(const char *host, const char *allow, const char *deny,
     const char **why);
 
+/*
+ * Does host match a glob of the space- or comma-separated list?  1 and
+ * the glob in glob, or 0.
+ */
+int hostname_match(const char *host, const char *list, char *glob,
+    size_t len);
+
 #endif

@@ -60,6 +60,7 @@ const struct proto_setting proto_settings[] = {
 	SET(wal_limit, F_U64),
 	SENDER(db_dev, F_U64),		/* the database the first worker opened */
 	SENDER(db_ino, F_U64),
+	SENDER(pause_reason, F_STR),	/* from the supervisor's pause */
 };
 #define NSETTINGS	(sizeof(proto_settings) / sizeof(proto_settings[0]))
 const size_t proto_nsettings = NSETTINGS;

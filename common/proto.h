@@ -28,9 +28,9 @@
 
 #include <msgpack.h>
 
-#define PROTO_VERSION	3	/* 2: job frames carry bury; 3: holds, crashes,
+#define PROTO_VERSION	4	/* 2: job frames carry bury; 3: holds, crashes,
 				   the store's state, mode and synchronous
-				   as strings */
+				   as strings; 4: pause_reason */
 #define PROTO_FRAME_MAX	65536
 #define PROTO_DATA_MAX	32768	/* payload bytes carried in a job frame */
 #define PROTO_ERR_MAX	256	/* error text carried in a done frame */
@@ -110,6 +110,7 @@ struct worker_settings {
 	uint64_t	 wal_limit;
 	uint64_t	 db_dev;	/* 0: no database seen yet, create one */
 	uint64_t	 db_ino;
+	struct pstr	 pause_reason;	/* "": not paused by mandrillctl */
 };
 
 /*

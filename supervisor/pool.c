@@ -155,6 +155,8 @@ send_welcome(const struct pool *p, struct wproc *wp)
 	ws.heartbeat = p->conf->worker_timeout / HEARTBEAT_DIVISOR;
 	ws.db_dev = p->db_dev;	/* 0 until a worker has opened it */
 	ws.db_ino = p->db_ino;
+	ws.pause_reason.p = p->conf->pause_reason;
+	ws.pause_reason.len = strlen(p->conf->pause_reason);
 	proto_pack_welcome(chan_packer(wp->chan), &ws);
 }
 

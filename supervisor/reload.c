@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <grp.h>
 #include <pwd.h>
 #include <unistd.h>
 
@@ -124,6 +125,11 @@ config_read(const struct overrides *ov, struct conf *c, char *err, size_t len)
 		    ov->conf_path, c->user);
 		return -1;
 	}
+	if (c->control_group[0] != '\0' && getgrnam(c->control_group) == NULL) {
+		snprintf(err, len, "%s: [mandrill] control_group %s: no such "
+		    "group", ov->conf_path, c->control_group);
+		return -1;
+	}
 	if (c->source == SOURCE_NATS && nats_secrets_check(c, ov->conf_path,
 	    err, len) < 0)
 		return -1;
@@ -145,6 +151,10 @@ fixed_change(const struct conf *old, const struct conf *new)
 		return "[mandrill] pid_file";
 	if (old->source != new->source)
 		return "[source] type";
+	if (strcmp(old->control_socket, new->control_socket) != 0)
+		return "[mandrill] control_socket";
+	if (strcmp(old->control_group, new->control_group) != 0)
+		return "[mandrill] control_group";
 	if (strcmp(old->user, new->user) != 0)
 		return "[mandrill] user";
 	if (old->source != SOURCE_NATS)
@@ -173,33 +183,31 @@ fixed_change(const struct conf *old, const struct conf *new)
 
 int
 reload_prepare(const struct overrides *ov, const struct conf *old,
-    struct source *src, struct conf *c)
+    struct source *src, struct conf *c, char *why, size_t whylen)
 {
 	char err[CONF_ERR_MAX + CONF_PATH_MAX];
 	const char *fixed;
 
 	if (config_read(ov, c, err, sizeof(err)) < 0) {
-		log_err("reload failed, configuration unchanged: %s", err);
-		notify_send("READY=1\nSTATUS=reload failed; see the log");
-		return -1;
+		snprintf(why, whylen, "reload failed, configuration unchanged: "
+		    "%s", err);
+	} else if ((fixed = fixed_change(old, c)) != NULL) {
+		snprintf(why, whylen, "reload refused, configuration unchanged: "
+		    "%s cannot change without restarting mandrilld", fixed);
+	} else if (src->ops->reload(src, c, err, sizeof(err)) < 0) {
+		snprintf(why, whylen, "reload failed, configuration unchanged: "
+		    "source: %s", err);
+	} else {
+		if (strcmp(old->log_file, c->log_file) != 0 &&
+		    log_open(c->log_file) < 0) {
+			log_err("reload: log_file %s: %s; logging on where it "
+			    "was", c->log_file, log_open_error(errno));
+			snprintf(c->log_file, sizeof(c->log_file), "%s",
+			    old->log_file);
+		}
+		return 0;
 	}
-	if ((fixed = fixed_change(old, c)) != NULL) {
-		log_err("reload refused, configuration unchanged: %s cannot "
-		    "change without restarting mandrilld", fixed);
-		notify_send("READY=1\nSTATUS=reload refused; see the log");
-		return -1;
-	}
-	if (src->ops->reload(src, c, err, sizeof(err)) < 0) {
-		log_err("reload failed, configuration unchanged: source: %s",
-		    err);
-		notify_send("READY=1\nSTATUS=reload failed; see the log");
-		return -1;
-	}
-	if (strcmp(old->log_file, c->log_file) != 0 &&
-	    log_open(c->log_file) < 0) {
-		log_err("reload: log_file %s: %s; logging on where it was",
-		    c->log_file, log_open_error(errno));
-		snprintf(c->log_file, sizeof(c->log_file), "%s", old->log_file);
-	}
-	return 0;
+	log_err("%s", why);
+	notify_send("READY=1\nSTATUS=reload failed; see the log");
+	return -1;
 }

@@ -27,10 +27,10 @@ int config_read(const struct overrides *ov, struct conf *c, char *err,
  * A reload's new configuration in *c, checked against the running one
  * (old) and taken by the source: 0 if it can be applied; -1, logged and
  * told to systemd, if it is invalid, changes a setting that needs a
- * restart, or the source refuses it.  A new log_file is opened here (the
+ * restart, or the source refuses it; why says which, in one line.  A new log_file is opened here (the
  * old one stays if it cannot be).
  */
 int reload_prepare(const struct overrides *ov, const struct conf *old,
-    struct source *src, struct conf *c);
+    struct source *src, struct conf *c, char *why, size_t whylen);
 
 #endif

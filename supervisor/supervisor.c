@@ -30,6 +30,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
+#include "pausefile.h"
 #include "pool.h"
 #include "proctree.h"
 #include "reload.h"
@@ -43,6 +44,7 @@ static void check_done(struct supervisor *s);
 static void
 stop_everything(struct supervisor *s)
 {
+	control_close(&s->ctl);
 	metrics_stop(&s->metrics);
 	avail_stop(&s->avail);
 	ev_timer_stop(s->loop, &s->tick);
@@ -206,37 +208,111 @@ dump_state(struct supervisor *s)
 	    d->n.nacked, d->n.termed, d->leases.extended, d->n.lost,
 	    s->avail.crashes);
 	log_always(LOG_INFO, "state: held %u (paused %u, host %u, msg_id %u, "
-	    "concurrency %u, rate %u, store %u, crash %u)%s%s",
+	    "concurrency %u, rate %u, store %u, crash %u)%s%s%s%s",
 	    hold_total(h), h->n[HOLD_PAUSED], h->n[HOLD_HOST],
 	    h->n[HOLD_MSG_ID], h->n[HOLD_CONCURRENCY], h->n[HOLD_RATE],
 	    h->n[HOLD_STORE], h->n[HOLD_CRASH],
-	    s->conf.enabled ? "" : "; paused ([restart] enabled = no)",
+	    s->paused ? "; paused by mandrillctl: " : "",
+	    s->paused ? s->conf.pause_reason : "",
+	    s->file_enabled ? "" : "; paused ([restart] enabled = no)",
 	    d->store_bad ? "; the store cannot commit, pulling nothing" : "");
 	pool_dump(&s->pool);
 	s->src->ops->dump(s->src);
 }
 
-/* SIGHUP, once reload.c has found the new configuration good. */
+/*
+ * A configuration that was found good takes over: its settings, with
+ * the operator's pause over [restart] enabled, go to a new generation.
+ */
 static void
-reload(struct supervisor *s)
+apply_conf(struct supervisor *s, const struct conf *c)
+{
+	s->conf = *c;
+	s->file_enabled = c->enabled;
+	if (s->paused)
+		s->conf.enabled = 0;
+	else
+		s->conf.pause_reason[0] = '\0';
+	log_set_level(s->conf.log_level);
+	avail_reload(&s->avail, s->conf.workers);
+	metrics_reload(&s->metrics);
+	dispatch_reload(&s->dispatch);
+}
+
+int
+supervisor_reload(struct supervisor *s, char *why, size_t len)
 {
 	struct conf c;
 
-	log_info("SIGHUP: reloading %s", s->ov.conf_path);
+	log_info("reloading %s", s->ov.conf_path);
 	notify_reloading();
-	if (reload_prepare(&s->ov, &s->conf, s->src, &c) < 0)
-		return;
-	s->conf = c;
-	log_set_level(c.log_level);
+	if (reload_prepare(&s->ov, &s->conf, s->src, &c, why, len) < 0)
+		return -1;
+	snprintf(c.pause_reason, sizeof(c.pause_reason), "%s",
+	    s->conf.pause_reason);
+	apply_conf(s, &c);
 	if (c.allow[0] == '\0')
 		log_warn("[restart] allow is empty: no host may be restarted, "
 		    "and every message will be invalid");
-	avail_reload(&s->avail, c.workers);
-	metrics_reload(&s->metrics);
-	dispatch_reload(&s->dispatch);
-	log_info("reload done: generation %" PRIu32 ", %u workers of %u jobs, "
-	    "%u in flight carried over", s->pool.gen, c.workers,
+	snprintf(why, len, "reloaded: generation %" PRIu32 ", %u workers of "
+	    "%u jobs, %u in flight carried over", s->pool.gen, c.workers,
 	    c.jobs_per_worker, s->dispatch.in_flight);
+	log_info("%s", why);
+	return 0;
+}
+
+/* The running configuration as the file has it, without the pause. */
+static struct conf
+file_conf(const struct supervisor *s)
+{
+	struct conf c = s->conf;
+
+	c.enabled = s->file_enabled;
+	return c;
+}
+
+int
+supervisor_pause(struct supervisor *s, const char *reason, char *err,
+    size_t len)
+{
+	struct conf c = file_conf(s);
+
+	if (pausefile_save(s->conf.state_dir, reason, err, len) < 0)
+		return -1;
+	s->paused = 1;
+	snprintf(c.pause_reason, sizeof(c.pause_reason), "%s", reason);
+	log_warn("paused by mandrillctl: %s; pulling nothing, starting no "
+	    "restart, holding %u in flight", reason, s->dispatch.in_flight);
+	apply_conf(s, &c);
+	return 0;
+}
+
+int
+supervisor_resume(struct supervisor *s, char *err, size_t len)
+{
+	struct conf c = file_conf(s);
+
+	if (pausefile_clear(s->conf.state_dir, err, len) < 0)
+		return -1;
+	s->paused = 0;
+	log_info("resumed by mandrillctl%s", s->file_enabled ? "" :
+	    "; [restart] enabled = no still pauses");
+	apply_conf(s, &c);
+	return 0;
+}
+
+void
+supervisor_drain(struct supervisor *s, const char *why)
+{
+	begin_drain(s, why);
+}
+
+static void
+reload(struct supervisor *s)
+{
+	char why[CONF_ERR_MAX + CONF_PATH_MAX + 64];
+
+	supervisor_reload(s, why, sizeof(why));
 }
 
 static void
@@ -357,10 +433,29 @@ supervisor_init(struct supervisor *s, struct ev_loop *loop,
 	struct dispatch_cb dcb = { generation_ready, s };
 	char err[256];
 
+	struct control_cb ccb = { command_request, s };
+	char sock[CONF_SUN_MAX];
+	int paused;
+
 	memset(s, 0, sizeof(*s));
 	s->loop = loop;
 	s->conf = *c;
 	s->ov = *ov;
+	s->ctl.fd = -1;
+	s->file_enabled = c->enabled;
+	s->started_wall = clock_wall();
+	paused = pausefile_load(c->state_dir, s->conf.pause_reason,
+	    sizeof(s->conf.pause_reason), err, sizeof(err));
+	if (paused < 0) {
+		log_err("pause: %s", err);
+		return -1;
+	}
+	if (paused) {
+		s->paused = 1;
+		s->conf.enabled = 0;
+		log_warn("paused by mandrillctl (%s): holding everything until "
+		    "mandrillctl resume", s->conf.pause_reason);
+	}
 	s->src = c->source == SOURCE_NATS ? source_nats_new(loop, c, &cb) :
 	    source_sim_new(loop, c, &cb);
 	if (s->src == NULL) {
@@ -377,6 +472,12 @@ supervisor_init(struct supervisor *s, struct ev_loop *loop,
 	metrics_init(&s->metrics, loop, &s->conf, &s->dispatch, &s->pool,
 	    &s->avail);
 	watch_signals(s);
+	conf_control_path(&s->conf, sock, sizeof(sock));
+	if (control_open(&s->ctl, loop, sock, s->conf.user,
+	    s->conf.control_group, &ccb, err, sizeof(err)) < 0) {
+		log_err("control socket: %s", err);
+		return -1;
+	}
 	ev_timer_init(&s->tick, tick_cb, TICK_MS / 1000.0, TICK_MS / 1000.0);
 	s->last_tick = clock_now();
 	ev_timer_init(&s->drain_timer, drain_timeout_cb, 0., 0.);
@@ -438,6 +539,7 @@ supervisor_free(struct supervisor *s)
 		dispatch_nack_all(&s->dispatch, NULL, "exiting");
 		dispatch_nack_running(&s->dispatch, "exiting");
 	}
+	control_close(&s->ctl);
 	pool_free(&s->pool);
 	s->src->ops->stop(s->src);
 	dispatch_free(&s->dispatch);

@@ -25,6 +25,7 @@
 
 #include "avail.h"
 #include "conf.h"
+#include "control.h"
 #include "dispatch.h"
 #include "metrics.h"
 #include "pool.h"
@@ -45,6 +46,12 @@ struct supervisor {
 	struct avail		 avail;
 	struct dispatch		 dispatch;
 	struct metrics		 metrics;
+	struct control		 ctl;
+
+	/* The effective enabled is the file's and not paused. */
+	int			 file_enabled;	/* [restart] enabled */
+	int			 paused;	/* by mandrillctl, persisted */
+	int64_t			 started_wall;	/* ms since the epoch */
 
 	ev_timer		 tick;		/* 1 s housekeeping */
 	int64_t			 last_tick;
@@ -57,5 +64,15 @@ int supervisor_init(struct supervisor *s, struct ev_loop *loop,
     const struct conf *c, const struct overrides *ov);
 int supervisor_run(struct supervisor *s);
 void supervisor_free(struct supervisor *s);
+
+/* What the control socket's commands (command.c) do. */
+int supervisor_reload(struct supervisor *s, char *why, size_t len);
+int supervisor_pause(struct supervisor *s, const char *reason, char *err,
+    size_t len);
+int supervisor_resume(struct supervisor *s, char *err, size_t len);
+void supervisor_drain(struct supervisor *s, const char *why);
+/* Handle one control request (command.c). */
+json_t *command_request(void *arg, json_t *req,
+    const struct control_peer *peer);
 
 #endif

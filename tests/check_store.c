@@ -316,7 +316,7 @@ START_TEST(test_open_schema_objects)
 		{ "table", "messages" }, { "table", "restarts" },
 		{ "table", "dead_letters" }, { "view", "last_restart" },
 		{ "view", "failures_last_hour" }, { "view", "in_progress" },
-		{ "view", "outcomes_per_minute" },
+		{ "view", "outcomes_per_minute" }, { "view", "host_history" },
 	};
 	struct fx f;
 

@@ -91,7 +91,10 @@ admit_host(const struct admit_host *h, const char *host,
     const struct admit_rules *r, struct admit_decision *d)
 {
 	if (!r->enabled) {
-		decide(d, AV_HELD, "paused ([restart] enabled = no)");
+		if (r->pause_reason[0] != '\0')
+			decide(d, AV_HELD, "paused: %s", r->pause_reason);
+		else
+			decide(d, AV_HELD, "paused ([restart] enabled = no)");
 		hold(d, HOLD_PAUSED, 0);
 		return;
 	}

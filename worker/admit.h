@@ -29,6 +29,7 @@ struct admit_rules {
 	uint32_t	 max_crashes;		/* 0: no limit */
 	int64_t		 min_interval;		/* ms; 0: none */
 	int		 enabled;		/* 0: paused */
+	char		 pause_reason[256];	/* mandrillctl pause's, or "" */
 	uint32_t	 max_concurrent;	/* 0: no limit */
 	uint32_t	 max_per_minute;	/* 0: no limit */
 };

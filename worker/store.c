@@ -195,10 +195,30 @@ static const char *const upgrade_v2[] = {
 	NULL
 };
 
+/*
+ * Version 3 to 4: a host's story (mandrillctl history) found by index,
+ * not by scanning every message, and told by one view, newest first:
+ * each request (its message) and each attempt (its restart row).
+ */
+static const char *const upgrade_v3[] = {
+	"CREATE INDEX messages_host ON messages (host);"
+	" CREATE INDEX restarts_host ON restarts (host);"
+	" CREATE VIEW host_history AS"
+	"  SELECT host, first_seen AS at, 'request' AS kind, msg_id,"
+	"  attempts AS attempt, state AS outcome, updated AS ended,"
+	"  coalesce(error, held) AS detail FROM messages"
+	"  UNION ALL"
+	"  SELECT host, started AS at, 'attempt' AS kind, msg_id, attempt,"
+	"  coalesce(outcome, 'running') AS outcome, finished AS ended,"
+	"  error AS detail FROM restarts;",
+	NULL
+};
+
 /* upgrades[v]: from version v to v + 1. */
 static const char *const *const upgrades[STORE_SCHEMA_VERSION] = {
 	[1] = upgrade_v1,
 	[2] = upgrade_v2,
+	[3] = upgrade_v3,
 };
 
 struct store {

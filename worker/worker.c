@@ -529,6 +529,8 @@ take_settings(struct worker *w, const struct worker_settings *ws)
 	w->rules.max_crashes = ws->max_crashes;
 	w->rules.min_interval = ws->min_interval;
 	w->rules.enabled = ws->enabled != 0;
+	snprintf(w->rules.pause_reason, sizeof(w->rules.pause_reason), "%.*s",
+	    (int)ws->pause_reason.len, ws->pause_reason.p);
 	w->rules.max_concurrent = ws->max_concurrent;
 	w->rules.max_per_minute = ws->max_per_minute;
 	w->dry_run = ws->dry_run != 0;

@@ -1,0 +1,271 @@
+/*
+ * query: what mandrillctl reads from the database, read-only.
+ *
+ * mandrilld never touches SQLite; mandrillctl reads it as an operator's
+ * sqlite3 would, through the indexes and views of the schema, so that
+ * every answer stays fast however long the history: a host's story by
+ * messages_host and restarts_host, its last success by restarts_ok, what
+ * runs now by messages_active.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sqlite3.h>
+
+#include "clock.h"
+#include "ctl.h"
+#include "duration.h"
+
+#define BUSY_MS	2000
+
+sqlite3 *
+query_open(const struct ctl *c, int *status)
+{
+	sqlite3 *db = NULL;
+	int rc;
+
+	rc = sqlite3_open_v2(c->db, &db, SQLITE_OPEN_READONLY, NULL);
+	if (rc != SQLITE_OK) {
+		fprintf(stderr, "mandrillctl: database %s: %s\n", c->db,
+		    db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		sqlite3_close(db);
+		*status = rc == SQLITE_CANTOPEN ? EX_NOINPUT : EX_IOERR;
+		return NULL;
+	}
+	sqlite3_busy_timeout(db, BUSY_MS);
+	return db;
+}
+
+static sqlite3_stmt *
+prepare(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		fprintf(stderr, "mandrillctl: %s: %s\n", sql,
+		    sqlite3_errmsg(db));
+		return NULL;
+	}
+	return st;
+}
+
+static const char *
+col(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	return t != NULL ? (const char *)t : "";
+}
+
+/* Print every row of st (bound), columns as the caller names them. */
+static int
+print_rows(sqlite3 *db, sqlite3_stmt *st, int json, const char *const *names,
+    int *found)
+{
+	int ncol = sqlite3_column_count(st), rc;
+
+	*found = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *row = json ? json_object() : NULL;
+
+		(*found)++;
+		for (int i = 0; i < ncol; i++) {
+			if (json) {
+				json_object_set_new(row, names[i],
+				    sqlite3_column_type(st, i) == SQLITE_NULL ?
+				    json_null() : sqlite3_column_type(st, i) ==
+				    SQLITE_INTEGER ? json_integer(
+				    sqlite3_column_int64(st, i)) :
+				    json_string(col(st, i)));
+			} else if (sqlite3_column_type(st, i) != SQLITE_NULL) {
+				printf("%s%s%s%s", i > 0 ? "  " : "",
+				    i > 1 ? names[i] : "", i > 1 ? "=" : "",
+				    col(st, i));
+			}
+		}
+		if (json) {
+			char *text = json_dumps(row, JSON_COMPACT);
+
+			if (text != NULL)
+				puts(text);
+			free(text);
+			json_decref(row);
+		} else {
+			putchar('\n');
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		fprintf(stderr, "mandrillctl: query: %s\n", sqlite3_errmsg(db));
+		return EX_IOERR;
+	}
+	return 0;
+}
+
+int
+query_history(const struct ctl *c, const char *host, int limit)
+{
+	static const char *const names[] = { "at", "kind", "msg_id",
+	    "attempt", "outcome", "ended", "detail" };
+	static const char sql[] = "SELECT at, kind, msg_id, attempt, outcome,"
+	    " ended, detail FROM host_history WHERE host = ?1"
+	    " ORDER BY at DESC, kind DESC LIMIT ?2";
+	sqlite3_stmt *st;
+	sqlite3 *db;
+	int status, found;
+
+	if ((db = query_open(c, &status)) == NULL)
+		return status;
+	if ((st = prepare(db, sql)) == NULL) {
+		sqlite3_close(db);
+		return EX_SOFTWARE;
+	}
+	sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, limit);
+	status = print_rows(db, st, c->json, names, &found);
+	if (status == 0 && found == 0 && !c->json)
+		printf("no request for %s is recorded\n", host);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return status;
+}
+
+/* --since: a duration ago (1h, 7d) or an ISO 8601 UTC time. */
+static int
+since_time(const char *since, char *buf, size_t len)
+{
+	int64_t ago;
+
+	if (since == NULL) {
+		snprintf(buf, len, "0000");
+		return 0;
+	}
+	if (duration_parse(since, &ago) == 0) {
+		clock_iso(clock_wall() - ago, buf, len);
+		return 0;
+	}
+	if (strlen(since) >= 10 && strlen(since) < len && since[4] == '-' &&
+	    since[7] == '-') {
+		snprintf(buf, len, "%s", since);
+		return 0;
+	}
+	return -1;
+}
+
+int
+query_dead(const struct ctl *c, const char *since, int limit)
+{
+	static const char *const names[] = { "created", "msg_id", "reason",
+	    "broker_id" };
+	static const char sql[] = "SELECT created, msg_id, reason, broker_id"
+	    " FROM dead_letters WHERE created >= ?1 ORDER BY id DESC LIMIT ?2";
+	char from[40];
+	sqlite3_stmt *st;
+	sqlite3 *db;
+	int status, found;
+
+	if (since_time(since, from, sizeof(from)) < 0) {
+		fprintf(stderr, "mandrillctl: dead --since %s: not a duration "
+		    "(1h, 7d) or an ISO 8601 time\n", since);
+		return EX_USAGE;
+	}
+	if ((db = query_open(c, &status)) == NULL)
+		return status;
+	if ((st = prepare(db, sql)) == NULL) {
+		sqlite3_close(db);
+		return EX_SOFTWARE;
+	}
+	sqlite3_bind_text(st, 1, from, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, limit);
+	status = print_rows(db, st, c->json, names, &found);
+	if (status == 0 && found == 0 && !c->json)
+		printf("no dead letters%s%s\n", since ? " since " : "",
+		    since ? from : "");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return status;
+}
+
+static int
+one_row(sqlite3 *db, const char *sql, const char *text, int64_t n,
+    int64_t n2, char *out, size_t outlen, int64_t *num)
+{
+	sqlite3_stmt *st = prepare(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	if (text != NULL)
+		sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_int64(st, 1, n);
+	sqlite3_bind_int64(st, 2, n2);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (out != NULL)
+			snprintf(out, outlen, "%s", col(st, 0));
+		if (num != NULL)
+			*num = sqlite3_column_int64(st,	/* the last column */
+			    sqlite3_column_count(st) - 1);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		fprintf(stderr, "mandrillctl: query: %s\n", sqlite3_errmsg(db));
+		return -1;
+	}
+	return rc == SQLITE_ROW;
+}
+
+/* This boot's id in boots, or 0: the minute's count is on its clock. */
+static int64_t
+this_boot(sqlite3 *db)
+{
+	char id[64] = "unknown";
+	int64_t boot = 0;
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+
+	if (f != NULL) {
+		if (fgets(id, sizeof(id), f) != NULL)
+			id[strcspn(id, "\n")] = '\0';
+		fclose(f);
+	}
+	if (one_row(db, "SELECT id FROM boots WHERE boot_id = ?1", id, 0, 0,
+	    NULL, 0, &boot) <= 0)
+		return 0;
+	return boot;
+}
+
+int
+query_host(sqlite3 *db, const char *host, struct host_facts *f)
+{
+	int64_t boot;
+
+	memset(f, 0, sizeof(*f));
+	f->last_ok_age = -1;
+	switch (one_row(db, "SELECT finished, CAST((julianday('now') -"
+	    " julianday(finished)) * 86400000 AS INTEGER) FROM restarts"
+	    " INDEXED BY restarts_ok WHERE host = ?1 AND outcome = 'restarted'"
+	    " ORDER BY id DESC LIMIT 1", host, 0, 0, f->last_ok,
+	    sizeof(f->last_ok), &f->last_ok_age)) {
+	case -1:
+		return -1;
+	case 0:
+		f->last_ok_age = -1;
+	}
+	if (one_row(db, "SELECT msg_id FROM messages INDEXED BY"
+	    " messages_active WHERE host = ?1 AND state = 'restarting'", host,
+	    0, 0, f->busy_msg, sizeof(f->busy_msg), NULL) < 0 ||
+	    one_row(db, "SELECT count(*) FROM messages INDEXED BY"
+	    " messages_active WHERE state = 'restarting' AND ?1 = ?1", "x", 0,
+	    0, NULL, 0, &f->running) < 0)
+		return -1;
+	if ((boot = this_boot(db)) > 0 &&
+	    one_row(db, "SELECT count(*) FROM restarts WHERE boot = ?1 AND"
+	    " started_mono > ?2", NULL, boot, clock_now() - 60000, NULL, 0,
+	    &f->last_minute) < 0)
+		return -1;
+	return 0;
+}

@@ -1,0 +1,203 @@
+/*
+ * command: what each control request means (control.c carries them).
+ *
+ * Every command answers at once, from the loop: status reads the
+ * supervisor's state; pause, resume, reload, drain and workers act
+ * through supervisor.c's functions, as the signals do.  Requests are
+ * checked field by field; a bad one gets {"ok": false, "code":
+ * "usage", ...} and changes nothing.  The codes are the contract with
+ * mandrillctl, which maps them to sysexits(3): usage, denied,
+ * unavailable, refused (a configuration that reload would not take),
+ * software, io.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "hold.h"
+#include "log.h"
+#include "pausefile.h"
+#include "supervisor.h"
+
+static const char *
+state_name(enum sup_state st)
+{
+	return st == SUP_RUNNING ? "running" : st == SUP_DRAINING ?
+	    "draining" : "stopping";
+}
+
+static json_t *
+held_json(const struct holds *h)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "total", json_integer(hold_total(h)));
+	for (int r = HOLD_NONE + 1; r < HOLD_COUNT; r++)
+		json_object_set_new(o, hold_name((enum hold)r),
+		    json_integer(h->n[r]));
+	return o;
+}
+
+static json_t *
+counters_json(const struct supervisor *s)
+{
+	const struct counters *n = &s->dispatch.n;
+	json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	    "pulled", (json_int_t)n->pulled, "redelivered",
+	    (json_int_t)n->redelivered, "acked", (json_int_t)n->acked,
+	    "nacked", (json_int_t)n->nacked, "terminated",
+	    (json_int_t)n->termed, "extended",
+	    (json_int_t)s->dispatch.leases.extended, "lost",
+	    (json_int_t)n->lost, "worker_crashes",
+	    (json_int_t)s->avail.crashes);
+	json_t *out = json_object();
+
+	for (int i = 0; i < OUT_COUNT; i++)
+		json_object_set_new(out, outcome_name((enum outcome)i),
+		    json_integer((json_int_t)n->outcome[i]));
+	json_object_set_new(o, "outcomes", out);
+	return o;
+}
+
+static json_t *
+status(const struct supervisor *s)
+{
+	const struct dispatch *d = &s->dispatch;
+	int64_t now = clock_now();
+	unsigned held = hold_total(&d->holds);
+	char started[40];
+
+	clock_iso(s->started_wall, started, sizeof(started));
+	return json_pack("{s:b, s:i, s:s, s:s, s:s, s:I, s:s, s:i, s:{s:i, "
+	    "s:i}, s:i, s:i, s:i, s:o, s:b, s:s, s:b, s:b, s:I, s:o}",
+	    "ok", 1, "pid", (int)getpid(), "version", PACKAGE_VERSION,
+	    "state", state_name(s->state), "started", started, "uptime_ms",
+	    (json_int_t)(clock_wall() - s->started_wall), "source",
+	    s->src->ops->name, "generation", (int)s->pool.gen, "workers",
+	    "target", (int)s->pool.target, "live",
+	    (int)pool_pids(&s->pool, NULL, 0), "in_flight",
+	    (int)d->in_flight, "waiting", (int)d->nwaiting, "on_workers",
+	    (int)(d->in_flight - d->nwaiting - held), "held",
+	    held_json(&d->holds), "paused", s->paused || !s->file_enabled,
+	    "pause_reason", s->paused ? s->conf.pause_reason :
+	    !s->file_enabled ? "[restart] enabled = no" : "", "enabled",
+	    s->file_enabled, "store_ok", d->store_bad == 0,
+	    "oldest_lease_ms", (json_int_t)(now - dispatch_oldest(d, now)),
+	    "counters", counters_json(s));
+}
+
+static json_t *
+cmd_pause(struct supervisor *s, json_t *req, const struct control_peer *p)
+{
+	json_t *jr = json_object_get(req, "reason");
+	char reason[PAUSE_REASON_MAX], err[512];
+	const char *r;
+
+	if (jr != NULL && !json_is_string(jr))
+		return control_error("usage", "pause: reason must be a string");
+	r = jr != NULL ? json_string_value(jr) : "";
+	if (strlen(r) >= sizeof(reason) || strpbrk(r, "\n\r") != NULL)
+		return control_error("usage", "pause: reason must be one line "
+		    "of at most %zu bytes", sizeof(reason) - 1);
+	if (r[0] != '\0')
+		snprintf(reason, sizeof(reason), "%s", r);
+	else
+		snprintf(reason, sizeof(reason), "paused by uid %d",
+		    (int)p->uid);
+	if (s->state != SUP_RUNNING)
+		return control_error("unavailable", "pause: mandrilld is %s",
+		    state_name(s->state));
+	if (supervisor_pause(s, reason, err, sizeof(err)) < 0)
+		return control_error("io", "pause not saved, not paused: %s",
+		    err);
+	return json_pack("{s:b, s:s}", "ok", 1, "message", reason);
+}
+
+static json_t *
+cmd_resume(struct supervisor *s)
+{
+	char err[512];
+
+	if (s->state != SUP_RUNNING)
+		return control_error("unavailable", "resume: mandrilld is %s",
+		    state_name(s->state));
+	if (!s->paused)
+		return json_pack("{s:b, s:s}", "ok", 1, "message", s->file_enabled
+		    ? "not paused" : "not paused by mandrillctl; [restart] "
+		    "enabled = no pauses it");
+	if (supervisor_resume(s, err, sizeof(err)) < 0)
+		return control_error("io", "resume not saved, still paused: %s",
+		    err);
+	return json_pack("{s:b, s:s}", "ok", 1, "message", s->file_enabled ?
+	    "resumed" : "resumed; [restart] enabled = no still pauses it");
+}
+
+static json_t *
+cmd_reload(struct supervisor *s)
+{
+	char why[CONF_ERR_MAX + CONF_PATH_MAX + 64];
+
+	if (s->state != SUP_RUNNING)
+		return control_error("unavailable", "reload: mandrilld is %s",
+		    state_name(s->state));
+	if (supervisor_reload(s, why, sizeof(why)) < 0)
+		return control_error("refused", "%s", why);
+	return json_pack("{s:b, s:s}", "ok", 1, "message", why);
+}
+
+static json_t *
+cmd_workers(struct supervisor *s, json_t *req)
+{
+	json_t *jn = json_object_get(req, "n");
+	json_int_t n;
+
+	if (!json_is_integer(jn) || (n = json_integer_value(jn)) < 1 ||
+	    n > 256)
+		return control_error("usage", "workers: n must be an integer "
+		    "from 1 to 256");
+	if (s->state != SUP_RUNNING)
+		return control_error("unavailable", "workers: mandrilld is %s",
+		    state_name(s->state));
+	log_info("mandrillctl: %d workers", (int)n);
+	avail_set_target(&s->avail, (unsigned)n);
+	return json_pack("{s:b, s:s, s:i}", "ok", 1, "message", "workers set",
+	    "workers", (int)n);
+}
+
+static json_t *
+cmd_drain(struct supervisor *s)
+{
+	if (s->state != SUP_RUNNING)
+		return control_error("unavailable", "drain: mandrilld is "
+		    "already %s", state_name(s->state));
+	supervisor_drain(s, "mandrillctl drain");
+	return json_pack("{s:b, s:s}", "ok", 1, "message", "draining");
+}
+
+json_t *
+command_request(void *arg, json_t *req, const struct control_peer *peer)
+{
+	struct supervisor *s = arg;
+	json_t *jc = json_object_get(req, "cmd");
+	const char *cmd;
+
+	if (!json_is_string(jc))
+		return control_error("usage", "request has no \"cmd\" string");
+	cmd = json_string_value(jc);
+	if (strcmp(cmd, "status") == 0)
+		return status(s);
+	if (strcmp(cmd, "pause") == 0)
+		return cmd_pause(s, req, peer);
+	if (strcmp(cmd, "resume") == 0)
+		return cmd_resume(s);
+	if (strcmp(cmd, "reload") == 0)
+		return cmd_reload(s);
+	if (strcmp(cmd, "drain") == 0)
+		return cmd_drain(s);
+	if (strcmp(cmd, "workers") == 0)
+		return cmd_workers(s, req);
+	return control_error("usage", "unknown command \"%.64s\"", cmd);
+}
