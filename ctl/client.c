@@ -143,18 +143,19 @@ static int
 judge(json_t *a, json_t **ans)
 {
 	json_t *ok = json_object_get(a, "ok");
-	const char *code, *err;
+	const char *err;
+	int status;
 
 	if (json_is_true(ok)) {
 		*ans = a;
 		return 0;
 	}
-	code = json_string_value(json_object_get(a, "code"));
+	status = ctl_code_status(json_string_value(json_object_get(a, "code")));
 	err = json_string_value(json_object_get(a, "error"));
 	fprintf(stderr, "mandrillctl: %s\n", err != NULL ? err :
 	    "mandrilld refused the request");
 	json_decref(a);
-	return ctl_code_status(code);
+	return status;
 }
 
 int

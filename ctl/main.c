@@ -38,13 +38,15 @@ usage(FILE *f)
 }
 
 static int
-load_conf(struct ctl *c)
+load_conf(struct ctl *c, int reload)
 {
 	char err[CONF_ERR_MAX + CONF_PATH_MAX], cwd[CONF_PATH_MAX];
 
 	conf_defaults(&c->conf);
 	if (conf_load(&c->conf, c->conf_path, err, sizeof(err)) < 0) {
-		fprintf(stderr, "mandrillctl: %s\n", err);
+		/* The daemon would refuse it too: no need to ask. */
+		fprintf(stderr, "mandrillctl: %s%s\n", reload ? "reload "
+		    "refused, configuration unchanged: " : "", err);
 		return EX_CONFIG;
 	}
 	/* Relative paths are mandrilld's: from where it started. */
@@ -283,7 +285,7 @@ main(int argc, char **argv)
 		usage(stderr);
 		return EX_USAGE;
 	}
-	if ((status = load_conf(&c)) != 0)
+	if ((status = load_conf(&c, strcmp(argv[0], "reload") == 0)) != 0)
 		return status;
 	return run(&c, argc, argv);
 }

@@ -61,10 +61,13 @@ col(sqlite3_stmt *st, int i)
 	return t != NULL ? (const char *)t : "";
 }
 
-/* Print every row of st (bound), columns as the caller names them. */
+/*
+ * Print every row of st (bound): the first bare columns as they are, the
+ * others as name=value; NULLs are left out.
+ */
 static int
 print_rows(sqlite3 *db, sqlite3_stmt *st, int json, const char *const *names,
-    int *found)
+    int bare, int *found)
 {
 	int ncol = sqlite3_column_count(st), rc;
 
@@ -83,7 +86,8 @@ print_rows(sqlite3 *db, sqlite3_stmt *st, int json, const char *const *names,
 				    json_string(col(st, i)));
 			} else if (sqlite3_column_type(st, i) != SQLITE_NULL) {
 				printf("%s%s%s%s", i > 0 ? "  " : "",
-				    i > 1 ? names[i] : "", i > 1 ? "=" : "",
+				    i >= bare ? names[i] : "", i >= bare ? "=" :
+				    "",
 				    col(st, i));
 			}
 		}
@@ -125,7 +129,7 @@ query_history(const struct ctl *c, const char *host, int limit)
 	}
 	sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 2, limit);
-	status = print_rows(db, st, c->json, names, &found);
+	status = print_rows(db, st, c->json, names, 2, &found);
 	if (status == 0 && found == 0 && !c->json)
 		printf("no request for %s is recorded\n", host);
 	sqlite3_finalize(st);
@@ -180,7 +184,7 @@ query_dead(const struct ctl *c, const char *since, int limit)
 	}
 	sqlite3_bind_text(st, 1, from, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 2, limit);
-	status = print_rows(db, st, c->json, names, &found);
+	status = print_rows(db, st, c->json, names, 1, &found);
 	if (status == 0 && found == 0 && !c->json)
 		printf("no dead letters%s%s\n", since ? " since " : "",
 		    since ? from : "");
