@@ -143,7 +143,7 @@ cmd_reload(struct supervisor *s)
 	if (s->state != SUP_RUNNING)
 		return control_error("unavailable", "reload: mandrilld is %s",
 		    state_name(s->state));
-	if (supervisor_reload(s, why, sizeof(why)) < 0)
+	if (supervisor_reload(s, "mandrillctl reload", why, sizeof(why)) < 0)
 		return control_error("refused", "%s", why);
 	return json_pack("{s:b, s:s}", "ok", 1, "message", why);
 }

@@ -240,11 +240,12 @@ apply_conf(struct supervisor *s, const struct conf *c)
 }
 
 int
-supervisor_reload(struct supervisor *s, char *why, size_t len)
+supervisor_reload(struct supervisor *s, const char *by, char *why,
+    size_t len)
 {
 	struct conf c;
 
-	log_info("reloading %s", s->ov.conf_path);
+	log_info("%s: reloading %s", by, s->ov.conf_path);
 	notify_reloading();
 	if (reload_prepare(&s->ov, &s->conf, s->src, &c, why, len) < 0)
 		return -1;
@@ -254,7 +255,7 @@ supervisor_reload(struct supervisor *s, char *why, size_t len)
 	if (c.allow[0] == '\0')
 		log_warn("[restart] allow is empty: no host may be restarted, "
 		    "and every message will be invalid");
-	snprintf(why, len, "reloaded: generation %" PRIu32 ", %u workers of "
+	snprintf(why, len, "reload done: generation %" PRIu32 ", %u workers of "
 	    "%u jobs, %u in flight carried over", s->pool.gen, c.workers,
 	    c.jobs_per_worker, s->dispatch.in_flight);
 	log_info("%s", why);
@@ -312,7 +313,7 @@ reload(struct supervisor *s)
 {
 	char why[CONF_ERR_MAX + CONF_PATH_MAX + 64];
 
-	supervisor_reload(s, why, sizeof(why));
+	supervisor_reload(s, "SIGHUP", why, sizeof(why));
 }
 
 static void

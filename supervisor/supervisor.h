@@ -66,7 +66,8 @@ int supervisor_run(struct supervisor *s);
 void supervisor_free(struct supervisor *s);
 
 /* What the control socket's commands (command.c) do. */
-int supervisor_reload(struct supervisor *s, char *why, size_t len);
+int supervisor_reload(struct supervisor *s, const char *by, char *why,
+    size_t len);
 int supervisor_pause(struct supervisor *s, const char *reason, char *err,
     size_t len);
 int supervisor_resume(struct supervisor *s, char *err, size_t len);

@@ -162,7 +162,7 @@ check "and its answer says why" \
 check "the daemon runs on after a refused reload" \
     "$(ctl status | grep -c ', running since ')" 1
 cp "$T/good.conf" "$T/mandrill.conf"
-check "a reload of a good file answers" "$(ctl reload | grep -c '^reloaded: generation ')" 1
+check "a reload of a good file answers" "$(ctl reload | grep -c '^reload done: generation ')" 1
 check "workers N answers" "$(ctl workers 3)" "workers set"
 i=0
 until ctl status | grep -q 'workers 3 of 3'; do

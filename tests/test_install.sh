@@ -33,8 +33,11 @@ check "no mandrill-worker left in \$libexecdir itself" \
 check "mandrilld's default worker_path is that one" \
     "$("$D$sbindir/mandrilld" --sample-config | sed -n 's/^#worker_path = //p')" \
     "$pkglibexecdir/mandrill-worker"
+check "mandrillctl in \$sbindir" "$(test -x "$D$sbindir/mandrillctl" && echo yes)" yes
+check "mandrillctl's default configuration file is the installed one" \
+    "$("$D$sbindir/mandrillctl" status 2>&1 | grep -c -F "$sysconfdir/mandrill/mandrill.conf")" 1
 for page in man8/mandrilld.8 man8/mandrill-worker.8 man5/mandrill.conf.5 \
-    man1/mandrill-publish.1; do
+    man1/mandrill-publish.1 man8/mandrillctl.8; do
 	check "$page installed, with no @...@ left" \
 	    "$(test -f "$D$mandir/$page" && grep -c '@[a-z_]*dir@' "$D$mandir/$page")" 0
 done
