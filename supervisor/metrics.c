@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "pool.h"
 
 /* Histogram buckets, seconds: from a fast ack to a slow reboot. */
@@ -107,7 +108,8 @@ metrics_format(const struct metrics *m, FILE *f)
 		fprintf(f, "mandrill_holds_total{reason=\"%s\"} %" PRIu64 "\n",
 		    hold_name((enum hold)r), n->held[r]);
 	gauge(f, "mandrill_paused", "1 while restarts are paused "
-	    "([restart] enabled = no).", !m->conf->enabled);
+	    "([restart] enabled = no, or mandrillctl pause).",
+	    !m->conf->enabled);
 	gauge(f, "mandrill_store_failing",
 	    "Workers whose database cannot commit now.", s->store_bad);
 	gauge(f, "mandrill_wal_bytes", "Size of the database's WAL, as the "
@@ -211,6 +213,20 @@ write_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	metrics_write(t->data);
 }
 
+/* systemctl status shows it: what is in flight, held and why it waits. */
+static void
+status_notify(const struct metrics *m)
+{
+	const struct dispatch *s = m->dispatch;
+	char buf[512];
+
+	snprintf(buf, sizeof(buf), "STATUS=%u in flight, %u held%s%s",
+	    s->in_flight, hold_total(&s->holds), m->conf->enabled ? "" :
+	    "; paused: ", m->conf->enabled ? "" : m->conf->pause_reason[0] ?
+	    m->conf->pause_reason : "[restart] enabled = no");
+	notify_send(buf);
+}
+
 static void
 status_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
@@ -232,6 +248,7 @@ status_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	    (double)(s->n.termed - last->termed) / secs,
 	    s->n.outcome[OUT_RESTARTED], s->n.outcome[OUT_FAILED],
 	    s->n.outcome[OUT_DEAD], m->avail->crashes);
+	status_notify(m);
 	last->pulled = s->n.pulled;
 	last->acked = s->n.acked;
 	last->nacked = s->n.nacked;
