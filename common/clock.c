@@ -116,3 +116,16 @@ clock_iso(int64_t wall_ms, char *buf, size_t len)
 	memcpy(buf, out, n);
 	buf[n] = '\0';
 }
+
+void
+clock_boot_id(char *buf, size_t len)
+{
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+
+	snprintf(buf, len, "unknown");
+	if (f != NULL) {
+		if (fgets(buf, (int)len, f) != NULL)
+			buf[strcspn(buf, "\n")] = '\0';
+		fclose(f);
+	}
+}

@@ -25,5 +25,10 @@ void clock_step_wall(int64_t ms);
 
 /* "2026-11-28T10:03:56.842Z" into buf (at least 25 bytes). */
 void clock_iso(int64_t wall_ms, char *buf, size_t len);
+/*
+ * This boot's id from the kernel, which names the epoch of clock_now()'s
+ * monotonic clock; "unknown" if it cannot tell.
+ */
+void clock_boot_id(char *buf, size_t len);
 
 #endif

@@ -109,6 +109,29 @@ print_rows(sqlite3 *db, sqlite3_stmt *st, int json, const char *const *names,
 	return 0;
 }
 
+/* A listing: sql bound to (arg, limit), printed; found rows in *found. */
+static int
+list_rows(const struct ctl *c, const char *sql, const char *const *names,
+    int bare, const char *arg, int limit, int *found)
+{
+	sqlite3_stmt *st;
+	sqlite3 *db;
+	int status;
+
+	if ((db = query_open(c, &status)) == NULL)
+		return status;
+	if ((st = prepare(db, sql)) == NULL) {
+		sqlite3_close(db);
+		return EX_SOFTWARE;
+	}
+	sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, limit);
+	status = print_rows(db, st, c->json, names, bare, found);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return status;
+}
+
 int
 query_history(const struct ctl *c, const char *host, int limit)
 {
@@ -117,23 +140,11 @@ query_history(const struct ctl *c, const char *host, int limit)
 	static const char sql[] = "SELECT at, kind, msg_id, attempt, outcome,"
 	    " ended, detail FROM host_history WHERE host = ?1"
 	    " ORDER BY at DESC, kind DESC LIMIT ?2";
-	sqlite3_stmt *st;
-	sqlite3 *db;
 	int status, found;
 
-	if ((db = query_open(c, &status)) == NULL)
-		return status;
-	if ((st = prepare(db, sql)) == NULL) {
-		sqlite3_close(db);
-		return EX_SOFTWARE;
-	}
-	sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 2, limit);
-	status = print_rows(db, st, c->json, names, 2, &found);
+	status = list_rows(c, sql, names, 2, host, limit, &found);
 	if (status == 0 && found == 0 && !c->json)
 		printf("no request for %s is recorded\n", host);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
 	return status;
 }
 
@@ -167,8 +178,6 @@ query_dead(const struct ctl *c, const char *since, int limit)
 	static const char sql[] = "SELECT created, msg_id, reason, broker_id"
 	    " FROM dead_letters WHERE created >= ?1 ORDER BY id DESC LIMIT ?2";
 	char from[40];
-	sqlite3_stmt *st;
-	sqlite3 *db;
 	int status, found;
 
 	if (since_time(since, from, sizeof(from)) < 0) {
@@ -176,23 +185,19 @@ query_dead(const struct ctl *c, const char *since, int limit)
 		    "(1h, 7d) or an ISO 8601 time\n", since);
 		return EX_USAGE;
 	}
-	if ((db = query_open(c, &status)) == NULL)
-		return status;
-	if ((st = prepare(db, sql)) == NULL) {
-		sqlite3_close(db);
-		return EX_SOFTWARE;
-	}
-	sqlite3_bind_text(st, 1, from, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 2, limit);
-	status = print_rows(db, st, c->json, names, 1, &found);
+	status = list_rows(c, sql, names, 1, from, limit, &found);
 	if (status == 0 && found == 0 && !c->json)
 		printf("no dead letters%s%s\n", since ? " since " : "",
 		    since ? from : "");
-	sqlite3_finalize(st);
-	sqlite3_close(db);
 	return status;
 }
 
+/*
+ * The first row of sql, with ?1 = text (or n when text is NULL) and
+ * ?2 = n2; a statement without them leaves them unbound (SQLITE_RANGE).
+ * Its first column as text in out, its last as a number in *num.  1 for
+ * a row, 0 for none, -1 on error (printed).
+ */
 static int
 one_row(sqlite3 *db, const char *sql, const char *text, int64_t n,
     int64_t n2, char *out, size_t outlen, int64_t *num)
@@ -227,15 +232,10 @@ one_row(sqlite3 *db, const char *sql, const char *text, int64_t n,
 static int64_t
 this_boot(sqlite3 *db)
 {
-	char id[64] = "unknown";
+	char id[64];
 	int64_t boot = 0;
-	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
 
-	if (f != NULL) {
-		if (fgets(id, sizeof(id), f) != NULL)
-			id[strcspn(id, "\n")] = '\0';
-		fclose(f);
-	}
+	clock_boot_id(id, sizeof(id));
 	if (one_row(db, "SELECT id FROM boots WHERE boot_id = ?1", id, 0, 0,
 	    NULL, 0, &boot) <= 0)
 		return 0;
@@ -263,8 +263,8 @@ query_host(sqlite3 *db, const char *host, struct host_facts *f)
 	    " messages_active WHERE host = ?1 AND state = 'restarting'", host,
 	    0, 0, f->busy_msg, sizeof(f->busy_msg), NULL) < 0 ||
 	    one_row(db, "SELECT count(*) FROM messages INDEXED BY"
-	    " messages_active WHERE state = 'restarting' AND ?1 = ?1", "x", 0,
-	    0, NULL, 0, &f->running) < 0)
+	    " messages_active WHERE state = 'restarting'", NULL, 0, 0, NULL,
+	    0, &f->running) < 0)
 		return -1;
 	if ((boot = this_boot(db)) > 0 &&
 	    one_row(db, "SELECT count(*) FROM restarts WHERE boot = ?1 AND"

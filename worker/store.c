@@ -479,20 +479,6 @@ open_db(struct store *s, const struct store_opts *o, char *err, size_t len)
 
 static void bind_text(sqlite3_stmt *st, int i, const char *t);
 
-/* This boot's id from the kernel; "unknown" if it cannot tell. */
-static void
-read_boot_id(char *buf, size_t len)
-{
-	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
-
-	snprintf(buf, len, "unknown");
-	if (f != NULL) {
-		if (fgets(buf, (int)len, f) != NULL)
-			buf[strcspn(buf, "\n")] = '\0';
-		fclose(f);
-	}
-}
-
 /*
  * This boot's row in boots, and the one before it: restart times are
  * compared on the monotonic clock of the boot that wrote them.
@@ -508,7 +494,7 @@ register_boot(struct store *s, char *err, size_t len)
 	char id[64];
 	int rc = -1;
 
-	read_boot_id(id, sizeof(id));
+	clock_boot_id(id, sizeof(id));
 	for (int i = 0; i < 2; i++) {
 		if (sqlite3_prepare_v2(s->db, i ? sel : ins, -1, &st, NULL) !=
 		    SQLITE_OK)
