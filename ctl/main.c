@@ -76,9 +76,15 @@ print_json(const json_t *j)
 	free(text);
 }
 
-/* One request; its answer's message (or, --json, the whole answer). */
+static void
+print_message(const json_t *ans)
+{
+	printf("%s\n", json_string_value(json_object_get(ans, "message")));
+}
+
+/* One request (taken); its answer for a person, or, --json, as it is. */
 static int
-simple(const struct ctl *c, json_t *req)
+ask(const struct ctl *c, json_t *req, void (*human)(const json_t *))
 {
 	json_t *ans;
 	int status = ctl_request(c, req, &ans);
@@ -89,27 +95,15 @@ simple(const struct ctl *c, json_t *req)
 	if (c->json)
 		print_json(ans);
 	else
-		printf("%s\n", json_string_value(json_object_get(ans,
-		    "message")));
+		human(ans);
 	json_decref(ans);
 	return 0;
 }
 
 static int
-cmd_status(const struct ctl *c)
+simple(const struct ctl *c, json_t *req)
 {
-	json_t *req = json_pack("{s:s}", "cmd", "status"), *ans;
-	int status = ctl_request(c, req, &ans);
-
-	json_decref(req);
-	if (status != 0)
-		return status;
-	if (c->json)
-		print_json(ans);
-	else
-		ctl_print_status(ans);
-	json_decref(ans);
-	return 0;
+	return ask(c, req, print_message);
 }
 
 /* --name VALUE options after the command; 0, or EX_USAGE. */
@@ -231,7 +225,8 @@ run(struct ctl *c, int argc, char **argv)
 	if (strcmp(cmd, "workers") == 0)
 		return cmd_workers(c, argc, argv);
 	if (strcmp(cmd, "status") == 0 && none)
-		return cmd_status(c);
+		return ask(c, json_pack("{s:s}", "cmd", "status"),
+		    ctl_print_status);
 	if ((strcmp(cmd, "resume") == 0 || strcmp(cmd, "reload") == 0 ||
 	    strcmp(cmd, "drain") == 0) && none)
 		return simple(c, json_pack("{s:s}", "cmd", cmd));

@@ -63,7 +63,7 @@ counters_json(const struct supervisor *s)
 }
 
 static json_t *
-status(const struct supervisor *s)
+status(struct supervisor *s, json_t *req, const struct control_peer *p)
 {
 	const struct dispatch *d = &s->dispatch;
 	int64_t now = clock_now();
@@ -107,9 +107,6 @@ cmd_pause(struct supervisor *s, json_t *req, const struct control_peer *p)
 	else
 		snprintf(reason, sizeof(reason), "paused by uid %d",
 		    (int)p->uid);
-	if (s->state != SUP_RUNNING)
-		return control_error("unavailable", "pause: mandrilld is %s",
-		    state_name(s->state));
 	if (supervisor_pause(s, reason, err, sizeof(err)) < 0)
 		return control_error("io", "pause not saved, not paused: %s",
 		    err);
@@ -117,13 +114,10 @@ cmd_pause(struct supervisor *s, json_t *req, const struct control_peer *p)
 }
 
 static json_t *
-cmd_resume(struct supervisor *s)
+cmd_resume(struct supervisor *s, json_t *req, const struct control_peer *p)
 {
 	char err[512];
 
-	if (s->state != SUP_RUNNING)
-		return control_error("unavailable", "resume: mandrilld is %s",
-		    state_name(s->state));
 	if (!s->paused)
 		return json_pack("{s:b, s:s}", "ok", 1, "message", s->file_enabled
 		    ? "not paused" : "not paused by mandrillctl; [restart] "
@@ -136,20 +130,17 @@ cmd_resume(struct supervisor *s)
 }
 
 static json_t *
-cmd_reload(struct supervisor *s)
+cmd_reload(struct supervisor *s, json_t *req, const struct control_peer *p)
 {
 	char why[CONF_ERR_MAX + CONF_PATH_MAX + 64];
 
-	if (s->state != SUP_RUNNING)
-		return control_error("unavailable", "reload: mandrilld is %s",
-		    state_name(s->state));
 	if (supervisor_reload(s, "mandrillctl reload", why, sizeof(why)) < 0)
 		return control_error("refused", "%s", why);
 	return json_pack("{s:b, s:s}", "ok", 1, "message", why);
 }
 
 static json_t *
-cmd_workers(struct supervisor *s, json_t *req)
+cmd_workers(struct supervisor *s, json_t *req, const struct control_peer *p)
 {
 	json_t *jn = json_object_get(req, "n");
 	json_int_t n;
@@ -158,9 +149,6 @@ cmd_workers(struct supervisor *s, json_t *req)
 	    n > 256)
 		return control_error("usage", "workers: n must be an integer "
 		    "from 1 to 256");
-	if (s->state != SUP_RUNNING)
-		return control_error("unavailable", "workers: mandrilld is %s",
-		    state_name(s->state));
 	log_info("mandrillctl: %d workers", (int)n);
 	avail_set_target(&s->avail, (unsigned)n);
 	return json_pack("{s:b, s:s, s:i}", "ok", 1, "message", "workers set",
@@ -168,14 +156,23 @@ cmd_workers(struct supervisor *s, json_t *req)
 }
 
 static json_t *
-cmd_drain(struct supervisor *s)
+cmd_drain(struct supervisor *s, json_t *req, const struct control_peer *p)
 {
-	if (s->state != SUP_RUNNING)
-		return control_error("unavailable", "drain: mandrilld is "
-		    "already %s", state_name(s->state));
 	supervisor_drain(s, "mandrillctl drain");
 	return json_pack("{s:b, s:s}", "ok", 1, "message", "draining");
 }
+
+/* Each command; all but status act, and only while mandrilld runs. */
+static const struct command {
+	const char	*name;
+	json_t		*(*fn)(struct supervisor *, json_t *,
+			    const struct control_peer *);
+	int		 acts;
+} commands[] = {
+	{ "status", status, 0 }, { "pause", cmd_pause, 1 },
+	{ "resume", cmd_resume, 1 }, { "reload", cmd_reload, 1 },
+	{ "drain", cmd_drain, 1 }, { "workers", cmd_workers, 1 },
+};
 
 json_t *
 command_request(void *arg, json_t *req, const struct control_peer *peer)
@@ -187,17 +184,13 @@ command_request(void *arg, json_t *req, const struct control_peer *peer)
 	if (!json_is_string(jc))
 		return control_error("usage", "request has no \"cmd\" string");
 	cmd = json_string_value(jc);
-	if (strcmp(cmd, "status") == 0)
-		return status(s);
-	if (strcmp(cmd, "pause") == 0)
-		return cmd_pause(s, req, peer);
-	if (strcmp(cmd, "resume") == 0)
-		return cmd_resume(s);
-	if (strcmp(cmd, "reload") == 0)
-		return cmd_reload(s);
-	if (strcmp(cmd, "drain") == 0)
-		return cmd_drain(s);
-	if (strcmp(cmd, "workers") == 0)
-		return cmd_workers(s, req);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(cmd, commands[i].name) != 0)
+			continue;
+		if (commands[i].acts && s->state != SUP_RUNNING)
+			return control_error("unavailable", "%s: mandrilld is "
+			    "%s", cmd, state_name(s->state));
+		return commands[i].fn(s, req, peer);
+	}
 	return control_error("usage", "unknown command \"%.64s\"", cmd);
 }
