@@ -53,6 +53,9 @@ pausefile_load(const char *state_dir, char *reason, size_t len, char *err,
 	}
 	reason[n] = '\0';
 	reason[strcspn(reason, "\n")] = '\0';
+	/* A pause needs a reason: an empty one would read as enabled = no. */
+	if (reason[0] == '\0')
+		snprintf(reason, len, "paused (%s, no reason given)", path);
 	return 1;
 }
 
