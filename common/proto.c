@@ -116,7 +116,7 @@ static const struct ftype {
 
 static const char *outcomes[OUT_COUNT] = {
 	"restarted", "skipped", "duplicate", "failed", "dead", "invalid",
-	"held", "error",
+	"held", "error", "dry-run",
 };
 
 static const char *holds[HOLD_COUNT] = {

@@ -46,7 +46,7 @@ enum proto_type {
 /* What a job came to; see DESIGN.md's outcome table. */
 enum outcome {
 	OUT_RESTARTED, OUT_SKIPPED, OUT_DUPLICATE, OUT_FAILED, OUT_DEAD,
-	OUT_INVALID, OUT_HELD, OUT_ERROR,
+	OUT_INVALID, OUT_HELD, OUT_ERROR, OUT_DRY_RUN,
 	OUT_COUNT
 };
 

@@ -250,9 +250,8 @@ query_host(sqlite3 *db, const char *host, struct host_facts *f)
 	memset(f, 0, sizeof(*f));
 	f->last_ok_age = -1;
 	switch (one_row(db, "SELECT finished, CAST((julianday('now') -"
-	    " julianday(finished)) * 86400000 AS INTEGER) FROM restarts"
-	    " INDEXED BY restarts_ok WHERE host = ?1 AND outcome = 'restarted'"
-	    " ORDER BY id DESC LIMIT 1", host, 0, 0, f->last_ok,
+	    " julianday(finished)) * 86400000 AS INTEGER) FROM last_restart"
+	    " WHERE host = ?1", host, 0, 0, f->last_ok,
 	    sizeof(f->last_ok), &f->last_ok_age)) {
 	case -1:
 		return -1;

@@ -13,6 +13,7 @@ outcome_action(enum outcome o)
 	case OUT_RESTARTED:
 	case OUT_SKIPPED:
 	case OUT_DUPLICATE:
+	case OUT_DRY_RUN:	/* recorded as such: the request is used up */
 	case OUT_DEAD:		/* dead-lettered by the worker, then acked */
 		return ACT_ACK;
 	case OUT_INVALID:	/* dead-lettered; no redelivery can help */

@@ -13,6 +13,7 @@ START_TEST(test_table)
 {
 	static const struct { enum outcome o; enum broker_action a; } want[] = {
 		{ OUT_RESTARTED, ACT_ACK }, { OUT_SKIPPED, ACT_ACK },
+		{ OUT_DRY_RUN, ACT_ACK },
 		{ OUT_DUPLICATE, ACT_ACK }, { OUT_DEAD, ACT_ACK },
 		{ OUT_INVALID, ACT_TERM }, { OUT_FAILED, ACT_NACK },
 		{ OUT_HELD, ACT_HOLD }, { OUT_ERROR, ACT_HOLD },

@@ -317,6 +317,7 @@ START_TEST(test_open_schema_objects)
 		{ "table", "dead_letters" }, { "view", "last_restart" },
 		{ "view", "failures_last_hour" }, { "view", "in_progress" },
 		{ "view", "outcomes_per_minute" }, { "view", "host_history" },
+		{ "table", "hosts" }, { "view", "failing_now" },
 	};
 	struct fx f;
 
@@ -430,7 +431,14 @@ START_TEST(test_open_migrates_v1)
 	    " '2026-01-01T00:00:00.000Z', NULL, NULL, NULL, NULL, NULL);"
 	    "INSERT INTO restarts VALUES (8, 'm-v1-done', 'cattle-v1done', 1,"
 	    " '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:01.000Z', 0,"
-	    " 'restarted', NULL, NULL);", f.owner);
+	    " 'restarted', NULL, NULL);"
+	    "INSERT INTO messages VALUES ('m-v1-dry', 'cattle-v1dry',"
+	    " 'cattle-v1dry', 'restarted', 1, 1, '2026-01-01T00:00:00.000Z',"
+	    " '2026-01-01T00:00:01.000Z', 'dry run: nothing was run', NULL,"
+	    " '{}');"
+	    "INSERT INTO restarts VALUES (9, 'm-v1-dry', 'cattle-v1dry', 1,"
+	    " '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:01.000Z', NULL,"
+	    " 'dry-run', NULL, NULL);", f.owner);
 	ck_assert_int_eq(sqlite3_exec(db, schema_v1, NULL, NULL, NULL),
 	    SQLITE_OK);
 	ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
@@ -439,8 +447,16 @@ START_TEST(test_open_migrates_v1)
 	f.s = open_as(f.dir, f.owner, 2000);
 	ck_assert_int_eq(q_int(f.dir, "PRAGMA user_version", NULL),
 	    STORE_SCHEMA_VERSION);
-	ck_assert_int_eq(q_int(f.dir, "SELECT count(*) FROM messages", NULL), 2);
-	ck_assert_int_eq(q_int(f.dir, "SELECT count(*) FROM restarts", NULL), 2);
+	ck_assert_int_eq(q_int(f.dir, "SELECT count(*) FROM messages", NULL), 3);
+	ck_assert_int_eq(q_int(f.dir, "SELECT count(*) FROM restarts", NULL), 3);
+	/* Version 5: a dry run's state, and hosts made from the history. */
+	expect_state(f.dir, "m-v1-dry", "dry-run");
+	ck_assert_int_eq(q_int(f.dir, "SELECT count(*) FROM hosts", NULL), 3);
+	ck_assert_int_eq(q_int(f.dir, "SELECT count(*) FROM hosts WHERE "
+	    "running_msg_id = 'm-v1-busy' AND last_ok IS NULL", NULL), 1);
+	ck_assert_int_eq(q_int(f.dir, "SELECT count(*) FROM hosts WHERE "
+	    "host = 'cattle-v1dry' AND last_ok IS NULL AND "
+	    "last_outcome = 'dry-run'", NULL), 1);
 	ck_assert_int_eq(q_int(f.dir, "SELECT count(*) FROM in_progress",
 	    NULL), 1);
 	ck_assert_int_eq(q_int(f.dir, "SELECT count(*) FROM sqlite_master "
@@ -454,6 +470,11 @@ START_TEST(test_open_migrates_v1)
 	ck_assert_int_eq(v.outcome, OUT_HELD);
 	v = admit(f.s, &done, &r);
 	ck_assert_int_eq(v.outcome, OUT_DUPLICATE);
+	/* The last success, read from hosts now, still starts min_interval. */
+	r.min_interval = 1000LL * 86400 * 365 * 100;
+	done = msg("m-v1-again", "cattle-v1done");
+	v = admit(f.s, &done, &r);
+	ck_assert_int_eq(v.outcome, OUT_SKIPPED);
 	/* And the new CHECK still refuses a state that does not exist. */
 	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
 	ck_assert_int_eq(sqlite3_exec(db, "UPDATE messages SET state = 'bogus'",
@@ -626,6 +647,85 @@ START_TEST(test_finish_success_then_duplicate)
 	ck_assert_int_eq(v.outcome, OUT_DUPLICATE);
 	ck_assert_int_eq(count_restarts(f.dir, "m-ok"), 1);
 	expect_state(f.dir, "m-ok", "restarted");
+	fx_close(&f);
+}
+END_TEST
+
+/*
+ * A dry run is recorded as one: its own state, an attempt with nothing
+ * run, and no start of min_interval, so a real request right after it
+ * restarts the host.
+ */
+START_TEST(test_dry_run_state)
+{
+	struct fx f;
+	struct store_msg a = msg("m-dry-a", "cattle-00d1");
+	struct store_msg b = msg("m-dry-b", "cattle-00d1");
+	struct admit_rules r = rules(3, 3600000);
+	struct store_verdict v;
+
+	fx_open(&f);
+	v = admit(f.s, &a, &r);
+	ck_assert_int_eq(v.outcome, OUT_RESTARTED);
+	v.dry_run = 1;
+	finish(f.s, &a, &r, &v, 0, NULL);
+	ck_assert_int_eq(v.outcome, OUT_DRY_RUN);
+	expect_state(f.dir, "m-dry-a", "dry-run");
+	ck_assert_int_eq(q_int(f.dir, "SELECT count(*) FROM restarts WHERE "
+	    "msg_id = ?1 AND outcome = 'dry-run' AND exit_status IS NULL",
+	    "m-dry-a"), 1);
+	ck_assert_int_eq(q_int(f.dir, "SELECT count(*) FROM last_restart "
+	    "WHERE host = ?1", "cattle-00d1"), 0);
+	/* Final: its redelivery is a duplicate, not a second dry run. */
+	v = admit(f.s, &a, &r);
+	ck_assert_int_eq(v.outcome, OUT_DUPLICATE);
+	/* Not a restart for min_interval. */
+	v = admit(f.s, &b, &r);
+	ck_assert_int_eq(v.outcome, OUT_RESTARTED);
+	fx_close(&f);
+}
+END_TEST
+
+/*
+ * hosts: one row per host, with the restart in progress, the last
+ * success kept when a later attempt fails, and failing_now listing a
+ * host only while its latest attempt failed.
+ */
+START_TEST(test_hosts_row)
+{
+	struct fx f;
+	struct store_msg a = msg("m-h-a", "cattle-00e1");
+	struct store_msg b = msg("m-h-b", "cattle-00e1");
+	struct store_msg c = msg("m-h-c", "cattle-00e1");
+	struct admit_rules r = rules(3, 0);
+	struct store_verdict v;
+	char buf[300];
+
+	fx_open(&f);
+	v = admit(f.s, &a, &r);
+	ck_assert_ptr_nonnull(q_text(buf, sizeof(buf), f.dir, "SELECT "
+	    "running_msg_id FROM hosts WHERE host = ?1", "cattle-00e1"));
+	ck_assert_str_eq(buf, "m-h-a");
+	finish(f.s, &a, &r, &v, 0, NULL);
+	ck_assert_int_eq(q_int(f.dir, "SELECT count(*) FROM hosts WHERE host "
+	    "= ?1 AND running_msg_id IS NULL AND last_ok IS NOT NULL AND "
+	    "last_ok_msg_id = 'm-h-a' AND last_outcome = 'restarted'",
+	    "cattle-00e1"), 1);
+
+	v = admit(f.s, &b, &r);
+	finish(f.s, &b, &r, &v, 1, "exit status 1");
+	ck_assert_ptr_nonnull(q_text(buf, sizeof(buf), f.dir, "SELECT error "
+	    "FROM failing_now WHERE host = ?1", "cattle-00e1"));
+	ck_assert_str_eq(buf, "exit status 1");
+	ck_assert_ptr_nonnull(q_text(buf, sizeof(buf), f.dir, "SELECT msg_id "
+	    "FROM last_restart WHERE host = ?1", "cattle-00e1"));
+	ck_assert_str_eq(buf, "m-h-a");
+
+	v = admit(f.s, &c, &r);
+	finish(f.s, &c, &r, &v, 0, NULL);
+	ck_assert_int_eq(q_int(f.dir, "SELECT count(*) FROM failing_now", NULL),
+	    0);
+	ck_assert_int_eq(q_int(f.dir, "SELECT count(*) FROM hosts", NULL), 1);
 	fx_close(&f);
 }
 END_TEST
@@ -1378,6 +1478,8 @@ store_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_admit_new);
 	tcase_add_test(tc, test_finish_success_then_duplicate);
+	tcase_add_test(tc, test_dry_run_state);
+	tcase_add_test(tc, test_hosts_row);
 	tcase_add_test(tc, test_failures_until_dead);
 	tcase_add_test(tc, test_same_msg_in_progress_deferred);
 	tcase_add_test(tc, test_same_host_deferred);

@@ -229,6 +229,10 @@ check "dry run: attempts recorded as dry-run with the command line" \
 check "dry run: logged" "$(grep -c 'Dry run: would run: ' "$LOG")" 4
 check "dry run: not a real restart for min_interval" \
     "$(sql "SELECT count(*) FROM last_restart")" 0
+check "dry run: the requests are used up, in a state of their own" \
+    "$(sql "SELECT group_concat(state) FROM (SELECT DISTINCT state FROM messages)")" dry-run
+check "dry run: acked as dry-run, not as restarted" \
+    "$(grep -c 'Done. Acked msg_id=.* outcome=dry-run' "$LOG")" 4
 
 # --- enabled = no: nothing pulled, nothing lost; HUP turns it back on -----------
 reset

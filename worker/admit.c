@@ -35,7 +35,8 @@ int
 admit_is_final(const char *state)
 {
 	return !strcmp(state, "restarted") || !strcmp(state, "skipped") ||
-	    !strcmp(state, "dead") || !strcmp(state, "invalid");
+	    !strcmp(state, "dead") || !strcmp(state, "invalid") ||
+	    !strcmp(state, "dry-run");
 }
 
 int

@@ -22,7 +22,8 @@
 enum stmt {
 	S_SEL_MSG, S_INS_MSG, S_UPD_MSG, S_SEL_BUSY, S_SEL_LAST_OK,
 	S_INS_RESTART, S_FIN_RESTART, S_LOST_RESTART, S_INS_DEAD,
-	S_SEL_RUNNING, S_COUNT_MINUTE, S_PREV_BOOT_RECENT,
+	S_SEL_RUNNING, S_COUNT_MINUTE, S_PREV_BOOT_RECENT, S_HOST_START,
+	S_HOST_END,
 	S_BEGIN, S_COMMIT, S_ROLLBACK,
 	S_COUNT
 };
@@ -42,10 +43,26 @@ static const char *sql[S_COUNT] = {
 	    "THEN held_since ELSE ?6 END, held = ?9 WHERE msg_id = ?1",
 	[S_SEL_BUSY] = "SELECT owner FROM messages INDEXED BY messages_active "
 	    "WHERE host = ?1 AND state = 'restarting' AND msg_id <> ?2",
-	/* By row id, not by time: the newest success whatever the clock did. */
-	[S_SEL_LAST_OK] = "SELECT finished, finished_mono, boot FROM restarts "
-	    "INDEXED BY restarts_ok WHERE host = ?1 AND outcome = 'restarted' "
-	    "ORDER BY id DESC LIMIT 1",
+	/* The newest success in commit order, whatever the clock did. */
+	[S_SEL_LAST_OK] = "SELECT last_ok, last_ok_mono, last_ok_boot FROM "
+	    "hosts WHERE host = ?1",
+	[S_HOST_START] = "INSERT INTO hosts (host, running_msg_id, "
+	    "running_since, last_attempt) VALUES (?1, ?2, ?3, ?3) "
+	    "ON CONFLICT (host) DO UPDATE SET running_msg_id = ?2, "
+	    "running_since = ?3, last_attempt = ?3",
+	/*
+	 * An attempt's end (?3: its outcome); a lost one (?8 = 1) only
+	 * when it is the host's latest, the one the row says is running.
+	 */
+	[S_HOST_END] = "UPDATE hosts SET "
+	    "running_msg_id = iif(running_msg_id = ?2, NULL, running_msg_id), "
+	    "running_since = iif(running_msg_id = ?2, NULL, running_since), "
+	    "last_outcome = ?3, last_error = ?4, "
+	    "last_ok = iif(?3 = 'restarted', ?5, last_ok), "
+	    "last_ok_mono = iif(?3 = 'restarted', ?6, last_ok_mono), "
+	    "last_ok_boot = iif(?3 = 'restarted', ?7, last_ok_boot), "
+	    "last_ok_msg_id = iif(?3 = 'restarted', ?2, last_ok_msg_id) "
+	    "WHERE host = ?1 AND (?8 = 0 OR running_msg_id = ?2)",
 	[S_INS_RESTART] = "INSERT INTO restarts (msg_id, host, attempt, "
 	    "started, boot, started_mono) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[S_FIN_RESTART] = "UPDATE restarts SET finished = ?2, "
@@ -214,11 +231,99 @@ static const char *const upgrade_v3[] = {
 	NULL
 };
 
+/*
+ * Version 4 to 5, for operators: a dry run is a state of its own, which
+ * min_interval does not count (the table is rebuilt for its CHECK);
+ * hosts holds one row per host, its last success and the restart in
+ * progress, so that min_interval, last_restart and failing_now read one
+ * row per host instead of scanning restarts; restarts_ok goes with it.
+ * The hosts rows are made from the history there is.
+ */
+static const char *const upgrade_v4[] = {
+	"DROP VIEW in_progress; DROP VIEW outcomes_per_minute;"
+	" DROP VIEW host_history; DROP VIEW last_restart;"
+	" DROP INDEX messages_active; DROP INDEX messages_host;"
+	" DROP INDEX restarts_ok;"
+	" ALTER TABLE messages RENAME TO messages_v4;"
+	" CREATE TABLE messages ("
+	"  msg_id TEXT PRIMARY KEY NOT NULL,"
+	"  instance TEXT,"
+	"  host TEXT,"
+	"  state TEXT NOT NULL CHECK (state = 'received' OR"
+	"   state = 'restarting' OR state = 'restarted' OR state = 'skipped' OR"
+	"   state = 'failed' OR state = 'dead' OR state = 'invalid' OR"
+	"   state = 'dry-run'),"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  deliveries INTEGER NOT NULL DEFAULT 0,"
+	"  first_seen TEXT NOT NULL,"
+	"  updated TEXT NOT NULL,"
+	"  error TEXT,"
+	"  owner TEXT,"
+	"  payload TEXT,"
+	"  crashes INTEGER NOT NULL DEFAULT 0,"
+	"  held TEXT,"
+	"  held_since TEXT);"
+	" INSERT INTO messages SELECT * FROM messages_v4 ORDER BY rowid;"
+	" DROP TABLE messages_v4;"
+	" UPDATE messages SET state = 'dry-run' WHERE state = 'restarted' AND"
+	"  error = 'dry run: nothing was run';",
+	"CREATE INDEX messages_active ON messages (host, state)"
+	" WHERE state = 'received' OR state = 'restarting' OR state = 'failed';"
+	" CREATE INDEX messages_host ON messages (host);"
+	" CREATE TABLE hosts ("
+	"  host TEXT PRIMARY KEY NOT NULL,"
+	"  last_ok TEXT,"
+	"  last_ok_mono INTEGER,"
+	"  last_ok_boot INTEGER,"
+	"  last_ok_msg_id TEXT,"
+	"  running_msg_id TEXT,"
+	"  running_since TEXT,"
+	"  last_attempt TEXT,"
+	"  last_outcome TEXT,"
+	"  last_error TEXT,"
+	"  group_name TEXT) WITHOUT ROWID;"
+	" INSERT INTO hosts (host) SELECT DISTINCT host FROM restarts;"
+	" UPDATE hosts SET (last_ok, last_ok_mono, last_ok_boot,"
+	"  last_ok_msg_id) = (SELECT finished, finished_mono, boot, msg_id"
+	"  FROM restarts r WHERE r.host = hosts.host AND"
+	"  r.outcome = 'restarted' ORDER BY r.id DESC LIMIT 1);"
+	" UPDATE hosts SET (last_attempt, last_outcome, last_error,"
+	"  running_msg_id, running_since) = (SELECT started, outcome, error,"
+	"  CASE WHEN finished IS NULL THEN msg_id END,"
+	"  CASE WHEN finished IS NULL THEN started END"
+	"  FROM restarts r WHERE r.host = hosts.host ORDER BY r.id DESC"
+	"  LIMIT 1);",
+	"CREATE VIEW in_progress AS"
+	" SELECT msg_id, host, state, attempts, held, held_since, crashes,"
+	" first_seen, updated FROM messages WHERE state = 'received' OR"
+	" state = 'restarting' OR state = 'failed';"
+	" CREATE VIEW outcomes_per_minute AS"
+	" SELECT substr(updated, 1, 16) AS minute, state, count(*) AS n"
+	" FROM messages GROUP BY minute, state;"
+	" CREATE VIEW host_history AS"
+	" SELECT host, first_seen AS at, 'request' AS kind, msg_id,"
+	" attempts AS attempt, state AS outcome, updated AS ended,"
+	" coalesce(error, held) AS detail FROM messages"
+	" UNION ALL"
+	" SELECT host, started AS at, 'attempt' AS kind, msg_id, attempt,"
+	" coalesce(outcome, 'running') AS outcome, finished AS ended,"
+	" error AS detail FROM restarts;"
+	" CREATE VIEW last_restart AS"
+	" SELECT host, last_ok AS finished, last_ok_msg_id AS msg_id FROM hosts"
+	" WHERE last_ok IS NOT NULL;"
+	" CREATE VIEW failing_now AS"
+	" SELECT host, last_attempt AS started, last_outcome AS outcome,"
+	" last_error AS error, last_ok FROM hosts"
+	" WHERE last_outcome = 'failed' OR last_outcome = 'lost';",
+	NULL
+};
+
 /* upgrades[v]: from version v to v + 1. */
 static const char *const *const upgrades[STORE_SCHEMA_VERSION] = {
 	[1] = upgrade_v1,
 	[2] = upgrade_v2,
 	[3] = upgrade_v3,
+	[4] = upgrade_v4,
 };
 
 struct store {
@@ -956,6 +1061,37 @@ gather_host(struct store *s, const struct store_msg *m,
 }
 
 /*
+ * The host's row follows its attempts: one running, then how it ended.
+ * outcome NULL: started at "at".
+ */
+static int
+host_row(struct store *s, const struct store_msg *m, const char *outcome,
+    const char *error, const char *at, int lost)
+{
+	sqlite3_stmt *st;
+
+	if (m->host == NULL)
+		return 0;
+	if (outcome == NULL) {
+		st = s->st[S_HOST_START];
+		bind_text(st, 1, m->host);
+		bind_text(st, 2, m->msg_id);
+		bind_text(st, 3, at);
+		return run(s, S_HOST_START);
+	}
+	st = s->st[S_HOST_END];
+	bind_text(st, 1, m->host);
+	bind_text(st, 2, m->msg_id);
+	bind_text(st, 3, outcome);
+	bind_text(st, 4, error && *error ? error : NULL);
+	bind_text(st, 5, at);
+	sqlite3_bind_int64(st, 6, clock_now());
+	sqlite3_bind_int64(st, 7, s->boot);
+	sqlite3_bind_int(st, 8, lost);
+	return run(s, S_HOST_END);
+}
+
+/*
  * Close the open attempt of a message whose worker died as lost, at the
  * moment its command was seen to end or killed, when the supervisor saw
  * that; else now.
@@ -970,7 +1106,9 @@ mark_lost(struct store *s, const struct store_msg *m, const char *why)
 	bind_text(st, 1, m->msg_id);
 	bind_text(st, 2, at);
 	bind_text(st, 3, why);
-	return run(s, S_LOST_RESTART);
+	if (run(s, S_LOST_RESTART) < 0)
+		return -1;
+	return host_row(s, m, "lost", why, at, 1);
 }
 
 /* Dead: the dead letter, then the row. */
@@ -1025,7 +1163,7 @@ start_attempt(struct store *s, const struct store_msg *m,
 	bind_text(st, 4, now);
 	sqlite3_bind_int64(st, 5, s->boot);
 	sqlite3_bind_int64(st, 6, clock_now());
-	if (run(s, S_INS_RESTART) < 0)
+	if (run(s, S_INS_RESTART) < 0 || host_row(s, m, NULL, NULL, now, 0) < 0)
 		return -1;
 	v->restart_id = sqlite3_last_insert_rowid(s->db);
 	v->attempts = r->a.attempts + 1;
@@ -1131,7 +1269,9 @@ store_finish(struct store *s, const struct store_msg *m,
 {
 	sqlite3_stmt *st = s->st[S_FIN_RESTART];
 	int ok = v->outcome == OUT_RESTARTED;
-	struct row_write w = { ok ? "restarted" : "failed", v->attempts, NULL,
+	const char *state = !ok ? "failed" : v->dry_run ? "dry-run" :
+	    "restarted";
+	struct row_write w = { state, v->attempts, NULL,
 	    ok ? (v->dry_run ? "dry run: nothing was run" : NULL) : v->error,
 	    v->crashes, HOLD_NONE };
 	struct msg_row row;
@@ -1142,14 +1282,16 @@ store_finish(struct store *s, const struct store_msg *m,
 	bind_text(st, 2, now);
 	if (!v->dry_run)
 		sqlite3_bind_int(st, 3, exit_status);
-	bind_text(st, 4, !ok ? "failed" : v->dry_run ? "dry-run" : "restarted");
+	bind_text(st, 4, state);
 	bind_text(st, 5, ok || v->error[0] == '\0' ? NULL : v->error);
 	bind_text(st, 6, output);
 	sqlite3_bind_int64(st, 7, clock_now());
-	if (run(s, S_FIN_RESTART) < 0)
+	if (run(s, S_FIN_RESTART) < 0 ||
+	    host_row(s, m, state, ok ? NULL : v->error, now, 0) < 0)
 		return -1;
 	if (ok || v->attempts < r->max_attempts) {
-		v->outcome = ok ? OUT_RESTARTED : OUT_FAILED;
+		v->outcome = !ok ? OUT_FAILED : v->dry_run ? OUT_DRY_RUN :
+		    OUT_RESTARTED;
 		return set_msg(s, m, &w);
 	}
 	memset(&row, 0, sizeof(row));

@@ -31,7 +31,7 @@
 #include "admit.h"
 #include "proto.h"
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 struct store;
 

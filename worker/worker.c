@@ -76,6 +76,10 @@ log_verdict(struct worker *w, const struct wjob *j)
 		log_info("Restarted host=%s msg_id=%s attempt=%" PRIu32,
 		    j->p.host, id, j->v.attempts);
 		break;
+	case OUT_DRY_RUN:
+		log_info("Dry run host=%s msg_id=%s attempt=%" PRIu32
+		    ": nothing was run", j->p.host, id, j->v.attempts);
+		break;
 	case OUT_DEAD:
 		if (j->bury[0] != '\0') {
 			log_warn("Dead msg_id=%s host=%s: %s", id, j->p.host,
