@@ -67,6 +67,9 @@ const struct conf_key conf_keys[] = {
 	{ "mandrill", "wal_limit", CT_U64, OFF(wal_limit), 0, "67108864",
 	  1048576, UINT64_C(1) << 40, NULL, "bytes the WAL is truncated to "
 	  "after a checkpoint; above it a starving reader is reported" },
+	{ "mandrill", "retain", CT_DUR, OFF(retain), 0, "90d", 0,
+	  UINT64_C(3650) * 86400000, NULL, "finished rows older than this are "
+	  "pruned; 0 keeps them all" },
 	{ "mandrill", "control_socket", CT_STR, STR(control_socket), "", 0, 0,
 	  NULL, "mandrillctl's Unix socket; empty is control.sock in "
 	  "state_dir" },
@@ -752,6 +755,11 @@ conf_check(const struct conf *c, char *err, size_t errlen)
 		snprintf(err, errlen, "[mandrill] busy_timeout must be at most "
 		    "half of worker_timeout: a starting worker waits up to "
 		    "busy_timeout to open the database, before its first frame");
+		return -1;
+	}
+	if (c->retain > 0 && c->retain < 3600000) {
+		snprintf(err, errlen, "[mandrill] retain must be 0 (keep every "
+		    "row) or at least 1h");
 		return -1;
 	}
 	if (c->state_dir[0] == '\0') {

@@ -44,6 +44,7 @@ struct conf {
 	int		 synchronous;	/* enum sync_mode */
 	int64_t		 busy_timeout;
 	uint64_t	 wal_limit;
+	int64_t		 retain;	/* ms; 0: keep every row */
 	char		 user[64];
 	char		 control_socket[CONF_PATH_MAX];
 	char		 control_group[64];

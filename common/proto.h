@@ -28,9 +28,10 @@
 
 #include <msgpack.h>
 
-#define PROTO_VERSION	4	/* 2: job frames carry bury; 3: holds, crashes,
+#define PROTO_VERSION	5	/* 2: job frames carry bury; 3: holds, crashes,
 				   the store's state, mode and synchronous
-				   as strings; 4: pause_reason */
+				   as strings; 4: pause_reason; 5: retain,
+				   the dry-run outcome */
 #define PROTO_FRAME_MAX	65536
 #define PROTO_DATA_MAX	32768	/* payload bytes carried in a job frame */
 #define PROTO_ERR_MAX	256	/* error text carried in a done frame */
@@ -108,6 +109,7 @@ struct worker_settings {
 	int64_t		 slow_iteration;	/* ms; warn above */
 	uint32_t	 max_crashes;
 	uint64_t	 wal_limit;
+	int64_t		 retain;	/* ms; 0: prune nothing */
 	uint64_t	 db_dev;	/* 0: no database seen yet, create one */
 	uint64_t	 db_ino;
 	struct pstr	 pause_reason;	/* "": not paused by mandrillctl */

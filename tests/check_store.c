@@ -730,6 +730,68 @@ START_TEST(test_hosts_row)
 }
 END_TEST
 
+/*
+ * retain: finished rows older than retain go, in batches; a message
+ * still on its way, a young one, and the host's last success stay.
+ */
+START_TEST(test_prune)
+{
+	struct fx f;
+	struct admit_rules r = rules(3, 0);
+	struct store_verdict v;
+	char id[32];
+	uint64_t total = 0;
+	int n, batches = 0;
+
+	clock_set_fake(1000);
+	fx_open(&f);
+	for (int i = 0; i < 25; i++) {
+		struct store_msg m;
+
+		snprintf(id, sizeof(id), "m-old-%02d", i);
+		m = msg(id, "cattle-0f01");
+		v = admit(f.s, &m, &r);
+		finish(f.s, &m, &r, &v, 0, NULL);
+	}
+	{
+		struct store_msg m = msg("m-old-failed", "cattle-0f02");
+
+		v = admit(f.s, &m, &r);
+		finish(f.s, &m, &r, &v, 1, "exit status 1");	/* will retry */
+	}
+	clock_advance(10LL * 86400000);
+	{
+		struct store_msg m = msg("m-young", "cattle-0f03");
+
+		v = admit(f.s, &m, &r);
+		finish(f.s, &m, &r, &v, 0, NULL);
+	}
+	clock_advance(1000);
+	while ((n = store_prune(f.s, 5LL * 86400000, 10, &total)) > 0) {
+		batches++;
+		ck_assert_int_le(batches, 10);
+	}
+	ck_assert_int_eq(n, 0);
+	/* 25 restarted and their attempts, and the failed one's attempt. */
+	ck_assert_int_eq(total, 51);
+	ck_assert_int_ge(batches, 3);	/* 26 messages, 10 at a time */
+	ck_assert_int_eq(q_int(f.dir, "SELECT count(*) FROM messages", NULL), 2);
+	expect_state(f.dir, "m-old-failed", "failed");
+	expect_state(f.dir, "m-young", "restarted");
+	/* The failed message's attempt is finished and old: it goes. */
+	ck_assert_int_eq(q_int(f.dir, "SELECT count(*) FROM restarts", NULL), 1);
+	ck_assert_int_eq(q_int(f.dir, "SELECT count(*) FROM last_restart WHERE "
+	    "host = 'cattle-0f01' AND msg_id = 'm-old-24'", NULL), 1);
+	/* Nothing more to find, and nothing young goes later by mistake. */
+	total = 0;
+	ck_assert_int_eq(store_prune(f.s, 5LL * 86400000, 10, &total), 0);
+	ck_assert_int_eq(total, 0);
+	ck_assert_int_eq(q_int(f.dir, "SELECT count(*) FROM messages", NULL), 2);
+	fx_close(&f);
+	clock_set_fake(-1);
+}
+END_TEST
+
 START_TEST(test_failures_until_dead)
 {
 	struct fx f;
@@ -1480,6 +1542,7 @@ store_suite(void)
 	tcase_add_test(tc, test_finish_success_then_duplicate);
 	tcase_add_test(tc, test_dry_run_state);
 	tcase_add_test(tc, test_hosts_row);
+	tcase_add_test(tc, test_prune);
 	tcase_add_test(tc, test_failures_until_dead);
 	tcase_add_test(tc, test_same_msg_in_progress_deferred);
 	tcase_add_test(tc, test_same_host_deferred);

@@ -121,4 +121,46 @@ kill -TERM "$PID"
 wait_exit 30
 check "wal: exit 0" "$RC" 0
 
+# --- retain: old finished rows pruned while it runs, the rest kept ------------
+rm -rf "$T/state"
+rm -f "$LOG"
+# Rows are pruned in row id order, which is time order: the old rows go
+# in first, made while nothing was pulled.
+conf "retain = 90d" 20
+echo "enabled = no" >>"$T/mandrill.conf"
+start_mandrilld
+wait_for "worker 1 ready" 20 || fail "retain: no worker ready"
+kill -TERM "$PID"
+wait_exit 30
+old="strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-200 days')"
+sql "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1200)
+     INSERT INTO messages (msg_id, instance, host, state, attempts, first_seen, updated)
+     SELECT 'old-' || i, 'cattle-0001', 'cattle-0001', 'restarted', 1, $old, $old FROM n;
+     INSERT INTO restarts (msg_id, host, attempt, started, finished, outcome)
+     SELECT msg_id, host, 1, first_seen, updated, 'restarted' FROM messages;
+     INSERT INTO messages (msg_id, instance, host, state, attempts, first_seen, updated)
+     VALUES ('old-failed', 'cattle-0002', 'cattle-0002', 'failed', 1, $old, $old),
+            ('young', 'cattle-0003', 'cattle-0003', 'restarted', 1,
+             strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-89 days'),
+             strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-89 days'));
+     INSERT INTO dead_letters (msg_id, reason, created) VALUES ('old-7', 'x', $old);" >/dev/null
+sed -i '/^enabled = no$/d' "$T/mandrill.conf"
+start_mandrilld
+wait_for "retain: pruned" 30 || fail "retain: nothing pruned"
+check "retain: the old finished rows are gone, in batches" \
+    "$(sql "SELECT count(*) FROM messages WHERE msg_id LIKE 'old-%' AND state = 'restarted'")" 0
+check "retain: their attempts and dead letters too" \
+    "$(sql "SELECT (SELECT count(*) FROM restarts WHERE msg_id LIKE 'old-%') + (SELECT count(*) FROM dead_letters WHERE msg_id LIKE 'old-%')")" 0
+check "retain: this run's rows are kept" \
+    "$(sql "SELECT count(*) > 0 FROM messages WHERE msg_id NOT LIKE 'old-%' AND msg_id <> 'young'")" 1
+check "retain: a message still on its way is kept" \
+    "$(sql "SELECT state FROM messages WHERE msg_id = 'old-failed'")" failed
+check "retain: a row younger than retain is kept" \
+    "$(sql "SELECT count(*) FROM messages WHERE msg_id = 'young'")" 1
+check "retain: the log says how many, once" \
+    "$(grep 'retain: pruned' "$LOG" | sed 's/.*retain: //')" "pruned 2401 finished rows older than 90d"
+kill -TERM "$PID"
+wait_exit 30
+check "retain: exit 0" "$RC" 0
+
 finish

@@ -23,7 +23,8 @@ enum stmt {
 	S_SEL_MSG, S_INS_MSG, S_UPD_MSG, S_SEL_BUSY, S_SEL_LAST_OK,
 	S_INS_RESTART, S_FIN_RESTART, S_LOST_RESTART, S_INS_DEAD,
 	S_SEL_RUNNING, S_COUNT_MINUTE, S_PREV_BOOT_RECENT, S_HOST_START,
-	S_HOST_END,
+	S_HOST_END, S_PRUNE_SCAN_MSG, S_PRUNE_DEL_MSG, S_PRUNE_SCAN_RST,
+	S_PRUNE_DEL_RST, S_PRUNE_SCAN_DEAD, S_PRUNE_DEL_DEAD,
 	S_BEGIN, S_COMMIT, S_ROLLBACK,
 	S_COUNT
 };
@@ -79,6 +80,25 @@ static const char *sql[S_COUNT] = {
 	    "WHERE boot = ?1 AND started_mono > ?2",
 	[S_PREV_BOOT_RECENT] = "SELECT started FROM restarts WHERE boot = ?1 "
 	    "ORDER BY started_mono DESC LIMIT ?2",
+	/*
+	 * retain: rows are in time order by row id, so a batch is a range
+	 * of row ids from a cursor, up to the first row young enough to
+	 * keep; only finished rows in that range go.
+	 */
+	[S_PRUNE_SCAN_MSG] = "SELECT rowid, first_seen < ?2 FROM messages "
+	    "WHERE rowid > ?1 ORDER BY rowid LIMIT ?3",
+	[S_PRUNE_DEL_MSG] = "DELETE FROM messages WHERE rowid > ?1 AND "
+	    "rowid <= ?2 AND updated < ?3 AND (state = 'restarted' OR "
+	    "state = 'skipped' OR state = 'dead' OR state = 'invalid' OR "
+	    "state = 'dry-run')",
+	[S_PRUNE_SCAN_RST] = "SELECT id, started < ?2 FROM restarts "
+	    "WHERE id > ?1 ORDER BY id LIMIT ?3",
+	[S_PRUNE_DEL_RST] = "DELETE FROM restarts WHERE id > ?1 AND "
+	    "id <= ?2 AND finished < ?3",
+	[S_PRUNE_SCAN_DEAD] = "SELECT id, created < ?2 FROM dead_letters "
+	    "WHERE id > ?1 ORDER BY id LIMIT ?3",
+	[S_PRUNE_DEL_DEAD] = "DELETE FROM dead_letters WHERE id > ?1 AND "
+	    "id <= ?2 AND created < ?3",
 	[S_BEGIN] = "BEGIN IMMEDIATE",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
@@ -342,6 +362,7 @@ struct store {
 	char		 err[PROTO_PATH_MAX + 160];	/* ours, not SQLite's */
 	int64_t		 boot;		/* this boot's row in boots */
 	int64_t		 prev_boot;	/* the one before, or 0 */
+	int64_t		 prune_at[3];	/* retain: last row id looked at */
 };
 
 const char *
@@ -1367,4 +1388,71 @@ store_bury(struct store *s, const struct store_msg *m, const char *reason,
 	if (d.verdict == AV_LOST && mark_lost(s, m, d.why) < 0)
 		return -1;
 	return bury(s, m, &row, v);
+}
+
+/*
+ * One table's batch: the row ids after its cursor that are older than
+ * the cutoff, and in that range the rows finished before it.  The
+ * cursor moves past what it looked at, so an old row that is not
+ * finished yet is looked at again only by the next worker.
+ */
+static int
+prune_table(struct store *s, int t, enum stmt scan, const char *cutoff,
+    unsigned batch, uint64_t *deleted)
+{
+	sqlite3_stmt *st = s->st[scan];
+	int64_t from = s->prune_at[t], to = from;
+	int rc, n;
+
+	sqlite3_bind_int64(st, 1, from);
+	bind_text(st, 2, cutoff);
+	sqlite3_bind_int64(st, 3, batch);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW &&
+	    sqlite3_column_int(st, 1))
+		to = sqlite3_column_int64(st, 0);
+	done_with(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return -1;
+	if (to == from)
+		return 0;
+	st = s->st[scan + 1];
+	sqlite3_bind_int64(st, 1, from);
+	sqlite3_bind_int64(st, 2, to);
+	bind_text(st, 3, cutoff);
+	if (run(s, scan + 1) < 0)
+		return -1;
+	n = sqlite3_changes(s->db);
+	*deleted += (uint64_t)(n > 0 ? n : 0);
+	s->prune_at[t] = to;
+	return 1;	/* looked at something: there may be more */
+}
+
+int
+store_prune(struct store *s, int64_t retain, unsigned batch,
+    uint64_t *deleted)
+{
+	static const enum stmt scans[3] = {
+		S_PRUNE_SCAN_MSG, S_PRUNE_SCAN_RST, S_PRUNE_SCAN_DEAD
+	};
+	char cutoff[32];
+	uint64_t gone = 0;
+	int n, more = 0;
+
+	clock_iso(clock_wall() - retain, cutoff, sizeof(cutoff));
+	if (store_begin(s) < 0)
+		return -1;
+	for (int t = 0; t < 3; t++) {
+		if ((n = prune_table(s, t, scans[t], cutoff, batch,
+		    &gone)) < 0) {
+			store_rollback(s);
+			return -1;
+		}
+		more |= n;
+	}
+	if (store_commit(s) < 0) {
+		store_rollback(s);
+		return -1;
+	}
+	*deleted += gone;
+	return more;
 }

@@ -102,6 +102,14 @@ int64_t store_wal_bytes(struct store *s);
  */
 int store_checkpoint_starved(struct store *s);
 int64_t store_wal_limit(const struct store *s);
+/*
+ * retain: in one transaction, delete up to batch rows of each table
+ * finished more than retain ms ago, adding how many to *deleted.  0
+ * when there is nothing more to look at for now, 1 when a next batch
+ * may find more, -1 on error.
+ */
+int store_prune(struct store *s, int64_t retain, unsigned batch,
+    uint64_t *deleted);
 /* Fails, with store_errmsg() saying so, if the file was deleted or replaced. */
 int store_begin(struct store *s);
 int store_commit(struct store *s);

@@ -15,6 +15,7 @@
 
 #include "argv.h"
 #include "clock.h"
+#include "duration.h"
 #include "hostname.h"
 #include "log.h"
 #include "worker.h"
@@ -444,6 +445,38 @@ heartbeat_cb(struct ev_loop *loop, ev_timer *t, int revents)
 }
 
 /*
+ * retain: worker 1 deletes old finished rows, a small batch per
+ * transaction, each its own turn at the write lock between the group
+ * commits, so that writes wait for one batch at most.  While batches
+ * find rows it goes on at once; when none are left it looks again a
+ * minute later.
+ */
+#define PRUNE_BATCH	500
+#define PRUNE_IDLE	60.0
+#define PRUNE_BUSY	0.05
+
+static void
+prune_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct worker *w = t->data;
+	char d[32];
+	int n = 0;
+
+	if (!w->draining && w->store_bad[0] == '\0' &&
+	    (n = store_prune(w->store, w->retain, PRUNE_BATCH,
+	    &w->pruned)) < 0)
+		log_warn("retain: pruning failed: %s; trying again in a minute",
+		    store_errmsg(w->store));
+	if (n <= 0 && w->pruned > 0) {
+		log_info("retain: pruned %" PRIu64 " finished rows older than %s",
+		    w->pruned, duration_fmt(w->retain, d, sizeof(d)));
+		w->pruned = 0;
+	}
+	ev_timer_set(t, n > 0 ? PRUNE_BUSY : PRUNE_IDLE, 0.);
+	ev_timer_start(loop, t);
+}
+
+/*
  * Waiting for the database lock held by another worker: still alive.
  * Only a heartbeat is queued and written here; what the supervisor may
  * say back waits for the loop.
@@ -620,6 +653,13 @@ welcome(struct worker *w, const struct proto_msg *m)
 	    ws->heartbeat / 1000.0);
 	w->heartbeat.data = w;
 	ev_timer_start(w->loop, &w->heartbeat);
+	w->retain = ws->retain;
+	if (w->retain > 0 && ws->slot == 1) {
+		/* Not in the first seconds: the backlog comes first. */
+		ev_timer_init(&w->pruner, prune_cb, 5., 0.);
+		w->pruner.data = w;
+		ev_timer_start(w->loop, &w->pruner);
+	}
 	w->welcomed = 1;
 	store_identity(w->store, &dev, &ino);
 	proto_pack_ready(chan_packer(w->chan), (uint32_t)getpid(), w->max_jobs,

@@ -81,6 +81,9 @@ struct worker {
 	ev_idle		 nudge;		/* no sleeping while todo waits */
 	ev_timer	 retry;
 	ev_timer	 heartbeat;
+	ev_timer	 pruner;	/* retain, in worker 1 */
+	int64_t		 retain;	/* ms; 0: keep every row */
+	uint64_t	 pruned;	/* rows deleted in this run of batches */
 	ev_signal	 sigterm;
 	ev_signal	 sigquit;
 	uint64_t	 sent;		/* frames sent, for the heartbeat */
