@@ -56,6 +56,8 @@ const struct conf_key conf_keys[] = {
 	  "the mandrill-worker program" },
 	{ "mandrill", "log_level", CT_LEVEL, OFF(log_level), 0, "info", 0, 0,
 	  NULL, "debug, info, warning or error" },
+	{ "mandrill", "log_format", CT_ENUM, OFF(log_format), 0, "text", 0, 0,
+	  "text|json", "text lines, or JSON lines for log shippers" },
 	{ "mandrill", "drain_timeout", CT_DUR, OFF(drain_timeout), 0, "30s",
 	  0, 86400000, NULL, "how long TERM waits for in-flight jobs" },
 	{ "mandrill", "worker_timeout", CT_DUR, OFF(worker_timeout), 0, "30s",

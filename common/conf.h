@@ -39,6 +39,7 @@ struct conf {
 	char		 pid_file[CONF_PATH_MAX];
 	char		 worker_path[CONF_PATH_MAX];
 	enum log_level	 log_level;
+	int		 log_format;	/* 0 text, 1 json */
 	int64_t		 drain_timeout;
 	int64_t		 worker_timeout;
 	int		 synchronous;	/* enum sync_mode */

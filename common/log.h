@@ -14,7 +14,10 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR };
 int log_level_parse(const char *s, enum log_level *out);
 const char *log_level_name(enum log_level level);
 
+/* On stderr that is the journal's stream, lines get sd-daemon prefixes. */
 void log_init(const char *ident);
+/* JSON lines: ts, level, ident, msg, and msg_id, host... when said. */
+void log_set_json(int on);
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 int log_open(const char *path);		/* NULL or "" means stderr */

@@ -59,6 +59,7 @@ const struct proto_setting proto_settings[] = {
 	SET(max_crashes, F_U32),
 	SET(wal_limit, F_U64),
 	SET(retain, F_I64),
+	SET(log_format, F_STR),
 	SENDER(db_dev, F_U64),		/* the database the first worker opened */
 	SENDER(db_ino, F_U64),
 	SENDER(pause_reason, F_STR),	/* from the supervisor's pause */

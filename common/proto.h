@@ -109,6 +109,7 @@ struct worker_settings {
 	int64_t		 slow_iteration;	/* ms; warn above */
 	uint32_t	 max_crashes;
 	uint64_t	 wal_limit;
+	struct pstr	 log_format;	/* "text" or "json" */
 	int64_t		 retain;	/* ms; 0: prune nothing */
 	uint64_t	 db_dev;	/* 0: no database seen yet, create one */
 	uint64_t	 db_ino;

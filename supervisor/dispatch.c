@@ -262,10 +262,12 @@ dispatch_message(struct dispatch *s, struct delivery *d)
 }
 
 /* DESIGN.md's table: what the broker is told for each outcome. */
+/* host: the worker's word, "" when it had none. */
 static void
 settle(struct dispatch *s, struct job *j, enum outcome o,
-    uint32_t attempts, const struct pstr *error)
+    uint32_t attempts, const struct pstr *error, const char *host)
 {
+	const char *hk = host[0] != '\0' ? " host=" : "";
 	struct delivery *d = j->d;
 	int64_t pulled_us = j->pulled_us;
 	char a[32];
@@ -285,23 +287,24 @@ settle(struct dispatch *s, struct job *j, enum outcome o,
 	}
 	switch (outcome_action(o)) {
 	case ACT_ACK:
-		log_info("Done. Acked msg_id=%s outcome=%s", d->id,
-		    outcome_name(o));
+		log_info("Done. Acked msg_id=%s outcome=%s%s%s", d->id,
+		    outcome_name(o), hk, host);
 		s->n.acked++;
 		s->src->ops->ack(s->src, d);
 		hist_add(&s->n.ack_latency, (uint64_t)(clock_now_us() - pulled_us));
 		break;
 	case ACT_TERM:
-		log_warn("Done. Terminated msg_id=%s outcome=invalid: %.*s",
-		    d->id, (int)error->len, error->p);
+		log_warn("Done. Terminated msg_id=%s outcome=invalid%s%s: %.*s",
+		    d->id, hk, host, (int)error->len, error->p);
 		s->n.termed++;
 		s->src->ops->term(s->src, d, "invalid");
 		break;
 	case ACT_NACK:
 		delay = outcome_delay(o, attempts, s->conf->backoff_min,
 		    s->conf->backoff_max, rng_unit(&s->rng));
-		log_info("Done. Nacked msg_id=%s outcome=%s retry in %s%s%.*s",
-		    d->id, outcome_name(o), duration_fmt(delay, a, sizeof(a)),
+		log_info("Done. Nacked msg_id=%s outcome=%s%s%s retry in %s%s%.*s",
+		    d->id, outcome_name(o), hk, host,
+		    duration_fmt(delay, a, sizeof(a)),
 		    error->len ? ": " : "", (int)error->len, error->p);
 		s->n.nacked++;
 		s->src->ops->nack(s->src, d, delay);
@@ -385,7 +388,7 @@ on_done(struct dispatch *s, struct wproc *wp, const struct proto_msg *m)
 		j->crashes_new = 0;	/* the worker recorded them */
 		hold_forget_backoff(&j->hold);
 	}
-	settle(s, j, m->outcome, m->attempt, &m->error);
+	settle(s, j, m->outcome, m->attempt, &m->error, host);
 	snprintf(why, sizeof(why), "%.*s", (int)m->error.len,
 	    m->error.p ? m->error.p : "");
 	if (m->outcome == OUT_HELD && wp->gen != s->pool->active_gen)
@@ -550,4 +553,16 @@ dispatch_oldest(const struct dispatch *s, int64_t now)
 		    j->lease.start < oldest)
 			oldest = j->lease.start;
 	return oldest;
+}
+
+unsigned
+dispatch_commands_running(const struct dispatch *s)
+{
+	unsigned n = 0;
+
+	for (uint32_t i = 0; i < s->nslots; i++)
+		if (s->slots[i]->d != NULL && s->slots[i]->wp != NULL &&
+		    s->slots[i]->pgid != 0)
+			n++;
+	return n;
 }

@@ -105,6 +105,8 @@ int dispatch_frame(struct dispatch *s, struct wproc *wp,
 /* Give back every job of a worker (or, wp NULL, those on no worker). */
 void dispatch_nack_all(struct dispatch *s, struct wproc *wp,
     const char *why);
+/* Jobs whose restart command runs now, as the workers reported. */
+unsigned dispatch_commands_running(const struct dispatch *s);
 /* Give back every job any worker holds (fast shutdown, exit). */
 void dispatch_nack_running(struct dispatch *s, const char *why);
 /*

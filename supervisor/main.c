@@ -295,6 +295,7 @@ main(int argc, char **argv)
 	}
 	log_init(NULL);
 	log_set_level(c.log_level);
+	log_set_json(c.log_format == 1);
 	if (log_open(c.log_file) < 0) {
 		fprintf(stderr, "mandrilld: log_file %s: %s\n", c.log_file,
 		    log_open_error(errno));

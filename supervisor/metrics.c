@@ -52,6 +52,30 @@ histogram(FILE *f, const char *name, const char *help, const struct hist *h)
 	    name, h->n);
 }
 
+/* Why restarts are paused, or NULL. */
+static const char *
+pause_reason(const struct metrics *m)
+{
+	if (m->conf->enabled)
+		return NULL;
+	return m->conf->pause_reason[0] ? m->conf->pause_reason :
+	    "[restart] enabled = no";
+}
+
+/* A Prometheus label value: backslash, quote and newline escaped. */
+static void
+label_value(FILE *f, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '\\' || *v == '"')
+			fputc('\\', f);
+		if (*v == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*v, f);
+	}
+}
+
 /* Worker processes with an open channel, of every generation. */
 static unsigned
 running_workers(const struct metrics *m)
@@ -64,7 +88,15 @@ metrics_format(const struct metrics *m, FILE *f)
 {
 	const struct dispatch *s = m->dispatch;
 	const struct counters *n = &s->n;
+	const char *why;
 
+	fprintf(f, "# HELP mandrill_build_info The running mandrilld's version."
+	    "\n# TYPE mandrill_build_info gauge\n"
+	    "mandrill_build_info{version=\"%s\"} 1\n", PACKAGE_VERSION);
+	fprintf(f, "# HELP mandrill_start_time_seconds When mandrilld started, "
+	    "in seconds since the epoch.\n# TYPE mandrill_start_time_seconds "
+	    "gauge\nmandrill_start_time_seconds %.3f\n",
+	    (double)m->started_wall / 1000.0);
 	counter(f, "mandrill_messages_pulled_total",
 	    "Messages received from the source.", n->pulled);
 	counter(f, "mandrill_messages_redelivered_total",
@@ -107,9 +139,26 @@ metrics_format(const struct metrics *m, FILE *f)
 	for (int r = 1; r < HOLD_COUNT; r++)
 		fprintf(f, "mandrill_holds_total{reason=\"%s\"} %" PRIu64 "\n",
 		    hold_name((enum hold)r), n->held[r]);
-	gauge(f, "mandrill_paused", "1 while restarts are paused "
-	    "([restart] enabled = no, or mandrillctl pause).",
-	    !m->conf->enabled);
+	fprintf(f, "# HELP mandrill_paused 1 while restarts are paused "
+	    "([restart] enabled = no, or mandrillctl pause), with the reason."
+	    "\n# TYPE mandrill_paused gauge\n");
+	if ((why = pause_reason(m)) != NULL) {
+		fputs("mandrill_paused{reason=\"", f);
+		label_value(f, why);
+		fputs("\"} 1\n", f);
+	} else
+		fputs("mandrill_paused 0\n", f);
+	gauge(f, "mandrill_restarts_running", "Restart commands running "
+	    "now (mode = command; a simulated restart has no process).",
+	    dispatch_commands_running(s));
+	gauge(f, "mandrill_jobs_in_workers", "Messages given to a worker and "
+	    "not yet settled.", s->in_flight >= s->nwaiting +
+	    hold_total(&s->holds) ? s->in_flight - s->nwaiting -
+	    hold_total(&s->holds) : 0);
+	gauge(f, "mandrill_source_backlog", "Messages the source still has, "
+	    "not yet delivered (nats: the consumer's pending count at the "
+	    "latest delivery); -1 before one is known.",
+	    (double)s->src->backlog);
 	gauge(f, "mandrill_store_failing",
 	    "Workers whose database cannot commit now.", s->store_bad);
 	gauge(f, "mandrill_wal_bytes", "Size of the database's WAL, as the "
@@ -213,17 +262,20 @@ write_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	metrics_write(t->data);
 }
 
-/* systemctl status shows it: what is in flight, held and why it waits. */
-static void
-status_notify(const struct metrics *m)
+/*
+ * systemctl status shows it: draining, what is in flight, held and why
+ * restarts wait.  Sent with each status line and on each change.
+ */
+void
+metrics_notify(const struct metrics *m)
 {
 	const struct dispatch *s = m->dispatch;
+	const char *why = pause_reason(m);
 	char buf[512];
 
-	snprintf(buf, sizeof(buf), "STATUS=%u in flight, %u held%s%s",
-	    s->in_flight, hold_total(&s->holds), m->conf->enabled ? "" :
-	    "; paused: ", m->conf->enabled ? "" : m->conf->pause_reason[0] ?
-	    m->conf->pause_reason : "[restart] enabled = no");
+	snprintf(buf, sizeof(buf), "STATUS=%s%u in flight, %u held%s%s",
+	    m->draining ? "draining: " : "", s->in_flight,
+	    hold_total(&s->holds), why ? "; paused: " : "", why ? why : "");
 	notify_send(buf);
 }
 
@@ -248,7 +300,7 @@ status_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	    (double)(s->n.termed - last->termed) / secs,
 	    s->n.outcome[OUT_RESTARTED], s->n.outcome[OUT_FAILED],
 	    s->n.outcome[OUT_DEAD], m->avail->crashes);
-	status_notify(m);
+	metrics_notify(m);
 	last->pulled = s->n.pulled;
 	last->acked = s->n.acked;
 	last->nacked = s->n.nacked;
@@ -289,6 +341,7 @@ metrics_init(struct metrics *m, struct ev_loop *loop, const struct conf *c,
 	ev_timer_init(&m->status_timer, status_cb, 0., 0.);
 	m->write_timer.data = m->status_timer.data = m;
 	m->status_at = clock_now();
+	m->started_wall = clock_wall();
 	loopwatch_init(&m->watch, m->loop, m->conf->slow_iteration);
 	metrics_reload(m);
 }

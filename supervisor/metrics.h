@@ -33,12 +33,16 @@ struct metrics {
 	ev_timer		 status_timer;
 	struct counters		 status_last;	/* at the last status line */
 	int64_t			 status_at;
+	int64_t			 started_wall;	/* ms */
+	int			 draining;	/* set by the supervisor */
 };
 
 void metrics_init(struct metrics *m, struct ev_loop *loop,
     const struct conf *c, const struct dispatch *d, const struct pool *p,
     const struct avail *a);
 void metrics_reload(struct metrics *m);
+/* Tell systemd the state now (STATUS=): on each change. */
+void metrics_notify(const struct metrics *m);
 void metrics_stop(struct metrics *m);
 /* Write the Prometheus text to f; 0 or -1. */
 int metrics_format(const struct metrics *m, FILE *f);

@@ -45,6 +45,7 @@ struct nev {
 	natsMsg			*msg;		/* MSG, BURY: ours to destroy */
 	uint64_t		 delivered;	/* MSG, BURY */
 	uint64_t		 sseq;		/* MSG, BURY */
+	uint64_t		 pending;	/* MSG: the consumer's backlog */
 	int			 status;	/* STATUS */
 	char			 text[160];	/* STATUS, ERROR, BURY: why */
 };

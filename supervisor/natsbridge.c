@@ -148,7 +148,7 @@ bridge_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m,
 			snprintf(e->text, sizeof(e->text), "%s", desc);
 		natsMsg_Destroy(m);
 	} else if (nats_ack_parse(natsMsg_GetReply(m), &e->delivered,
-	    &e->sseq) < 0) {
+	    &e->sseq, &e->pending) < 0) {
 		e->type = NEV_ERROR;
 		snprintf(e->text, sizeof(e->text), "ignored a message without "
 		    "a JetStream ack subject on %.80s", natsMsg_GetSubject(m));

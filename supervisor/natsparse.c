@@ -32,7 +32,8 @@ parse_u64(const char *p, size_t n, uint64_t *out)
 }
 
 int
-nats_ack_parse(const char *reply, uint64_t *delivered, uint64_t *sseq)
+nats_ack_parse(const char *reply, uint64_t *delivered, uint64_t *sseq,
+    uint64_t *pending)
 {
 	const char *tok[ACK_TOKENS_MAX];
 	size_t len[ACK_TOKENS_MAX], n = 0, first;
@@ -66,6 +67,9 @@ nats_ack_parse(const char *reply, uint64_t *delivered, uint64_t *sseq)
 	if (parse_u64(tok[first], len[first], delivered) < 0 ||
 	    parse_u64(tok[first + 1], len[first + 1], sseq) < 0 ||
 	    *delivered == 0)
+		return -1;
+	if (pending != NULL &&
+	    parse_u64(tok[first + 4], len[first + 4], pending) < 0)
 		return -1;
 	return 0;
 }

@@ -71,6 +71,12 @@ struct source {
 	struct ev_loop		*loop;
 	struct source_cb	 cb;
 	int64_t			 ack_deadline;	/* lease length, ms */
+	/*
+	 * Messages the broker still has for us, not yet delivered, as of
+	 * the latest delivery (nats: the consumer's pending count in its
+	 * ack subject); -1 when not known.
+	 */
+	int64_t			 backlog;
 };
 
 struct source *source_sim_new(struct ev_loop *loop, const struct conf *c,
@@ -81,10 +87,11 @@ struct source *source_nats_new(struct ev_loop *loop, const struct conf *c,
 /*
  * A JetStream ack subject, $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.
  * <cseq>.<ts>.<pending> or the newer form with domain and account hash
- * after $JS.ACK: the delivery count and stream sequence; -1 when reply
- * is not one.
+ * after $JS.ACK: the delivery count, stream sequence and the consumer's
+ * pending count (pending may be NULL); -1 when reply is not one.
  */
-int nats_ack_parse(const char *reply, uint64_t *delivered, uint64_t *sseq);
+int nats_ack_parse(const char *reply, uint64_t *delivered, uint64_t *sseq,
+    uint64_t *pending);
 /* Does a NATS subject filter (with * and >) match a subject? */
 int nats_subject_match(const char *filter, const char *subject);
 /* The stream sequence and delivery count in a MAX_DELIVERIES advisory. */

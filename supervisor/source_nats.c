@@ -74,6 +74,8 @@ deliver(struct nats_src *s, struct nev *e)
 	}
 	d->lease_end = clock_now() + s->spec.ack_wait;
 	s->delivered++;
+	s->src.backlog = e->pending > INT64_MAX ? INT64_MAX :
+	    (int64_t)e->pending;
 	s->src.cb.message(s->src.cb.arg, &d->pub);
 }
 
@@ -423,6 +425,7 @@ source_nats_new(struct ev_loop *loop, const struct conf *c,
 	s->src.loop = loop;
 	s->src.cb = *cb;
 	s->src.ack_deadline = c->ack_wait;
+	s->src.backlog = -1;
 	TAILQ_INIT(&s->buried);
 	ledger_init(&s->ledger);
 	/* The secret files are read now; a failure is start's to report. */

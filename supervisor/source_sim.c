@@ -129,6 +129,7 @@ queue:
 	m->hn.idx = HEAP_NONE;
 	m->state = M_READY;
 	TAILQ_INSERT_TAIL(&s->ready, m, q);
+	s->src.backlog++;
 	s->published++;
 	s->live++;
 	log_debug("sim: published msg_id=%s", m->id);
@@ -151,6 +152,7 @@ deliver_one(struct sim *s, struct sim_msg *m)
 		return -1;
 	}
 	TAILQ_REMOVE(&s->ready, m, q);
+	s->src.backlog--;
 	m->state = M_LEASED;
 	m->deliveries++;
 	m->refs++;
@@ -204,6 +206,7 @@ make_ready(struct sim *s, struct sim_msg *m)
 	heap_remove(&s->timers, &m->hn);
 	m->state = M_READY;
 	TAILQ_INSERT_TAIL(&s->ready, m, q);
+	s->src.backlog++;
 }
 
 /* Leases that ran out and nack delays that passed. */
@@ -340,9 +343,10 @@ remove_msg(struct sim *s, struct sim_msg *m)
 	if (m->acked)
 		return;
 	m->acked = 1;
-	if (m->state == M_READY)
+	if (m->state == M_READY) {
 		TAILQ_REMOVE(&s->ready, m, q);
-	else
+		s->src.backlog--;
+	} else
 		heap_remove(&s->timers, &m->hn);
 	s->live--;
 }
@@ -421,6 +425,7 @@ sim_stop(struct source *src)
 	/* Messages still referenced by deliveries are the caller's leak. */
 	while ((m = TAILQ_FIRST(&s->ready)) != NULL) {
 		TAILQ_REMOVE(&s->ready, m, q);
+		s->src.backlog--;
 		if (m->refs == 0)
 			free(m);
 		else

@@ -176,6 +176,8 @@ begin_drain(struct supervisor *s, const char *why)
 	if (s->state != SUP_RUNNING)
 		return;
 	stop_taking(s, SUP_DRAINING);
+	s->metrics.draining = 1;
+	metrics_notify(&s->metrics);
 	log_info("Draining (%s): %u in flight, up to %s", why,
 	    s->dispatch.in_flight, duration_fmt(s->conf.drain_timeout, a,
 	    sizeof(a)));
@@ -234,9 +236,11 @@ apply_conf(struct supervisor *s, const struct conf *c)
 	else
 		s->conf.pause_reason[0] = '\0';
 	log_set_level(s->conf.log_level);
+	log_set_json(s->conf.log_format == 1);
 	avail_reload(&s->avail, s->conf.workers);
 	metrics_reload(&s->metrics);
 	dispatch_reload(&s->dispatch);
+	metrics_notify(&s->metrics);	/* paused or not, and why */
 }
 
 int

@@ -17,24 +17,28 @@ START_TEST(test_ack_v1)
 {
 	uint64_t d = 0, seq = 0;
 
+	uint64_t pending = 0;
+
 	ck_assert_int_eq(nats_ack_parse("$JS.ACK.RESTARTS.mandrill.3.1234.99."
-	    "1795847047793121796.7", &d, &seq), 0);
+	    "1795847047793121796.7", &d, &seq, &pending), 0);
 	ck_assert_uint_eq(d, 3);
 	ck_assert_uint_eq(seq, 1234);
+	ck_assert_uint_eq(pending, 7);
 }
 END_TEST
 
 START_TEST(test_ack_v2)
 {
-	uint64_t d = 0, seq = 0;
+	uint64_t d = 0, seq = 0, pending = 0;
 
 	/* $JS.ACK.<domain>.<account hash>.<stream>.<consumer>.<delivered>... */
 	ck_assert_int_eq(nats_ack_parse("$JS.ACK.hub.ACCHASH.RESTARTS.mandrill."
-	    "2.77.5.1795847047793121796.0.rnd", &d, &seq), 0);
+	    "2.77.5.1795847047793121796.0.rnd", &d, &seq, NULL), 0);
 	ck_assert_uint_eq(d, 2);
 	ck_assert_uint_eq(seq, 77);
-	ck_assert_int_eq(nats_ack_parse("$JS.ACK._.ACCHASH.S.c.1.8.5.17.0",
-	    &d, &seq), 0);
+	ck_assert_int_eq(nats_ack_parse("$JS.ACK._.ACCHASH.S.c.1.8.5.17.42",
+	    &d, &seq, &pending), 0);
+	ck_assert_uint_eq(pending, 42);
 	ck_assert_uint_eq(d, 1);
 	ck_assert_uint_eq(seq, 8);
 }
@@ -53,7 +57,7 @@ START_TEST(test_ack_rejects)
 	uint64_t d, seq;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		ck_assert_msg(nats_ack_parse(bad[i], &d, &seq) == -1,
+		ck_assert_msg(nats_ack_parse(bad[i], &d, &seq, NULL) == -1,
 		    "accepted %s", bad[i] ? bad[i] : "NULL");
 }
 END_TEST

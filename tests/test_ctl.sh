@@ -28,6 +28,10 @@ workers = 2
 max_in_flight = 8
 ${1:-}
 
+[metrics]
+metrics_file = $T/mandrill.prom
+metrics_interval = 1s
+
 [source]
 type = sim
 rate = ${RATE:-10}
@@ -83,6 +87,8 @@ sleep 3
 check "nothing starts while paused" "$(sql "SELECT count(*) FROM restarts")" \
     "$before"
 check "the pause is persisted" "$(cat "$T/state/paused")" "change 4711"
+check "the metrics say paused, with the reason" \
+    "$(grep -c '^mandrill_paused{reason="change 4711"} 1$' "$T/mandrill.prom")" 1
 
 check "drain answers" "$(ctl drain)" "draining"
 wait_exit 20

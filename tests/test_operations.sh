@@ -61,11 +61,13 @@ for m in mandrill_messages_pulled_total mandrill_messages_acked_total \
     mandrill_messages_redelivered_total mandrill_dead_letters_total \
     mandrill_messages_in_flight mandrill_workers mandrill_worker_crashes_total \
     mandrill_slow_iterations_total mandrill_pull_to_ack_seconds \
-    mandrill_restart_duration_seconds; do
+    mandrill_restart_duration_seconds mandrill_build_info \
+    mandrill_start_time_seconds mandrill_paused mandrill_restarts_running \
+    mandrill_jobs_in_workers mandrill_source_backlog; do
 	check "metric $m is described" "$(grep -c "^# TYPE $m " "$T/mandrill.prom")" 1
 done
 check "outcomes by outcome" \
-    "$(grep -c '^mandrill_outcomes_total{outcome="[a-z]*"} ' "$T/mandrill.prom")" 8
+    "$(grep -c '^mandrill_outcomes_total{outcome="[a-z-]*"} ' "$T/mandrill.prom")" 9
 # Counters never go down between two writes.
 awk 'FNR == NR { if ($1 !~ /^#/) v[$1] = $2; next }
      $1 !~ /^#/ && ($1 in v) && $1 ~ /(_total|_count|_bucket)/ && $2 + 0 < v[$1] + 0 { print "down: " $1; bad++ }
@@ -82,6 +84,16 @@ check "histogram buckets are cumulative and end at the count" \
     "$(awk -F'[ {}]' '/^mandrill_pull_to_ack_seconds_bucket/ { if ($NF + 0 < last) bad++; last = $NF + 0 }
         /^mandrill_pull_to_ack_seconds_count/ { if ($NF + 0 != last) bad++ }
         END { print bad + 0 }' "$T/mandrill.prom")" 0
+check "build info names the version" \
+    "$(grep -c '^mandrill_build_info{version="[0-9.]*"} 1$' "$T/mandrill.prom")" 1
+check "start time is this run's, to the second" \
+    "$(awk -v now="$(date +%s)" '$1 == "mandrill_start_time_seconds" { print ($2 > now - 600 && $2 <= now) }' "$T/mandrill.prom")" 1
+check "not paused, so no reason" \
+    "$(grep -c '^mandrill_paused 0$' "$T/mandrill.prom")" 1
+check "the sim's backlog is empty at the end" \
+    "$(awk '$1 == "mandrill_source_backlog" { print $2 }' "$T/mandrill.prom")" 0
+check "no restart running at the end" \
+    "$(awk '$1 == "mandrill_restarts_running" || $1 == "mandrill_jobs_in_workers" { s += $2 } END { print s + 0 }' "$T/mandrill.prom")" 0
 check "in flight is 0 at the end" \
     "$(awk '$1 == "mandrill_messages_in_flight" { print $2 }' "$T/mandrill.prom")" 0
 

@@ -544,9 +544,11 @@ take_settings(struct worker *w, const struct worker_settings *ws)
 {
 	static const char *const modes[] = { "sim", "command" };
 	static const char *const syncs[] = { "off", "normal", "full" };
+	static const char *const formats[] = { "text", "json" };
 
 	w->mode = word_index(&ws->mode, modes, 2);
 	w->synchronous = word_index(&ws->synchronous, syncs, 3);
+	w->log_format = word_index(&ws->log_format, formats, 2);
 	if (copy_pstr(w->state_dir, sizeof(w->state_dir), &ws->state_dir) ||
 	    copy_pstr(w->domain, sizeof(w->domain), &ws->domain) ||
 	    copy_pstr(w->allow, sizeof(w->allow), &ws->allow) ||
@@ -555,6 +557,7 @@ take_settings(struct worker *w, const struct worker_settings *ws)
 	    copy_pstr(w->command, sizeof(w->command), &ws->command) ||
 	    copy_pstr(w->user, sizeof(w->user), &ws->user) ||
 	    ws->max_jobs == 0 || w->synchronous < 0 || w->mode < 0 ||
+	    w->log_format < 0 ||
 	    ws->log_level > LOG_ERR ||
 	    ws->max_attempts == 0 || ws->heartbeat <= 0) {
 		log_err("welcome frame has settings out of range");
@@ -581,6 +584,7 @@ setup_log(struct worker *w, const struct worker_settings *ws)
 	char ident[32];
 
 	log_set_level((enum log_level)ws->log_level);
+	log_set_json(w->log_format == 1);
 	snprintf(ident, sizeof(ident), "worker %" PRIu32, ws->slot);
 	log_init(ident);
 	if (log_open(w->log_file) < 0)

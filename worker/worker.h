@@ -70,6 +70,7 @@ struct worker {
 	int		 dry_run;
 	int		 mode;		/* enum rs_mode */
 	int		 synchronous;	/* enum store_sync */
+	int		 log_format;	/* 0 text, 1 json */
 	char		 owner[64];
 	uint32_t	 slot;
 	uint32_t	 max_jobs;
