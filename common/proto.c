@@ -77,7 +77,8 @@ static const struct field f_job[] = {
 	{ "data", F_BIN, M(data) }, { "size", F_U64, M(size) },
 	{ "attempt", F_U32, M(attempt) }, { "deadline", F_I64, M(deadline) },
 	{ "bury", F_STR, M(bury) }, { "crashes", F_U32, M(crashes) },
-	{ "lost_at", F_I64, M(lost_at) }, { NULL, 0, 0 }
+	{ "lost_at", F_I64, M(lost_at) }, { "retried", F_U32, M(retried) },
+	{ NULL, 0, 0 }
 };
 static const struct field f_cancel[] = { { "id", F_U64, M(id) }, { NULL, 0, 0 } };
 static const struct field f_none[] = { { NULL, 0, 0 } };
@@ -462,7 +463,7 @@ proto_pack_job(msgpack_packer *pk, const struct proto_job *j)
 		len = PROTO_DATA_MAX;	/* the worker sees size and rejects */
 	if (idlen > 256)
 		idlen = 256;
-	pack_head(pk, "job", 9);
+	pack_head(pk, "job", 10);
 	pack_u64(pk, "id", j->id);
 	pack_key(pk, "msg_id");
 	pack_str(pk, j->msg_id, idlen);
@@ -475,6 +476,7 @@ proto_pack_job(msgpack_packer *pk, const struct proto_job *j)
 	pack_bounded(pk, "bury", j->bury, PROTO_ERR_MAX);
 	pack_u64(pk, "crashes", j->crashes);
 	pack_i64(pk, "lost_at", j->lost_at);
+	pack_u64(pk, "retried", j->retried);
 }
 
 void

@@ -21,6 +21,7 @@
 #define EX_NOINPUT	66
 #define EX_UNAVAILABLE	69
 #define EX_SOFTWARE	70
+#define EX_OSERR	71
 #define EX_IOERR	74
 #define EX_NOPERM	77
 #define EX_CONFIG	78
@@ -47,6 +48,8 @@ void ctl_print_status(const json_t *st);
 /* history HOST, dead: 0 or an exit status, errors printed. */
 int query_history(const struct ctl *c, const char *host, int limit);
 int query_dead(const struct ctl *c, const char *since, int limit);
+int query_dead_payload(const struct ctl *c, const char *msg_id,
+    char **payload, size_t *len);
 
 /* What the database says of a host, for check. */
 struct host_facts {

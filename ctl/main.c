@@ -34,7 +34,8 @@ usage(FILE *f)
 	    "  workers N               run N worker processes\n"
 	    "  check HOST...           would each host be restarted now?\n"
 	    "  history HOST [--limit N] every request and attempt, newest first\n"
-	    "  dead [--since T] [--limit N] dead letters, newest first\n");
+	    "  dead [--since T] [--limit N] dead letters, newest first\n"
+	    "  retry MSG_ID            give a dead letter another go\n");
 }
 
 static int
@@ -205,6 +206,32 @@ cmd_query(const struct ctl *c, int argc, char **argv)
 	    query_dead(c, since, limit);
 }
 
+/* retry MSG_ID: the payload from the database, the publishing by mandrilld. */
+static int
+cmd_retry(const struct ctl *c, int argc, char **argv)
+{
+	char *payload;
+	size_t len;
+	json_t *req;
+	int rc;
+
+	if (argc != 2 || argv[1][0] == '\0') {
+		fprintf(stderr, "mandrillctl: retry needs one MSG_ID\n");
+		return EX_USAGE;
+	}
+	if ((rc = query_dead_payload(c, argv[1], &payload, &len)) != 0)
+		return rc;
+	req = json_pack("{s:s, s:s, s:s%}", "cmd", "retry", "msg_id", argv[1],
+	    "payload", payload, len);
+	free(payload);
+	if (req == NULL) {
+		fprintf(stderr, "mandrillctl: retry: the dead letter's payload "
+		    "is not UTF-8 text\n");
+		return EX_DATAERR;
+	}
+	return simple(c, req);
+}
+
 static int
 run(struct ctl *c, int argc, char **argv)
 {
@@ -224,6 +251,8 @@ run(struct ctl *c, int argc, char **argv)
 		return cmd_pause(c, argc, argv);
 	if (strcmp(cmd, "workers") == 0)
 		return cmd_workers(c, argc, argv);
+	if (strcmp(cmd, "retry") == 0)
+		return cmd_retry(c, argc, argv);
 	if (strcmp(cmd, "status") == 0 && none)
 		return ask(c, json_pack("{s:s}", "cmd", "status"),
 		    ctl_print_status);

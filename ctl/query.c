@@ -272,3 +272,68 @@ query_host(sqlite3 *db, const char *host, struct host_facts *f)
 		return -1;
 	return 0;
 }
+
+/*
+ * retry MSG_ID: the dead letter's payload, as the worker kept it; the
+ * message must be dead now (an invalid one has no payload to restart).
+ * 0 with *payload (to free), or a sysexits status, said on stderr.
+ */
+int
+query_dead_payload(const struct ctl *c, const char *msg_id, char **payload,
+    size_t *len)
+{
+	sqlite3_stmt *st;
+	char state[32] = "";
+	int status = 0, rc;
+	sqlite3 *db = query_open(c, &status);
+
+	*payload = NULL;
+	if (db == NULL)
+		return status;
+	switch (one_row(db, "SELECT state FROM messages WHERE msg_id = ?1",
+	    msg_id, 0, 0, state, sizeof(state), NULL)) {
+	case -1:
+		sqlite3_close(db);
+		return EX_IOERR;
+	case 0:
+		fprintf(stderr, "mandrillctl: retry: no message has msg_id "
+		    "\"%s\"\n", msg_id);
+		sqlite3_close(db);
+		return EX_DATAERR;
+	}
+	if (strcmp(state, "dead") != 0) {
+		fprintf(stderr, "mandrillctl: retry: msg_id %s is %s, not dead; "
+		    "only a dead letter can be retried\n", msg_id, state);
+		sqlite3_close(db);
+		return EX_DATAERR;
+	}
+	if ((st = prepare(db, "SELECT payload FROM dead_letters WHERE msg_id ="
+	    " ?1 AND payload IS NOT NULL ORDER BY id DESC LIMIT 1")) == NULL) {
+		sqlite3_close(db);
+		return EX_IOERR;
+	}
+	sqlite3_bind_text(st, 1, msg_id, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW &&
+	    sqlite3_column_bytes(st, 0) > 0) {
+		*len = (size_t)sqlite3_column_bytes(st, 0);
+		if ((*payload = malloc(*len + 1)) != NULL) {
+			memcpy(*payload, sqlite3_column_blob(st, 0), *len);
+			(*payload)[*len] = '\0';
+		}
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		fprintf(stderr, "mandrillctl: query: %s\n", sqlite3_errmsg(db));
+		status = EX_IOERR;
+	} else if (*payload == NULL && rc == SQLITE_ROW) {
+		fprintf(stderr, "mandrillctl: retry: out of memory\n");
+		status = EX_OSERR;
+	}
+	else if (*payload == NULL) {
+		fprintf(stderr, "mandrillctl: retry: msg_id %s is dead but its "
+		    "payload was not kept\n", msg_id);
+		status = EX_DATAERR;
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return status;
+}

@@ -162,6 +162,51 @@ cmd_drain(struct supervisor *s, json_t *req, const struct control_peer *p)
 	return json_pack("{s:b, s:s}", "ok", 1, "message", "draining");
 }
 
+/*
+ * retry {msg_id, payload}: mandrillctl read a dead letter from the
+ * database; its payload goes to the source again, marked retried, and
+ * the worker gives its row another go.  The payload must be the
+ * message it names, so that a slip cannot restart some other request.
+ */
+static json_t *
+cmd_retry(struct supervisor *s, json_t *req, const struct control_peer *p)
+{
+	json_t *jid = json_object_get(req, "msg_id");
+	json_t *jp = json_object_get(req, "payload"), *doc, *inner;
+	const char *id, *data;
+	char err[256];
+	size_t len;
+	int same;
+
+	if (!json_is_string(jid) || json_string_length(jid) == 0 ||
+	    json_string_length(jid) > 256 || !json_is_string(jp))
+		return control_error("usage", "retry: msg_id and payload must "
+		    "be strings");
+	id = json_string_value(jid);
+	data = json_string_value(jp);
+	len = json_string_length(jp);
+	if (len == 0 || len > PROTO_DATA_MAX)
+		return control_error("usage", "retry: the payload must be 1 to "
+		    "%d bytes", PROTO_DATA_MAX);
+	doc = json_loadb(data, len, 0, NULL);
+	inner = json_object_get(doc, "msg_id");
+	same = json_is_string(inner) && strcmp(json_string_value(inner), id) ==
+	    0;
+	json_decref(doc);
+	if (!same)
+		return control_error("usage", "retry: the payload is not a JSON "
+		    "object with msg_id \"%.64s\"", id);
+	if (s->src->ops->retry == NULL)
+		return control_error("unavailable", "retry: source %s cannot "
+		    "publish", s->src->ops->name);
+	if (s->src->ops->retry(s->src, data, len, err, sizeof(err)) < 0)
+		return control_error("io", "retry %.64s: %s", id, err);
+	log_info("mandrillctl: retry msg_id=%s: published again to source %s",
+	    id, s->src->ops->name);
+	dispatch_pull(&s->dispatch);
+	return json_pack("{s:b, s:s}", "ok", 1, "message", "published again");
+}
+
 /* Each command; all but status act, and only while mandrilld runs. */
 static const struct command {
 	const char	*name;
@@ -172,6 +217,7 @@ static const struct command {
 	{ "status", status, 0 }, { "pause", cmd_pause, 1 },
 	{ "resume", cmd_resume, 1 }, { "reload", cmd_reload, 1 },
 	{ "drain", cmd_drain, 1 }, { "workers", cmd_workers, 1 },
+	{ "retry", cmd_retry, 1 },
 };
 
 json_t *

@@ -56,6 +56,8 @@ nats_delivery_new(struct nev *e)
 	d->pub.len = (size_t)natsMsg_GetDataLength(d->msg);
 	d->pub.count = e->delivered > UINT32_MAX ? UINT32_MAX :
 	    (uint32_t)e->delivered;
+	d->pub.retried = natsMsgHeader_Get(d->msg, NATS_RETRY_HEADER, &v) ==
+	    NATS_OK;
 	return d;
 }
 

@@ -204,6 +204,38 @@ nats_dead(struct source *src, struct delivery *pub, const char *why)
 	natsMsg_Destroy(m);
 }
 
+/*
+ * A dead letter again, on the stream's subject with the retry header
+ * (with no Nats-Msg-Id, so that the stream's duplicate window does not
+ * drop it).  A core publish: buffered, never blocking the loop, and not
+ * confirmed by JetStream; the answer says so.
+ */
+int
+nats_retry(struct source *src, const char *data, size_t len, char *err,
+    size_t errlen)
+{
+	struct nats_src *s = (struct nats_src *)src;
+	natsMsg *m = NULL;
+	natsStatus st;
+
+	if (s->nc == NULL) {
+		snprintf(err, errlen, "not connected to NATS");
+		return -1;
+	}
+	st = natsMsg_Create(&m, s->spec.subject, NULL, data, (int)len);
+	if (st == NATS_OK)
+		st = natsMsgHeader_Set(m, NATS_RETRY_HEADER, "1");
+	if (st == NATS_OK)
+		st = natsConnection_PublishMsg(s->nc, m);
+	natsMsg_Destroy(m);
+	if (st != NATS_OK) {
+		snprintf(err, errlen, "publish to %s: %s", s->spec.subject,
+		    natsStatus_GetText(st));
+		return -1;
+	}
+	return 0;
+}
+
 int
 dead_waiting(const struct nats_src *s)
 {

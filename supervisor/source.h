@@ -29,6 +29,11 @@ struct delivery {
 	 * delivery only tells the source it is recorded.
 	 */
 	const char	*bury;
+	/*
+	 * mandrillctl retry: a dead letter published again, to be
+	 * restarted although its msg_id is recorded dead.
+	 */
+	int		 retried;
 };
 
 struct source;
@@ -64,6 +69,12 @@ struct source_ops {
 	/* Asked for and not yet delivered. */
 	unsigned (*wanted)(const struct source *);
 	void	(*dump)(const struct source *);	/* one log line of state */
+	/*
+	 * mandrillctl retry: publish a dead letter's payload again, marked
+	 * retried; 0, or -1 with err.  NULL: the source cannot.
+	 */
+	int	(*retry)(struct source *, const char *data, size_t len,
+		    char *err, size_t errlen);
 };
 
 struct source {

@@ -387,6 +387,7 @@ static const struct source_ops nats_ops = {
 	.nack = nats_nack,
 	.term = nats_term,
 	.dead = nats_dead,
+	.retry = nats_retry,
 	.stop = nats_stop,
 	.unpull = nats_unpull,
 	.reload = nats_reload,

@@ -50,6 +50,7 @@ struct sim_msg {
 	char			*data;
 	size_t			 len;
 	char			 inline_data[96];
+	int			 retried;	/* mandrillctl retry */
 };
 
 struct sim_delivery {
@@ -76,6 +77,7 @@ struct sim {
 	struct payloads		 file;		/* payload_file, one per message */
 	uint64_t		 published;
 	uint64_t		 live;		/* published, not acked */
+	uint64_t		 retries;	/* mandrillctl retry, published */
 	uint64_t		 expired, nacked, acked, termed;
 	int64_t			 pub_start;
 	uint64_t		 pub_base;	/* published when the rate was set */
@@ -162,6 +164,7 @@ deliver_one(struct sim *s, struct sim_msg *m)
 	d->pub.data = m->data;
 	d->pub.len = m->len;
 	d->pub.count = m->deliveries;
+	d->pub.retried = m->retried;
 	if (s->max_deliver > 0 && m->deliveries > s->max_deliver)
 		d->pub.bury = "delivered max_deliver times; the broker gave "
 		    "up on it";
@@ -492,7 +495,42 @@ sim_dump(const struct source *src)
 	    s->nacked, s->expired, s->want);
 }
 
+/*
+ * A dead letter again: a new message of the broker, with its payload
+ * (and so its msg_id), outside count; the data lives after the struct.
+ */
+static int
+sim_retry(struct source *src, const char *data, size_t len, char *err,
+    size_t errlen)
+{
+	struct sim *s = (struct sim *)src;
+	struct sim_msg *m;
+
+	if (s->live >= BACKLOG_MAX) {
+		snprintf(err, errlen, "the simulated broker holds %" PRIu64
+		    " messages already", s->live);
+		return -1;
+	}
+	if ((m = calloc(1, sizeof(*m) + len + 1)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	snprintf(m->id, sizeof(m->id), "retry-%" PRIu64, ++s->retries);
+	m->data = (char *)(m + 1);
+	memcpy(m->data, data, len);
+	m->len = len;
+	m->retried = 1;
+	m->hn.idx = HEAP_NONE;
+	m->state = M_READY;
+	TAILQ_INSERT_TAIL(&s->ready, m, q);
+	s->src.backlog++;
+	s->live++;
+	wake_deliverer(s);
+	return 0;
+}
+
 static const struct source_ops sim_ops = {
+	.retry = sim_retry,
 	.name = "sim",
 	.start = sim_start,
 	.pull = sim_pull,

@@ -792,6 +792,41 @@ START_TEST(test_prune)
 }
 END_TEST
 
+/*
+ * mandrillctl retry: a dead row starts over when its message comes
+ * marked retried; unmarked it stays a duplicate, and a retried copy of
+ * a message that is not dead changes nothing.
+ */
+START_TEST(test_retry_dead)
+{
+	struct fx f;
+	struct store_msg m = msg("m-retry", "cattle-00f1");
+	struct admit_rules r = rules(1, 0);
+	struct store_verdict v;
+
+	fx_open(&f);
+	v = admit(f.s, &m, &r);
+	finish(f.s, &m, &r, &v, 1, "exit status 1");
+	ck_assert_int_eq(v.outcome, OUT_DEAD);
+	v = admit(f.s, &m, &r);
+	ck_assert_int_eq(v.outcome, OUT_DUPLICATE);
+
+	m.retried = 1;
+	v = admit(f.s, &m, &r);
+	ck_assert_int_eq(v.outcome, OUT_RESTARTED);
+	ck_assert_int_eq(v.attempts, 1);
+	expect_state(f.dir, "m-retry", "restarting");
+	finish(f.s, &m, &r, &v, 0, NULL);
+	expect_state(f.dir, "m-retry", "restarted");
+	ck_assert_int_eq(count_restarts(f.dir, "m-retry"), 2);
+	/* Retried again once it is restarted: a duplicate, no third try. */
+	v = admit(f.s, &m, &r);
+	ck_assert_int_eq(v.outcome, OUT_DUPLICATE);
+	ck_assert_int_eq(count_restarts(f.dir, "m-retry"), 2);
+	fx_close(&f);
+}
+END_TEST
+
 START_TEST(test_failures_until_dead)
 {
 	struct fx f;
@@ -1543,6 +1578,7 @@ store_suite(void)
 	tcase_add_test(tc, test_dry_run_state);
 	tcase_add_test(tc, test_hosts_row);
 	tcase_add_test(tc, test_prune);
+	tcase_add_test(tc, test_retry_dead);
 	tcase_add_test(tc, test_failures_until_dead);
 	tcase_add_test(tc, test_same_msg_in_progress_deferred);
 	tcase_add_test(tc, test_same_host_deferred);

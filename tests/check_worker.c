@@ -99,6 +99,7 @@ send_welcome(struct fake *f, msgpack_packer *pk, msgpack_sbuffer *sb)
 	ws.max_jobs = 8;
 	ws.log_level = LOG_WARNING;
 	ws.synchronous = ps("off");
+	ws.log_format = ps("text");
 	ws.mode = ps("sim");
 	ws.max_attempts = 5;
 	ws.busy_timeout = 1000;

@@ -13,6 +13,16 @@ ctl() { "$CTL" -c "$T/mandrill.conf" "$@"; }
 # /bin/true, min_interval 1h so that a second request for a host is
 # skipped.
 : >"$T/payloads"
+# One that fails while $T/broken exists: dead at once (max_attempts 1),
+# for retry.
+printf '{"msg_id": "fail-1", "host": "cattle-fail1"}\n' >>"$T/payloads"
+touch "$T/broken"
+cat >"$T/restart.sh" <<EOF
+#!/bin/sh
+[ "\$1" = cattle-fail1 ] && [ -e "$T/broken" ] && exit 1
+exit 0
+EOF
+chmod +x "$T/restart.sh"
 for i in $(seq 1 20); do
 	printf '{"msg_id": "a-%d", "host": "cattle-%d"}\n' "$i" "$i" >>"$T/payloads"
 done
@@ -39,7 +49,7 @@ payload_file = $T/payloads
 
 [restart]
 mode = command
-command = /bin/true {host}
+command = $T/restart.sh {host}
 allow = cattle-*
 deny = cattle-dead*
 min_interval = 1h
@@ -122,7 +132,7 @@ check "check of a host that may go exits 0" "$?" 0
 check "check says it would be restarted" \
     "$(grep -c '^cattle-999: would be restarted now$' "$T/check")" 1
 check "check prints the command line" \
-    "$(grep -c '^  command: /bin/true cattle-999$' "$T/check")" 1
+    "$(grep -c "^  command: $T/restart.sh cattle-999\$" "$T/check")" 1
 ctl check "$ok_host" nothost cattle-dead7 'bad_name' cattle-999 >"$T/check"
 check "check of several hosts exits 1 when one may not go" "$?" 1
 check "min_interval verdict" \
@@ -150,6 +160,27 @@ check "dead lists the invalid and the denied" \
     "$(grep -c -E 'msg_id=(bad-1|deny-1) ' "$T/dead")" 2
 ctl dead --since yesterday 2>/dev/null
 check "dead with a bad --since exits 64" "$?" 64
+
+# --- retry: a dead letter gets another go -------------------------------
+check "the failing host's request is dead" \
+    "$(sql "SELECT state FROM messages WHERE msg_id = 'fail-1'")" dead
+rm -f "$T/broken"
+check "retry answers" "$(ctl retry fail-1)" "published again"
+wait_for "Done. Acked msg_id=retry-1 outcome=restarted host=cattle-fail1" 20 ||
+    fail "retry: the dead letter was not restarted"
+check "the retried message is restarted, under its own msg_id" \
+    "$(sql "SELECT state || ' ' || attempts FROM messages WHERE msg_id = 'fail-1'")" "restarted 1"
+check "its history keeps the failed attempt and adds the new one" \
+    "$(sql "SELECT group_concat(outcome, ',') FROM (SELECT outcome FROM restarts WHERE msg_id = 'fail-1' ORDER BY id)")" "failed,restarted"
+ctl retry fail-1 2>"$T/err"
+check "a retry of a message that is not dead exits 65" "$?" 65
+check "and says what it is" \
+    "$(grep -c 'msg_id fail-1 is restarted, not dead' "$T/err")" 1
+ctl retry no-such-id 2>"$T/err"
+check "a retry of an unknown msg_id exits 65" "$?" 65
+check "and says so" "$(grep -c 'no message has msg_id "no-such-id"' "$T/err")" 1
+ctl retry 2>/dev/null
+check "retry without a MSG_ID exits 64" "$?" 64
 
 # --- reload answers with the validation result --------------------------
 cp "$T/mandrill.conf" "$T/good.conf"
@@ -199,5 +230,5 @@ check "no msg_id has two successful restarts" \
         WHERE outcome = 'restarted' GROUP BY msg_id HAVING count(*) > 1)")" 0
 check "every request is final: none lost to the pause or the restart" \
     "$(sql "SELECT count(*) FROM messages WHERE state IN
-        ('restarted','skipped','invalid')")" 40
+        ('restarted','skipped','invalid')")" 41
 finish

@@ -1248,6 +1248,29 @@ apply_row(struct store *s, const struct store_msg *m,
 	return 1;
 }
 
+/*
+ * mandrillctl retry: a dead message comes again marked retried, and its
+ * row starts over (attempts and crashes from 0, as a new request's
+ * would) under the same msg_id; its earlier attempts stay in restarts.
+ * Any other state is left as it is: a retry of a message that is not
+ * dead, or a second copy of one, is an ordinary redelivery.
+ */
+static int
+reopen_dead(struct store *s, const struct store_msg *m, struct msg_row *row)
+{
+	struct row_write w = { "received", 0, NULL,
+	    "dead, retried by mandrillctl", 0, HOLD_NONE };
+
+	if (!m->retried || !row->a.found || strcmp(row->state, "dead") != 0)
+		return 0;
+	if (set_msg(s, m, &w) < 0)
+		return -1;
+	snprintf(row->state, sizeof(row->state), "received");
+	row->a.attempts = 0;
+	row->a.crashes = m->crashes;
+	return 0;
+}
+
 int
 store_admit(struct store *s, const struct store_msg *m,
     const struct admit_rules *r, struct store_verdict *v)
@@ -1260,7 +1283,7 @@ store_admit(struct store *s, const struct store_msg *m,
 	int rc;
 
 	memset(v, 0, sizeof(*v));
-	if (read_msg(s, m, &row) < 0)
+	if (read_msg(s, m, &row) < 0 || reopen_dead(s, m, &row) < 0)
 		return -1;
 	v->attempts = row.a.attempts;
 	admit_row(&row.a, m->host, r, &d);
