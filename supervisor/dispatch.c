@@ -40,7 +40,7 @@ lease_extend(void *arg, struct lease *l, int64_t ms)
 
 	if (s->src->ops->extend(s->src, j->d, ms) < 0)
 		return -1;
-	log_info("Extended deadline msg_id=%s by %s", j->d->id,
+	log_debug("Extended deadline msg_id=%s by %s", j->d->id,
 	    duration_fmt(ms, a, sizeof(a)));
 	return 0;
 }
@@ -251,10 +251,10 @@ dispatch_message(struct dispatch *s, struct delivery *d)
 		return;
 	}
 	if (d->bury != NULL)
-		log_info("Pulled msg_id=%s delivery=%" PRIu32 " to record as "
+		log_debug("Pulled msg_id=%s delivery=%" PRIu32 " to record as "
 		    "dead: %s", d->id, d->count, d->bury);
 	else
-		log_info("Pulled msg_id=%s delivery=%" PRIu32, d->id, d->count);
+		log_debug("Pulled msg_id=%s delivery=%" PRIu32, d->id, d->count);
 	dispatch_waiting(s);
 	/* The last of a pull arrived: ask for more while there is room. */
 	if (s->src->ops->wanted(s->src) == 0)

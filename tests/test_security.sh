@@ -204,7 +204,7 @@ check "metrics: the symlink's target is untouched" "$(cat "$T/target")" precious
 check "metrics: the symlink stays" "$(test -L "$T/link" && echo link || echo gone)" link
 sleep 2.2
 check "metrics: the refusal is logged once, not every interval" \
-    "$(grep -c 'refusing to replace it' "$LOG")" 1
+    "$(grep -c 'ERROR metrics: .*refusing to replace it' "$LOG")" 1
 rm -f "$T/link"
 wait_for "metrics: $T/link written again" 5 || fail "metrics: not written again"
 mv "$LOG" "$T/old.log"

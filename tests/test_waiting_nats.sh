@@ -171,7 +171,7 @@ rate_start() {
 [mandrill]
 state_dir = $RT/state
 worker_path = $WORKER
-log_level = info
+log_level = debug
 workers = 2
 jobs_per_worker = 16
 busy_timeout = 1s
@@ -490,7 +490,7 @@ case_conflict() {
 	    "$(sql "SELECT broker_id || ': ' || reason FROM dead_letters")" \
 	    "2: msg_id conflict: it names host cattle-second, but was first seen for host cattle-first"
 	check "conflict: ... and terminated as invalid" \
-	    "$(count_log 'Done. Terminated msg_id=2 outcome=invalid: msg_id conflict')" 1
+	    "$(count_log 'Done. Terminated msg_id=2 outcome=invalid host=cattle-second: msg_id conflict')" 1
 	check "conflict: the dead letter keeps the second payload" \
 	    "$(sql "SELECT CAST(payload AS TEXT) FROM dead_letters")" \
 	    '{"msg_id": "conflict-1", "host": "cattle-second"}'

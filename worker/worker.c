@@ -74,11 +74,11 @@ log_verdict(struct worker *w, const struct wjob *j)
 
 	switch (j->v.outcome) {
 	case OUT_RESTARTED:
-		log_info("Restarted host=%s msg_id=%s attempt=%" PRIu32,
+		log_debug("Restarted host=%s msg_id=%s attempt=%" PRIu32,
 		    j->p.host, id, j->v.attempts);
 		break;
 	case OUT_DRY_RUN:
-		log_info("Dry run host=%s msg_id=%s attempt=%" PRIu32
+		log_debug("Dry run host=%s msg_id=%s attempt=%" PRIu32
 		    ": nothing was run", j->p.host, id, j->v.attempts);
 		break;
 	case OUT_DEAD:
@@ -104,7 +104,7 @@ log_verdict(struct worker *w, const struct wjob *j)
 		    hold_name(j->v.hold), j->v.error);
 		break;
 	default:
-		log_info("%s msg_id=%s host=%s: %s",
+		log_debug("%s msg_id=%s host=%s: %s",
 		    j->v.outcome == OUT_SKIPPED ? "Skipped" : "Duplicate",
 		    id, j->p.host, j->v.error);
 		break;
@@ -192,7 +192,7 @@ static void
 settle(struct worker *w, struct wjob *j)
 {
 	if (j->state == JS_ADMIT && j->v.outcome == OUT_RESTARTED) {
-		log_info("Saved msg_id=%s instance=%s host=%s attempt=%" PRIu32,
+		log_debug("Saved msg_id=%s instance=%s host=%s attempt=%" PRIu32,
 		    j->p.msg_id, j->p.instance, j->p.host, j->v.attempts);
 		j->state = JS_RUNNING;
 		j->started = clock_now_us();
