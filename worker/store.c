@@ -263,7 +263,8 @@ static const char *const upgrade_v4[] = {
 	"DROP VIEW in_progress; DROP VIEW outcomes_per_minute;"
 	" DROP VIEW host_history; DROP VIEW last_restart;"
 	" DROP INDEX messages_active; DROP INDEX messages_host;"
-	" DROP INDEX restarts_ok;"
+	" DROP INDEX restarts_ok; DROP INDEX restarts_open;"
+	" DROP VIEW failures_last_hour;"
 	" ALTER TABLE messages RENAME TO messages_v4;"
 	" CREATE TABLE messages ("
 	"  msg_id TEXT PRIMARY KEY NOT NULL,"
@@ -290,6 +291,14 @@ static const char *const upgrade_v4[] = {
 	"CREATE INDEX messages_active ON messages (host, state)"
 	" WHERE state = 'received' OR state = 'restarting' OR state = 'failed';"
 	" CREATE INDEX messages_host ON messages (host);"
+	/*
+	 * Every attempt of a msg_id, open or not: msg_ids are mostly in
+	 * time order, so this index grows at its right edge; and the
+	 * failed attempts by time, few, for failures_last_hour.
+	 */
+	" CREATE INDEX restarts_msg ON restarts (msg_id);"
+	" CREATE INDEX restarts_failed ON restarts (finished)"
+	"  WHERE outcome = 'failed' OR outcome = 'lost';"
 	" CREATE TABLE hosts ("
 	"  host TEXT PRIMARY KEY NOT NULL,"
 	"  last_ok TEXT,"
@@ -328,6 +337,10 @@ static const char *const upgrade_v4[] = {
 	" SELECT host, started AS at, 'attempt' AS kind, msg_id, attempt,"
 	" coalesce(outcome, 'running') AS outcome, finished AS ended,"
 	" error AS detail FROM restarts;"
+	" CREATE VIEW failures_last_hour AS"
+	" SELECT msg_id, host, attempt, finished, outcome, error FROM restarts"
+	" INDEXED BY restarts_failed WHERE (outcome = 'failed' OR outcome = 'lost') AND finished >="
+	" strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 hour');"
 	" CREATE VIEW last_restart AS"
 	" SELECT host, last_ok AS finished, last_ok_msg_id AS msg_id FROM hosts"
 	" WHERE last_ok IS NOT NULL;"

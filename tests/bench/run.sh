@@ -217,6 +217,61 @@ kill -QUIT "$PID"
 wait "$PID"
 PID=
 
+# --- history: 1 000 000 messages of it, the operator's queries on it --------
+# The database is made by mandrilld itself (sim, 10 000 hosts, some
+# failures, synchronous = off to make it sooner); each query is run as an
+# operator would, with the sqlite3 CLI or mandrillctl (process start
+# included), best of 3.
+HN=${BENCH_HISTORY_N:-1000000}
+rm -rf "$T/state"
+conf "rate = 0
+count = $HN
+instances = 10000
+exit_when_done = yes" "sim_latency = 0..0
+sim_failure_rate = 0.02
+max_attempts = 2
+backoff_min = 1ms
+backoff_max = 2ms" "synchronous = off"
+sed -i '/^instances = 0$/d; /^sim_failure_rate = 0$/d' "$T/b.conf"
+hstart=$(date +%s%N)
+"$MANDRILLD" -f -c "$T/b.conf" > "$T/log" 2>&1 || tail -3 "$T/log" >&2
+hend=$(date +%s%N)
+HDB=$T/state/mandrill.db
+hmsgs=$(sqlite3 "$HDB" "SELECT count(*) FROM messages")
+hbytes=$(( $(stat -c %s "$HDB") + $(stat -c %s "$HDB-wal" 2>/dev/null || echo 0) ))
+some_host=$(sqlite3 "$HDB" "SELECT host FROM hosts LIMIT 1 OFFSET 500")
+some_msg=$(sqlite3 "$HDB" "SELECT msg_id FROM messages LIMIT 1 OFFSET 500000")
+best_ms() {	# best of 3 wall times of the command, in ms
+	for k in 1 2 3; do
+		s=$(date +%s%N); "$@" >/dev/null 2>&1; e=$(date +%s%N)
+		echo $(( (e - s) / 1000000 ))
+	done | sort -n | head -1
+}
+: > "$T/queries"
+q() {	# label, SQL
+	printf '%s\t%s\n' "$1" "$(best_ms sqlite3 -readonly "$HDB" "$2")" >> "$T/queries"
+}
+q "states: SELECT state, count(*) ... GROUP BY state" "SELECT state, count(*) FROM messages GROUP BY state"
+q "in_progress" "SELECT * FROM in_progress"
+q "last_restart of one host" "SELECT * FROM last_restart WHERE host = '$some_host'"
+q "last_restart ORDER BY finished DESC LIMIT 10" "SELECT * FROM last_restart ORDER BY finished DESC LIMIT 10"
+q "failing_now" "SELECT * FROM failing_now ORDER BY started DESC"
+q "failures_last_hour, top 10 hosts" "SELECT host, count(*) AS failures FROM failures_last_hour GROUP BY host ORDER BY failures DESC LIMIT 10"
+q "every attempt of one msg_id" "SELECT attempt, started, finished, exit_status, outcome, error FROM restarts WHERE msg_id = '$some_msg' ORDER BY attempt"
+q "dead_letters ORDER BY created DESC LIMIT 20" "SELECT created, msg_id, broker_id, reason FROM dead_letters ORDER BY created DESC LIMIT 20"
+q "outcomes_per_minute, last 10 minutes" "SELECT * FROM outcomes_per_minute WHERE minute >= strftime('%Y-%m-%dT%H:%M', 'now', '-10 minutes')"
+q "host_history of one host" "SELECT * FROM host_history WHERE host = '$some_host' ORDER BY at DESC"
+printf '%s\t%s\n' "mandrillctl history HOST" "$(best_ms "$top/mandrillctl" -c "$T/b.conf" history "$some_host")" >> "$T/queries"
+printf '%s\t%s\n' "mandrillctl dead --since 1d" "$(best_ms "$top/mandrillctl" -c "$T/b.conf" dead --since 1d)" >> "$T/queries"
+# The cost of history: the end-to-end run again, on top of it.
+conf "rate = 0
+count = $N
+exit_when_done = yes" "sim_latency = 0..0" "synchronous = full"
+start=$(date +%s%N)
+"$MANDRILLD" -f -c "$T/b.conf" > "$T/log" 2>&1
+end=$(date +%s%N)
+on_history=$(echo "$N $start $end" | awk '{ printf "%.0f", $1 / (($3 - $2) / 1e9) }')
+
 cpus=$(nproc)
 model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 echo
@@ -241,3 +296,12 @@ printf '| %-52s | %-36s | %s |\n' "CPU s per 10 000 msgs, nats-server itself" "$
 printf '| %-52s | %-36s | %s |\n' "command mode, /bin/true, restarts/s (5000)" "$(stats < "$T/cmd")" ">= 1000"
 printf '| %-52s | %-36s | %s |\n' "CPU s per 10 000 msgs, supervisor" "$(stats < "$T/cpu_sup")" ""
 printf '| %-52s | %-36s | %s |\n' "CPU s per 10 000 msgs, workers (all)" "$(stats < "$T/cpu_wrk")" ""
+echo
+echo "history: $hmsgs messages made by mandrilld in $(( (hend - hstart) / 1000000000 )) s; $hbytes bytes, $(( hbytes / (hmsgs > 0 ? hmsgs : 1) )) bytes a message"
+printf '| %-52s | %-36s | %s |\n' "end-to-end, sim, full, msg/s, on $hmsgs of history" "$on_history (fresh: median above)" ">= 95% of fresh"
+echo
+printf '| %-52s | %-8s | %s |\n' "operator query at $hmsgs messages" "ms" "target"
+printf '|%s|%s|%s|\n' "------------------------------------------------------" "----------" "------"
+while IFS='	' read -r label ms; do
+	printf '| %-52s | %-8s | %s |\n' "$label" "$ms" "<= 50"
+done < "$T/queries"
