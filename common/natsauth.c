@@ -206,7 +206,12 @@ sign_nonce(char **why, unsigned char **sig, int *siglen, const char *nonce,
 {
 	const struct natsauth *a = arg;
 
-	return nats_Sign(a->seed, nonce, sig, siglen);
+	if (nkey_sign(a->seed, nonce, strlen(nonce), sig, siglen) < 0) {
+		if (why != NULL)
+			*why = strdup("cannot sign the server's nonce");
+		return NATS_ERR;
+	}
+	return NATS_OK;
 }
 
 static natsStatus

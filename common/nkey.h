@@ -24,5 +24,8 @@
 const char *nkey_user_public(const char *seed, char pub[NKEY_PUB_LEN + 1]);
 /* Encode 32 raw bytes as a user seed, NUL-terminated (for tests). */
 void nkey_user_seed(const uint8_t raw[32], char seed[NKEY_SEED_LEN + 1]);
+/* Sign msg with the seed's key: 64 bytes malloc'd into *sig; 0 or -1. */
+int nkey_sign(const char *seed, const char *msg, size_t len,
+    unsigned char **sig, int *siglen);
 
 #endif

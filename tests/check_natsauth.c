@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include <check.h>
+#include <nats/nats.h>
+#include <openssl/evp.h>
 
 #include "conf.h"
 #include "natsauth.h"
@@ -193,6 +195,48 @@ START_TEST(test_nkey_round_trip)
 }
 END_TEST
 
+/*
+ * The server's nonce signed by us, as nats_Sign signs it where that
+ * works, and where cnats 3.4.1's does not: the nonce and seed of a run of
+ * test_nats_auth.sh that the server refused.
+ */
+START_TEST(test_nkey_sign)
+{
+	static const char seed[] =
+	    "SUADNJOPGMH6EBA64NQAHPV24J74BWLPQ6MI3Z7IQYVFEKPS5QFW4P467M";
+	static const char *const nonces[] = {
+		"nGpzR_KspN6ry7jG8CU4bo", "abcdefghijklmnopqrstuv", "x",
+	};
+	char pub[NKEY_PUB_LEN + 1];
+
+	ck_assert_ptr_null(nkey_user_public(seed, pub));
+	ck_assert_str_eq(pub,
+	    "UCXKBXVFJLDFCAMG6IXAHTIUFHCNE7BV6F3EPIJ5MMKEBBOFD44SKFJY");
+	for (size_t i = 0; i < sizeof(nonces) / sizeof(nonces[0]); i++) {
+		unsigned char *ours, *theirs = NULL;
+		int len, tlen = 0;
+
+		ck_assert_int_eq(nkey_sign(seed, nonces[i], strlen(nonces[i]),
+		    &ours, &len), 0);
+		ck_assert_int_eq(len, 64);
+		if (nats_Sign(seed, nonces[i], &theirs, &tlen) == NATS_OK) {
+			ck_assert_int_eq(tlen, 64);
+			ck_assert_mem_eq(ours, theirs, 64);
+		} else
+			ck_assert_int_eq(i, 0);	/* the one cnats cannot sign */
+		free(theirs);
+		free(ours);
+	}
+	{
+		unsigned char *sig;
+		int len;
+
+		ck_assert_int_eq(nkey_sign("SUAAAA", "x", 1, &sig, &len), -1);
+		ck_assert_ptr_null(sig);
+	}
+}
+END_TEST
+
 START_TEST(test_nkey_bad_seeds)
 {
 	uint8_t raw[32] = { 0 };
@@ -253,6 +297,7 @@ natsauth_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_nkey_round_trip);
 	tcase_add_test(tc, test_nkey_bad_seeds);
+	tcase_add_test(tc, test_nkey_sign);
 	suite_add_tcase(s, tc);
 	return s;
 }
