@@ -77,7 +77,7 @@ static const struct field f_job[] = {
 	{ "data", F_BIN, M(data) }, { "size", F_U64, M(size) },
 	{ "attempt", F_U32, M(attempt) }, { "deadline", F_I64, M(deadline) },
 	{ "bury", F_STR, M(bury) }, { "crashes", F_U32, M(crashes) },
-	{ "lost_at", F_I64, M(lost_at) }, { "retried", F_U32, M(retried) },
+	{ "lost_at", F_I64, M(lost_at) }, { "retry_of", F_U64, M(retry_of) },
 	{ NULL, 0, 0 }
 };
 static const struct field f_cancel[] = { { "id", F_U64, M(id) }, { NULL, 0, 0 } };
@@ -476,7 +476,7 @@ proto_pack_job(msgpack_packer *pk, const struct proto_job *j)
 	pack_bounded(pk, "bury", j->bury, PROTO_ERR_MAX);
 	pack_u64(pk, "crashes", j->crashes);
 	pack_i64(pk, "lost_at", j->lost_at);
-	pack_u64(pk, "retried", j->retried);
+	pack_u64(pk, "retry_of", j->retry_of);
 }
 
 void

@@ -7,7 +7,7 @@
  *
  *   supervisor -> worker: welcome {v, settings...}, job {id, msg_id,
  *                         data, size, attempt, deadline, bury, crashes,
- *                         lost_at, retried}, cancel {id}, drain {}, reopen {} (the
+ *                         lost_at, retry_of}, cancel {id}, drain {}, reopen {} (the
  *                         log file)
  *   worker -> supervisor: ready {v, pid, max_jobs, db_dev, db_ino},
  *                         started {id, pgid} (a restart command's process
@@ -32,7 +32,7 @@
 				   the store's state, mode and synchronous
 				   as strings; 4: pause_reason; 5: retain,
 				   log_format, the dry-run outcome, and
-				   retried in job frames */
+				   retry_of in job frames */
 #define PROTO_FRAME_MAX	65536
 #define PROTO_DATA_MAX	32768	/* payload bytes carried in a job frame */
 #define PROTO_ERR_MAX	256	/* error text carried in a done frame */
@@ -153,7 +153,7 @@ struct proto_msg {
 	struct pstr	 bury;		/* job: "" or why the broker gave up */
 	uint32_t	 crashes;	/* job: workers lost holding it, new */
 	int64_t		 lost_at;	/* job: wall ms its last worker was lost */
-	uint32_t	 retried;	/* job: mandrillctl retry: a dead one again */
+	uint64_t	 retry_of;	/* job: mandrillctl retry of this dead letter */
 	struct pstr	 host;		/* done: the host, "" if none */
 	enum hold	 hold;		/* done: why it is held */
 	int64_t		 retry;		/* done: offer again after, ms; 0 */
@@ -189,7 +189,7 @@ struct proto_job {
 	const char	*bury;		/* NULL: restart it */
 	uint32_t	 crashes;
 	int64_t		 lost_at;
-	uint32_t	 retried;	/* a dead msg_id gets another go */
+	uint64_t	 retry_of;	/* dead_letters id retried, or 0 */
 };
 
 int proto_decode(const msgpack_object *o, struct proto_msg *m,

@@ -49,7 +49,7 @@ void ctl_print_status(const json_t *st);
 int query_history(const struct ctl *c, const char *host, int limit);
 int query_dead(const struct ctl *c, const char *since, int limit);
 int query_dead_payload(const struct ctl *c, const char *msg_id,
-    char **payload, size_t *len);
+    char **payload, size_t *len, int64_t *dead_id);
 
 /* What the database says of a host, for check. */
 struct host_facts {

@@ -212,6 +212,7 @@ cmd_retry(const struct ctl *c, int argc, char **argv)
 {
 	char *payload;
 	size_t len;
+	int64_t dead_id = 0;
 	json_t *req;
 	int rc;
 
@@ -219,10 +220,10 @@ cmd_retry(const struct ctl *c, int argc, char **argv)
 		fprintf(stderr, "mandrillctl: retry needs one MSG_ID\n");
 		return EX_USAGE;
 	}
-	if ((rc = query_dead_payload(c, argv[1], &payload, &len)) != 0)
+	if ((rc = query_dead_payload(c, argv[1], &payload, &len, &dead_id)) != 0)
 		return rc;
-	req = json_pack("{s:s, s:s, s:s%}", "cmd", "retry", "msg_id", argv[1],
-	    "payload", payload, len);
+	req = json_pack("{s:s, s:s, s:s%, s:I}", "cmd", "retry", "msg_id",
+	    argv[1], "payload", payload, len, "dead_id", (json_int_t)dead_id);
 	free(payload);
 	if (req == NULL) {
 		fprintf(stderr, "mandrillctl: retry: the dead letter's payload "

@@ -280,7 +280,7 @@ query_host(sqlite3 *db, const char *host, struct host_facts *f)
  */
 int
 query_dead_payload(const struct ctl *c, const char *msg_id, char **payload,
-    size_t *len)
+    size_t *len, int64_t *dead_id)
 {
 	sqlite3_stmt *st;
 	char state[32] = "";
@@ -307,14 +307,16 @@ query_dead_payload(const struct ctl *c, const char *msg_id, char **payload,
 		sqlite3_close(db);
 		return EX_DATAERR;
 	}
-	if ((st = prepare(db, "SELECT payload FROM dead_letters WHERE msg_id ="
-	    " ?1 AND payload IS NOT NULL ORDER BY id DESC LIMIT 1")) == NULL) {
+	/* The newest: the one the worker will reopen the message for. */
+	if ((st = prepare(db, "SELECT payload, id FROM dead_letters WHERE"
+	    " msg_id = ?1 ORDER BY id DESC LIMIT 1")) == NULL) {
 		sqlite3_close(db);
 		return EX_IOERR;
 	}
 	sqlite3_bind_text(st, 1, msg_id, -1, SQLITE_STATIC);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW &&
 	    sqlite3_column_bytes(st, 0) > 0) {
+		*dead_id = sqlite3_column_int64(st, 1);
 		*len = (size_t)sqlite3_column_bytes(st, 0);
 		if ((*payload = malloc(*len + 1)) != NULL) {
 			memcpy(*payload, sqlite3_column_blob(st, 0), *len);

@@ -163,25 +163,29 @@ cmd_drain(struct supervisor *s, json_t *req, const struct control_peer *p)
 }
 
 /*
- * retry {msg_id, payload}: mandrillctl read a dead letter from the
- * database; its payload goes to the source again, marked retried, and
- * the worker gives its row another go.  The payload must be the
- * message it names, so that a slip cannot restart some other request.
+ * retry {msg_id, payload, dead_id}: mandrillctl read a dead letter from
+ * the database; its payload goes to the source again, marked with the
+ * dead letter's id, and the worker gives the row another go only while
+ * the message is dead and that is its newest dead letter: a retry never
+ * makes a new request, and restarts a message once however often its
+ * copy is delivered.  The payload must be the message it names.
  */
 static json_t *
 cmd_retry(struct supervisor *s, json_t *req, const struct control_peer *p)
 {
 	json_t *jid = json_object_get(req, "msg_id");
 	json_t *jp = json_object_get(req, "payload"), *doc, *inner;
+	json_t *jd = json_object_get(req, "dead_id");
 	const char *id, *data;
 	char err[256];
 	size_t len;
 	int same;
 
 	if (!json_is_string(jid) || json_string_length(jid) == 0 ||
-	    json_string_length(jid) > 256 || !json_is_string(jp))
+	    json_string_length(jid) > 256 || !json_is_string(jp) ||
+	    !json_is_integer(jd) || json_integer_value(jd) < 1)
 		return control_error("usage", "retry: msg_id and payload must "
-		    "be strings");
+		    "be strings, and dead_id the dead letter's id, above 0");
 	id = json_string_value(jid);
 	data = json_string_value(jp);
 	len = json_string_length(jp);
@@ -199,12 +203,16 @@ cmd_retry(struct supervisor *s, json_t *req, const struct control_peer *p)
 	if (s->src->ops->retry == NULL)
 		return control_error("unavailable", "retry: source %s cannot "
 		    "publish", s->src->ops->name);
-	if (s->src->ops->retry(s->src, data, len, err, sizeof(err)) < 0)
+	if (s->src->ops->retry(s->src, data, len,
+	    (uint64_t)json_integer_value(jd), err, sizeof(err)) < 0)
 		return control_error("io", "retry %.64s: %s", id, err);
-	log_info("mandrillctl: retry msg_id=%s: published again to source %s",
-	    id, s->src->ops->name);
+	log_info("mandrillctl: retry msg_id=%s dead letter %" PRIu64 ": "
+	    "published again to source %s", id,
+	    (uint64_t)json_integer_value(jd), s->src->ops->name);
 	dispatch_pull(&s->dispatch);
-	return json_pack("{s:b, s:s}", "ok", 1, "message", "published again");
+	return json_pack("{s:b, s:s}", "ok", 1, "message",
+	    strcmp(s->src->ops->name, "nats") == 0 ? "published again (a "
+	    "core publish: JetStream does not confirm it)" : "published again");
 }
 
 /* Each command; all but status act, and only while mandrilld runs. */

@@ -140,7 +140,7 @@ send_job(struct dispatch *s, struct job *j, struct wproc *wp)
 	char why[64];
 	struct proto_job pj = { j->id, j->d->id, strlen(j->d->id), j->d->data,
 	    j->d->len, j->d->count, clock_wall() + (j->lease.end - clock_now()),
-	    j->d->bury, j->crashes_new, j->lost_at, j->d->retried != 0 };
+	    j->d->bury, j->crashes_new, j->lost_at, j->d->retry_of };
 
 	/*
 	 * A message that keeps killing workers before any of them could

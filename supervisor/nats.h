@@ -188,8 +188,8 @@ void dead_delete(struct nats_src *s, uint64_t sseq);
 void nats_dead(struct source *src, struct delivery *pub, const char *why);
 /* mandrillctl retry: the payload published again to subject, marked. */
 #define NATS_RETRY_HEADER	"Mandrill-Retry"
-int nats_retry(struct source *src, const char *data, size_t len, char *err,
-    size_t errlen);
+int nats_retry(struct source *src, const char *data, size_t len,
+    uint64_t dead_id, char *err, size_t errlen);
 int dead_waiting(const struct nats_src *s);
 void dead_free(struct nats_src *s);
 

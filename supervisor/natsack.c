@@ -56,8 +56,9 @@ nats_delivery_new(struct nev *e)
 	d->pub.len = (size_t)natsMsg_GetDataLength(d->msg);
 	d->pub.count = e->delivered > UINT32_MAX ? UINT32_MAX :
 	    (uint32_t)e->delivered;
-	d->pub.retried = natsMsgHeader_Get(d->msg, NATS_RETRY_HEADER, &v) ==
-	    NATS_OK;
+	if (natsMsgHeader_Get(d->msg, NATS_RETRY_HEADER, &v) == NATS_OK &&
+	    v != NULL)
+		d->pub.retry_of = strtoull(v, NULL, 10);
 	return d;
 }
 

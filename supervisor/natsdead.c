@@ -206,25 +206,27 @@ nats_dead(struct source *src, struct delivery *pub, const char *why)
 
 /*
  * A dead letter again, on the stream's subject with the retry header
- * (with no Nats-Msg-Id, so that the stream's duplicate window does not
- * drop it).  A core publish: buffered, never blocking the loop, and not
- * confirmed by JetStream; the answer says so.
+ * naming the dead letter (and no Nats-Msg-Id, so that the stream's
+ * duplicate window does not drop it).  A core publish: buffered, never
+ * blocking the loop, and not confirmed by JetStream; the answer says so.
  */
 int
-nats_retry(struct source *src, const char *data, size_t len, char *err,
-    size_t errlen)
+nats_retry(struct source *src, const char *data, size_t len, uint64_t dead_id,
+    char *err, size_t errlen)
 {
 	struct nats_src *s = (struct nats_src *)src;
 	natsMsg *m = NULL;
 	natsStatus st;
+	char id[24];
 
 	if (s->nc == NULL) {
 		snprintf(err, errlen, "not connected to NATS");
 		return -1;
 	}
+	snprintf(id, sizeof(id), "%" PRIu64, dead_id);
 	st = natsMsg_Create(&m, s->spec.subject, NULL, data, (int)len);
 	if (st == NATS_OK)
-		st = natsMsgHeader_Set(m, NATS_RETRY_HEADER, "1");
+		st = natsMsgHeader_Set(m, NATS_RETRY_HEADER, id);
 	if (st == NATS_OK)
 		st = natsConnection_PublishMsg(s->nc, m);
 	natsMsg_Destroy(m);

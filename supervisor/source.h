@@ -30,10 +30,11 @@ struct delivery {
 	 */
 	const char	*bury;
 	/*
-	 * mandrillctl retry: a dead letter published again, to be
-	 * restarted although its msg_id is recorded dead.
+	 * mandrillctl retry: the dead_letters id of the dead letter this
+	 * publishes again, or 0.  Its message starts over only while that
+	 * is its newest dead letter: once, however often it is delivered.
 	 */
-	int		 retried;
+	uint64_t	 retry_of;
 };
 
 struct source;
@@ -74,7 +75,7 @@ struct source_ops {
 	 * retried; 0, or -1 with err.  NULL: the source cannot.
 	 */
 	int	(*retry)(struct source *, const char *data, size_t len,
-		    char *err, size_t errlen);
+		    uint64_t dead_id, char *err, size_t errlen);
 };
 
 struct source {

@@ -50,7 +50,7 @@ struct sim_msg {
 	char			*data;
 	size_t			 len;
 	char			 inline_data[96];
-	int			 retried;	/* mandrillctl retry */
+	uint64_t		 retry_of;	/* mandrillctl retry */
 };
 
 struct sim_delivery {
@@ -164,7 +164,7 @@ deliver_one(struct sim *s, struct sim_msg *m)
 	d->pub.data = m->data;
 	d->pub.len = m->len;
 	d->pub.count = m->deliveries;
-	d->pub.retried = m->retried;
+	d->pub.retry_of = m->retry_of;
 	if (s->max_deliver > 0 && m->deliveries > s->max_deliver)
 		d->pub.bury = "delivered max_deliver times; the broker gave "
 		    "up on it";
@@ -500,8 +500,8 @@ sim_dump(const struct source *src)
  * (and so its msg_id), outside count; the data lives after the struct.
  */
 static int
-sim_retry(struct source *src, const char *data, size_t len, char *err,
-    size_t errlen)
+sim_retry(struct source *src, const char *data, size_t len, uint64_t dead_id,
+    char *err, size_t errlen)
 {
 	struct sim *s = (struct sim *)src;
 	struct sim_msg *m;
@@ -519,7 +519,7 @@ sim_retry(struct source *src, const char *data, size_t len, char *err,
 	m->data = (char *)(m + 1);
 	memcpy(m->data, data, len);
 	m->len = len;
-	m->retried = 1;
+	m->retry_of = dead_id;
 	m->hn.idx = HEAP_NONE;
 	m->state = M_READY;
 	TAILQ_INSERT_TAIL(&s->ready, m, q);

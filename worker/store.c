@@ -24,7 +24,7 @@ enum stmt {
 	S_INS_RESTART, S_FIN_RESTART, S_LOST_RESTART, S_INS_DEAD,
 	S_SEL_RUNNING, S_COUNT_MINUTE, S_PREV_BOOT_RECENT, S_HOST_START,
 	S_HOST_END, S_PRUNE_SCAN_MSG, S_PRUNE_DEL_MSG, S_PRUNE_SCAN_RST,
-	S_PRUNE_DEL_RST, S_PRUNE_SCAN_DEAD, S_PRUNE_DEL_DEAD,
+	S_PRUNE_DEL_RST, S_PRUNE_SCAN_DEAD, S_PRUNE_DEL_DEAD, S_DEAD_NEWEST,
 	S_BEGIN, S_COMMIT, S_ROLLBACK,
 	S_COUNT
 };
@@ -99,6 +99,7 @@ static const char *sql[S_COUNT] = {
 	    "WHERE id > ?1 ORDER BY id LIMIT ?3",
 	[S_PRUNE_DEL_DEAD] = "DELETE FROM dead_letters WHERE id > ?1 AND "
 	    "id <= ?2 AND created < ?3",
+	[S_DEAD_NEWEST] = "SELECT max(id) FROM dead_letters WHERE msg_id = ?1",
 	[S_BEGIN] = "BEGIN IMMEDIATE",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
@@ -1262,19 +1263,37 @@ apply_row(struct store *s, const struct store_msg *m,
 }
 
 /*
- * mandrillctl retry: a dead message comes again marked retried, and its
- * row starts over (attempts and crashes from 0, as a new request's
+ * mandrillctl retry: a dead message comes again marked with the dead
+ * letter it retries, and while that is the message's newest dead letter
+ * its row starts over (attempts and crashes from 0, as a new request's
  * would) under the same msg_id; its earlier attempts stay in restarts.
- * Any other state is left as it is: a retry of a message that is not
- * dead, or a second copy of one, is an ordinary redelivery.
+ * Dead again later, it has a newer dead letter, so a late copy of the
+ * same retry is a duplicate; a retry of a message that is not dead is an
+ * ordinary redelivery.  1 when a retry names no message recorded: never
+ * a new request by that road.
  */
 static int
 reopen_dead(struct store *s, const struct store_msg *m, struct msg_row *row)
 {
 	struct row_write w = { "received", 0, NULL,
 	    "dead, retried by mandrillctl", 0, HOLD_NONE };
+	sqlite3_stmt *st = s->st[S_DEAD_NEWEST];
+	int64_t newest = 0;
+	int rc;
 
-	if (!m->retried || !row->a.found || strcmp(row->state, "dead") != 0)
+	if (m->retry_of == 0)
+		return 0;
+	if (!row->a.found)
+		return 1;
+	if (strcmp(row->state, "dead") != 0)
+		return 0;
+	bind_text(st, 1, m->msg_id);
+	if ((rc = step_row(st)) == 1)
+		newest = sqlite3_column_int64(st, 0);
+	done_with(st);
+	if (rc < 0)
+		return -1;
+	if ((uint64_t)newest != m->retry_of)
 		return 0;
 	if (set_msg(s, m, &w) < 0)
 		return -1;
@@ -1296,8 +1315,15 @@ store_admit(struct store *s, const struct store_msg *m,
 	int rc;
 
 	memset(v, 0, sizeof(*v));
-	if (read_msg(s, m, &row) < 0 || reopen_dead(s, m, &row) < 0)
+	if (read_msg(s, m, &row) < 0 || (rc = reopen_dead(s, m, &row)) < 0)
 		return -1;
+	if (rc == 1) {
+		v->outcome = OUT_INVALID;
+		snprintf(v->error, sizeof(v->error), "a retry of msg_id %.128s, "
+		    "which is not recorded: a retry makes no new request",
+		    m->msg_id ? m->msg_id : "");
+		return dead_letter(s, m, v->error);
+	}
 	v->attempts = row.a.attempts;
 	admit_row(&row.a, m->host, r, &d);
 	if ((rc = apply_row(s, m, r, &row, &d, v)) <= 0)
@@ -1490,5 +1516,13 @@ store_prune(struct store *s, int64_t retain, unsigned batch,
 		return -1;
 	}
 	*deleted += gone;
+	/*
+	 * Nothing left to look at: the next run starts from the first row
+	 * again, for the rows ids were reused for (none is AUTOINCREMENT,
+	 * so once the newest rows are pruned new ones may take their ids)
+	 * and for old rows that were not finished when the cursor passed.
+	 */
+	if (!more)
+		memset(s->prune_at, 0, sizeof(s->prune_at));
 	return more;
 }

@@ -67,7 +67,7 @@ struct store_msg {
 	uint32_t	 delivery;
 	uint32_t	 crashes;	/* workers lost holding it, not yet counted */
 	int64_t		 lost_at;	/* wall ms its last worker was lost; 0 */
-	int		 retried;	/* a dead row gets another go */
+	uint64_t	 retry_of;	/* dead_letters id retried, or 0 */
 };
 
 

@@ -143,7 +143,7 @@ store_msg_of(const struct wjob *j, struct store_msg *m)
 	m->delivery = j->delivery;
 	m->crashes = j->crashes;
 	m->lost_at = j->lost_at;
-	m->retried = j->retried;
+	m->retry_of = j->retry_of;
 }
 
 /* One job's share of the transaction; -1 on a database error. */
@@ -701,7 +701,7 @@ job_accept(struct worker *w, const struct proto_msg *m)
 	j->delivery = m->attempt;
 	j->crashes = m->crashes;
 	j->lost_at = m->lost_at;
-	j->retried = m->retried != 0;
+	j->retry_of = m->retry_of;
 	/* Jobs sent before a TERM drain still run; none after SIGQUIT. */
 	j->refused = w->draining || w->quitting;
 	copy_pstr(j->broker_id, sizeof(j->broker_id), &m->msg_id);

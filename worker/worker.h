@@ -44,7 +44,7 @@ struct wjob {
 	int		 unsaved;	/* known outcome, its commit failed */
 	uint32_t	 crashes;	/* workers lost holding it, new */
 	int64_t		 lost_at;	/* wall ms the last one was lost */
-	int		 retried;	/* mandrillctl retry: dead, again */
+	uint64_t	 retry_of;	/* mandrillctl retry: this dead letter */
 	int		 refused;	/* arrived after the drain began */
 	char		 bury[PROTO_ERR_MAX + 1];	/* "": restart it */
 	int64_t		 started;	/* us, when the restart began */
