@@ -9,12 +9,16 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <check.h>
@@ -203,6 +207,156 @@ START_TEST(test_socket_mode_and_stale_socket)
 }
 END_TEST
 
+static json_t *
+any_peer(void *arg, json_t *req, const struct control_peer *peer)
+{
+	(void)arg;
+	(void)req;
+	return json_pack("{s:b, s:i, s:i}", "ok", 1, "uid", (int)peer->uid,
+	    "gid", (int)peer->gid);
+}
+
+/*
+ * A child as uid, with gid as its only group, asks once on sock; the
+ * parent turns the loop meanwhile.  What the child got back, or
+ * "connect: <errno>" when the socket's mode kept it out.
+ */
+static const char *
+ask_as(const char *sock, uid_t uid, gid_t gid, char *out, size_t len)
+{
+	int p[2], status;
+	pid_t pid;
+	ssize_t n;
+	size_t got = 0;
+
+	ck_assert_int_eq(pipe(p), 0);
+	if ((pid = fork()) == 0) {
+		struct sockaddr_un sun = { .sun_family = AF_UNIX };
+		char buf[512];
+		int fd;
+
+		close(p[0]);
+		alarm(10);
+		if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+			_exit(2);
+		snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock);
+		fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+			n = snprintf(buf, sizeof(buf), "connect: %s",
+			    strerror(errno));
+			(void)!write(p[1], buf, (size_t)n);
+			_exit(0);
+		}
+		(void)!write(fd, "{\"cmd\":\"x\"}\n", 12);
+		while ((n = read(fd, buf, sizeof(buf))) > 0)
+			(void)!write(p[1], buf, (size_t)n);
+		_exit(0);
+	}
+	close(p[1]);
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	for (int i = 0; i < 5000; i++) {
+		ev_run(loop, EVRUN_NOWAIT);
+		while (got + 1 < len && (n = read(p[0], out + got,
+		    len - got - 1)) > 0)
+			got += (size_t)n;
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			break;
+		usleep(1000);
+	}
+	while (got + 1 < len && (n = read(p[0], out + got, len - got - 1)) > 0)
+		got += (size_t)n;
+	out[got] = '\0';
+	close(p[0]);
+	return out;
+}
+
+/*
+ * control_group: a member (here by its primary group) is let in, by the
+ * socket's mode (0660, the group's) and by its credentials; a stranger
+ * is kept out.  Membership by /etc/group is not tried: it needs a user
+ * made for the test.
+ */
+START_TEST(test_control_group_admits_its_members_only)
+{
+	struct control gc;
+	struct control_cb cb = { any_peer, NULL };
+	struct passwd *pw = getpwnam("nobody");
+	struct group *gr;
+	uid_t nobody;
+	gid_t adm, nog;
+	char sock[128], err[256], out[1024];
+	struct stat sb;
+
+	/* Needs root, nobody, adm and nogroup; their static storage, copied. */
+	if (geteuid() != 0 || pw == NULL)
+		return;
+	nobody = pw->pw_uid;
+	if ((gr = getgrnam("adm")) == NULL)
+		return;
+	adm = gr->gr_gid;
+	if ((gr = getgrnam("nogroup")) == NULL)
+		return;
+	nog = gr->gr_gid;
+	snprintf(sock, sizeof(sock), "%s/group.sock", dir);
+	ck_assert_int_eq(control_open(&gc, loop, sock, "", "adm", &cb, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(chmod(dir, 0711), 0);
+	ck_assert_int_eq(stat(sock, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 0777, 0660);
+	ck_assert_int_eq((int)sb.st_gid, (int)adm);
+
+	ask_as(sock, nobody, adm, out, sizeof(out));
+	ck_assert_msg(strstr(out, "\"ok\":true") != NULL, "member: %s", out);
+	ask_as(sock, nobody, nog, out, sizeof(out));
+	ck_assert_msg(strstr(out, "connect: Permission denied") != NULL ||
+	    strstr(out, "\"code\":\"denied\"") != NULL, "stranger: %s", out);
+	/* Past the mode (the group may connect), credentials still decide. */
+	ck_assert_int_eq(chmod(sock, 0666), 0);
+	ask_as(sock, nobody, nog, out, sizeof(out));
+	ck_assert_msg(strstr(out, "\"code\":\"denied\"") != NULL,
+	    "stranger past the mode: %s", out);
+	ck_assert_uint_eq(gc.denied, 1);
+	control_close(&gc);
+}
+END_TEST
+
+/*
+ * A client that sends and never reads: once the socket's buffer is
+ * full its answers wait, nothing more of it is read, other clients are
+ * served meanwhile, and it is closed after the idle time.
+ */
+START_TEST(test_a_client_that_never_reads_is_bounded_and_closed)
+{
+	static char reqs[12 * 20000];
+	int hog = client(), fd, eof;
+	size_t off = 0;
+	char *a;
+
+	for (size_t i = 0; i < sizeof(reqs); i += 12)
+		memcpy(reqs + i, "{\"cmd\":\"h\"}\n", 12);
+	for (int i = 0; i < 3000 && off < sizeof(reqs); i++) {
+		ssize_t n = write(hog, reqs + off, sizeof(reqs) - off);
+
+		if (n > 0)
+			off += (size_t)n;
+		ev_run(loop, EVRUN_NOWAIT);
+	}
+	ck_assert_int_lt(calls, 20000);		/* it stopped being read */
+	fd = client();
+	say(fd, "{\"cmd\":\"other\"}\n");
+	a = answers(fd, 1, &eof);
+	ck_assert_str_eq(a, "{\"ok\":true,\"echo\":\"other\"}\n");
+	close(fd);
+	ck_assert_uint_ge(ctl.nclients, 1);
+	for (int i = 0; i < 1300 && ctl.nclients > 0; i++) {
+		ev_run(loop, EVRUN_NOWAIT);
+		usleep(10000);
+	}
+	ck_assert_uint_eq(ctl.nclients, 0);	/* closed at the idle time */
+	close(hog);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -218,6 +372,8 @@ main(void)
 	tcase_add_test(tc, test_an_oversized_request_is_refused_and_closed);
 	tcase_add_test(tc, test_a_last_line_without_newline_is_answered_at_eof);
 	tcase_add_test(tc, test_socket_mode_and_stale_socket);
+	tcase_add_test(tc, test_control_group_admits_its_members_only);
+	tcase_add_test(tc, test_a_client_that_never_reads_is_bounded_and_closed);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
