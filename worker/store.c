@@ -184,6 +184,22 @@ static const char *const schema_new[] = {
 	schema_tables, schema_dead_letters, schema_indexes, schema_views, NULL
 };
 
+/* Views made again by more than one version's steps, as they are now. */
+#define VIEW_HOST_HISTORY \
+	" CREATE VIEW host_history AS" \
+	" SELECT host, first_seen AS at, 'request' AS kind, msg_id," \
+	" attempts AS attempt, state AS outcome, updated AS ended," \
+	" coalesce(error, held) AS detail FROM messages" \
+	" UNION ALL" \
+	" SELECT host, started AS at, 'attempt' AS kind, msg_id, attempt," \
+	" coalesce(outcome, 'running') AS outcome, finished AS ended," \
+	" error AS detail FROM restarts;"
+#define VIEW_IN_PROGRESS \
+	" CREATE VIEW in_progress AS" \
+	" SELECT msg_id, host, state, attempts, held, held_since, crashes," \
+	" first_seen, updated FROM messages WHERE state = 'received' OR" \
+	" state = 'restarting' OR state = 'failed';"
+
 /*
  * Version 1 to 2: the tables are rebuilt for their CHECK constraints
  * (SQLite cannot alter one), messages_restarting is folded into
@@ -226,10 +242,7 @@ static const char *const upgrade_v2[] = {
 	"  WHERE outcome = 'restarted';"
 	" CREATE INDEX restarts_mono ON restarts (boot, started_mono);"
 	" DROP VIEW in_progress;"
-	" CREATE VIEW in_progress AS"
-	"  SELECT msg_id, host, state, attempts, held, held_since, crashes,"
-	"  first_seen, updated FROM messages WHERE state = 'received' OR"
-	"  state = 'restarting' OR state = 'failed';",
+	VIEW_IN_PROGRESS,
 	NULL
 };
 
@@ -241,14 +254,7 @@ static const char *const upgrade_v2[] = {
 static const char *const upgrade_v3[] = {
 	"CREATE INDEX messages_host ON messages (host);"
 	" CREATE INDEX restarts_host ON restarts (host);"
-	" CREATE VIEW host_history AS"
-	"  SELECT host, first_seen AS at, 'request' AS kind, msg_id,"
-	"  attempts AS attempt, state AS outcome, updated AS ended,"
-	"  coalesce(error, held) AS detail FROM messages"
-	"  UNION ALL"
-	"  SELECT host, started AS at, 'attempt' AS kind, msg_id, attempt,"
-	"  coalesce(outcome, 'running') AS outcome, finished AS ended,"
-	"  error AS detail FROM restarts;",
+	VIEW_HOST_HISTORY,
 	NULL
 };
 
@@ -323,21 +329,11 @@ static const char *const upgrade_v4[] = {
 	"  CASE WHEN finished IS NULL THEN started END"
 	"  FROM restarts r WHERE r.host = hosts.host ORDER BY r.id DESC"
 	"  LIMIT 1);",
-	"CREATE VIEW in_progress AS"
-	" SELECT msg_id, host, state, attempts, held, held_since, crashes,"
-	" first_seen, updated FROM messages WHERE state = 'received' OR"
-	" state = 'restarting' OR state = 'failed';"
+	VIEW_IN_PROGRESS
 	" CREATE VIEW outcomes_per_minute AS"
 	" SELECT substr(updated, 1, 16) AS minute, state, count(*) AS n"
 	" FROM messages GROUP BY minute, state;"
-	" CREATE VIEW host_history AS"
-	" SELECT host, first_seen AS at, 'request' AS kind, msg_id,"
-	" attempts AS attempt, state AS outcome, updated AS ended,"
-	" coalesce(error, held) AS detail FROM messages"
-	" UNION ALL"
-	" SELECT host, started AS at, 'attempt' AS kind, msg_id, attempt,"
-	" coalesce(outcome, 'running') AS outcome, finished AS ended,"
-	" error AS detail FROM restarts;"
+	VIEW_HOST_HISTORY
 	" CREATE VIEW failures_last_hour AS"
 	" SELECT msg_id, host, attempt, finished, outcome, error FROM restarts"
 	" INDEXED BY restarts_failed WHERE (outcome = 'failed' OR outcome = 'lost') AND finished >="
