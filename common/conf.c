@@ -172,6 +172,11 @@ const struct conf_key conf_keys[] = {
 	  "host globs that may be restarted; empty allows nothing" },
 	{ "restart", "deny", CT_LIST, STR(deny), "", 0, 0, NULL,
 	  "host globs that may never be restarted" },
+	{ "restart", "max_failures", CT_STR, STR(max_failures), "", 0, 0, NULL,
+	  "error budget: N failed attempts, or N% of the attempts, within "
+	  "failure_window pause restarts; empty is no budget" },
+	{ "restart", "failure_window", CT_DUR, OFF(failure_window), 0, "10m",
+	  1000, 86400000, NULL, "the window max_failures counts in" },
 	{ "restart", "max_crashes", CT_UINT, OFF(max_crashes), 0, "3", 0,
 	  1000, NULL, "workers lost while holding a message before it is "
 	  "dead; 0 is no limit" },
@@ -750,6 +755,12 @@ conf_check(const struct conf *c, char *err, size_t errlen)
 		    why);
 		return -1;
 	}
+	if (conf_max_failures(c->max_failures, NULL, NULL) < 0) {
+		snprintf(err, errlen, "[restart] max_failures \"%s\": want a "
+		    "count from 1 to 1000000, or a percentage from 1%% to 100%%",
+		    c->max_failures);
+		return -1;
+	}
 	if (check_globs("allow", c->allow, err, errlen) < 0 ||
 	    check_globs("deny", c->deny, err, errlen) < 0)
 		return -1;
@@ -861,5 +872,32 @@ conf_resolve(struct conf *c, const char *base, char *err, size_t errlen)
 		    c->worker_path, strerror(errno));
 		return -1;
 	}
+	return 0;
+}
+
+int
+conf_max_failures(const char *s, unsigned *n, int *pct)
+{
+	unsigned long v;
+	char *end;
+
+	if (n != NULL)
+		*n = 0;
+	if (pct != NULL)
+		*pct = 0;
+	if (s[0] == '\0')
+		return 0;
+	if (s[0] < '0' || s[0] > '9')
+		return -1;
+	v = strtoul(s, &end, 10);
+	if (*end == '%' && end[1] == '\0') {
+		if (v < 1 || v > 100)
+			return -1;
+		if (pct != NULL)
+			*pct = 1;
+	} else if (*end != '\0' || v < 1 || v > 1000000)
+		return -1;
+	if (n != NULL)
+		*n = (unsigned)v;
 	return 0;
 }

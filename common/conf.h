@@ -93,6 +93,8 @@ struct conf {
 	char		 domain[256];
 	char		 allow[CONF_LIST_MAX];
 	char		 deny[CONF_LIST_MAX];
+	char		 max_failures[16];	/* "", "N" or "N%" */
+	int64_t		 failure_window;	/* ms */
 	unsigned	 max_attempts;
 	unsigned	 max_crashes;
 	int64_t		 backoff_min;
@@ -171,5 +173,11 @@ const char *conf_subject_check(const char *subject);
  * and err saying which element is wrong and why, its secrets redacted.
  */
 int conf_url_check(const char *list, char *err, size_t errlen);
+
+/*
+ * [restart] max_failures: "" (no budget, n 0), "N" or "N%" (pct 1).
+ * n or pct may be NULL; -1 when s is none of these.
+ */
+int conf_max_failures(const char *s, unsigned *n, int *pct);
 
 #endif

@@ -398,8 +398,11 @@ on_done(struct dispatch *s, struct wproc *wp, const struct proto_msg *m)
 	else if (m->outcome == OUT_ERROR)
 		hold_job(s, j, HOLD_STORE, host, 0, why);
 	else if (m->outcome == OUT_RESTARTED || m->outcome == OUT_FAILED ||
-	    m->outcome == OUT_DEAD || m->outcome == OUT_DRY_RUN)
+	    m->outcome == OUT_DEAD || m->outcome == OUT_DRY_RUN) {
 		restart_ended(s, host);
+		if (s->cb.attempt_ended != NULL && m->outcome != OUT_DRY_RUN)
+			s->cb.attempt_ended(s->cb.arg, m->outcome);
+	}
 	return 0;
 }
 

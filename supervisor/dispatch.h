@@ -62,6 +62,8 @@ struct counters {
 struct dispatch_cb {
 	void	(*generation_ready)(void *arg);	/* once per generation */
 	void	*arg;
+	/* An attempt ended (restarted, failed or dead); may be NULL. */
+	void	(*attempt_ended)(void *arg, enum outcome o);
 };
 
 struct dispatch {

@@ -115,6 +115,30 @@ worker_gone(void *arg, struct wproc *wp, int status)
 	check_done(s);
 }
 
+/*
+ * dispatch's callback: an attempt ended.  When the error budget is
+ * spent, mandrilld pauses itself as mandrillctl pause would (persisted,
+ * held, never lost); what runs finishes, and mandrillctl resume, which
+ * starts the count again, ends it.
+ */
+static void
+attempt_ended(void *arg, enum outcome o)
+{
+	struct supervisor *s = arg;
+	char why[160], err[256];
+	unsigned max;
+	int pct;
+
+	if (conf_max_failures(s->conf.max_failures, &max, &pct) < 0 ||
+	    budget_note(&s->budget, clock_now(), o != OUT_RESTARTED, max, pct,
+	    s->conf.failure_window, why, sizeof(why)) <= 0 || s->paused ||
+	    s->state != SUP_RUNNING)
+		return;
+	log_err("%s; pausing restarts until mandrillctl resume", why);
+	if (supervisor_pause(s, why, err, sizeof(err)) < 0)
+		log_err("error budget: cannot pause: %s", err);
+}
+
 /* dispatch's callback: the newest generation is complete. */
 static void
 generation_ready(void *arg)
@@ -286,7 +310,7 @@ supervisor_pause(struct supervisor *s, const char *reason, char *err,
 		return -1;
 	s->paused = 1;
 	snprintf(c.pause_reason, sizeof(c.pause_reason), "%s", reason);
-	log_warn("paused by mandrillctl: %s; pulling nothing, starting no "
+	log_warn("paused: %s; pulling nothing, starting no "
 	    "restart, holding %u in flight", reason, s->dispatch.in_flight);
 	apply_conf(s, &c);
 	return 0;
@@ -300,6 +324,7 @@ supervisor_resume(struct supervisor *s, char *err, size_t len)
 	if (pausefile_clear(s->conf.state_dir, err, len) < 0)
 		return -1;
 	s->paused = 0;
+	budget_reset(&s->budget);
 	log_info("resumed by mandrillctl%s", s->file_enabled ? "" :
 	    "; [restart] enabled = no still pauses");
 	apply_conf(s, &c);
@@ -435,7 +460,8 @@ supervisor_init(struct supervisor *s, struct ev_loop *loop,
 {
 	struct source_cb cb = { message_cb, exhausted_cb, more_cb, s };
 	struct pool_cb pcb = { worker_frame, worker_lost, worker_gone, s };
-	struct dispatch_cb dcb = { generation_ready, s };
+	struct dispatch_cb dcb = { .generation_ready = generation_ready,
+	    .arg = s, .attempt_ended = attempt_ended };
 	char err[256];
 
 	struct control_cb ccb = { command_request, s };
@@ -449,6 +475,7 @@ supervisor_init(struct supervisor *s, struct ev_loop *loop,
 	s->ctl.fd = -1;
 	s->file_enabled = c->enabled;
 	s->started_wall = clock_wall();
+	budget_init(&s->budget);
 	paused = pausefile_load(c->state_dir, s->conf.pause_reason,
 	    sizeof(s->conf.pause_reason), err, sizeof(err));
 	if (paused < 0) {
@@ -545,6 +572,7 @@ supervisor_free(struct supervisor *s)
 		dispatch_nack_running(&s->dispatch, "exiting");
 	}
 	control_close(&s->ctl);
+	budget_free(&s->budget);
 	pool_free(&s->pool);
 	s->src->ops->stop(s->src);
 	dispatch_free(&s->dispatch);

@@ -24,6 +24,7 @@
 #include <ev.h>
 
 #include "avail.h"
+#include "budget.h"
 #include "conf.h"
 #include "control.h"
 #include "dispatch.h"
@@ -52,6 +53,7 @@ struct supervisor {
 	int			 file_enabled;	/* [restart] enabled */
 	int			 paused;	/* by mandrillctl, persisted */
 	int64_t			 started_wall;	/* ms since the epoch */
+	struct budget		 budget;	/* [restart] max_failures */
 
 	ev_timer		 tick;		/* 1 s housekeeping */
 	int64_t			 last_tick;
