@@ -52,7 +52,7 @@ check "-t refuses a failure_window of 0s" "$?" 78
 conf "max_failures = 3
 failure_window = 10m"
 start_mandrilld
-wait_for "error budget: 3 of 3 attempts failed in 10m" 30 ||
+wait_for "error budget: 3 of 3 attempts failed in 10m (max_failures 3); pausing restarts" 30 ||
     fail "budget: not paused after 3 failures"
 failed_at_pause=$(sql "SELECT count(*) FROM restarts WHERE outcome = 'failed'")
 sleep 3
@@ -76,7 +76,7 @@ check "budget: nothing is dead, so nothing is lost" \
 # --- resume starts the count again: three more, then paused again -----------
 before=$(sql "SELECT count(*) FROM restarts")
 check "budget: resume answers" "$(ctl resume)" "resumed"
-wait_count "error budget: 3 of 3 attempts failed" 2 30 ||
+wait_count "error budget: 3 of 3 attempts failed in 10m (max_failures 3); pausing restarts" 2 30 ||
     fail "budget: not paused again after resume"
 sleep 2
 after=$(sql "SELECT count(*) FROM restarts")
