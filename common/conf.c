@@ -901,3 +901,11 @@ conf_max_failures(const char *s, unsigned *n, int *pct)
 		*n = (unsigned)v;
 	return 0;
 }
+
+const char *
+conf_pause_reason(const struct conf *c)
+{
+	if (c->enabled)
+		return NULL;
+	return c->pause_reason[0] ? c->pause_reason : "[restart] enabled = no";
+}

@@ -179,5 +179,10 @@ int conf_url_check(const char *list, char *err, size_t errlen);
  * n or pct may be NULL; -1 when s is none of these.
  */
 int conf_max_failures(const char *s, unsigned *n, int *pct);
+/*
+ * Why restarts are paused in this running configuration (mandrillctl
+ * pause's reason, or "[restart] enabled = no"), or NULL when they are not.
+ */
+const char *conf_pause_reason(const struct conf *c);
 
 #endif

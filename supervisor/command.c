@@ -66,8 +66,8 @@ static json_t *
 status(struct supervisor *s, json_t *req, const struct control_peer *p)
 {
 	const struct dispatch *d = &s->dispatch;
+	const char *why = conf_pause_reason(&s->conf);
 	int64_t now = clock_now();
-	unsigned held = hold_total(&d->holds);
 	char started[40];
 
 	clock_iso(s->started_wall, started, sizeof(started));
@@ -80,10 +80,9 @@ status(struct supervisor *s, json_t *req, const struct control_peer *p)
 	    "target", (int)s->pool.target, "live",
 	    (int)pool_pids(&s->pool, NULL, 0), "in_flight",
 	    (int)d->in_flight, "waiting", (int)d->nwaiting, "on_workers",
-	    (int)(d->in_flight - d->nwaiting - held), "held",
-	    held_json(&d->holds), "paused", s->paused || !s->file_enabled,
-	    "pause_reason", s->paused ? s->conf.pause_reason :
-	    !s->file_enabled ? "[restart] enabled = no" : "", "enabled",
+	    (int)dispatch_on_workers(d), "held",
+	    held_json(&d->holds), "paused", why != NULL,
+	    "pause_reason", why != NULL ? why : "", "enabled",
 	    s->file_enabled, "store_ok", d->store_bad == 0,
 	    "oldest_lease_ms", (json_int_t)(now - dispatch_oldest(d, now)),
 	    "counters", counters_json(s));
@@ -177,7 +176,7 @@ cmd_retry(struct supervisor *s, json_t *req, const struct control_peer *p)
 	json_t *jp = json_object_get(req, "payload"), *doc, *inner;
 	json_t *jd = json_object_get(req, "dead_id");
 	const char *id, *data;
-	char err[256];
+	char said[256];
 	size_t len;
 	int same;
 
@@ -204,15 +203,13 @@ cmd_retry(struct supervisor *s, json_t *req, const struct control_peer *p)
 		return control_error("unavailable", "retry: source %s cannot "
 		    "publish", s->src->ops->name);
 	if (s->src->ops->retry(s->src, data, len,
-	    (uint64_t)json_integer_value(jd), err, sizeof(err)) < 0)
-		return control_error("io", "retry %.64s: %s", id, err);
+	    (uint64_t)json_integer_value(jd), said, sizeof(said)) < 0)
+		return control_error("io", "retry %.64s: %s", id, said);
 	log_info("mandrillctl: retry msg_id=%s dead letter %" PRIu64 ": "
 	    "published again to source %s", id,
 	    (uint64_t)json_integer_value(jd), s->src->ops->name);
 	dispatch_pull(&s->dispatch);
-	return json_pack("{s:b, s:s}", "ok", 1, "message",
-	    strcmp(s->src->ops->name, "nats") == 0 ? "published again (a "
-	    "core publish: JetStream does not confirm it)" : "published again");
+	return json_pack("{s:b, s:s}", "ok", 1, "message", said);
 }
 
 /* Each command; all but status act, and only while mandrilld runs. */

@@ -569,3 +569,11 @@ dispatch_commands_running(const struct dispatch *s)
 			n++;
 	return n;
 }
+
+unsigned
+dispatch_on_workers(const struct dispatch *s)
+{
+	unsigned off = s->nwaiting + hold_total(&s->holds);
+
+	return s->in_flight > off ? s->in_flight - off : 0;
+}

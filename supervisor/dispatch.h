@@ -107,6 +107,8 @@ int dispatch_frame(struct dispatch *s, struct wproc *wp,
 /* Give back every job of a worker (or, wp NULL, those on no worker). */
 void dispatch_nack_all(struct dispatch *s, struct wproc *wp,
     const char *why);
+/* Jobs in flight on a worker: neither waiting for one nor held. */
+unsigned dispatch_on_workers(const struct dispatch *s);
 /* Jobs whose restart command runs now, as the workers reported. */
 unsigned dispatch_commands_running(const struct dispatch *s);
 /* Give back every job any worker holds (fast shutdown, exit). */

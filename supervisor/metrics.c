@@ -52,16 +52,6 @@ histogram(FILE *f, const char *name, const char *help, const struct hist *h)
 	    name, h->n);
 }
 
-/* Why restarts are paused, or NULL. */
-static const char *
-pause_reason(const struct metrics *m)
-{
-	if (m->conf->enabled)
-		return NULL;
-	return m->conf->pause_reason[0] ? m->conf->pause_reason :
-	    "[restart] enabled = no";
-}
-
 /* A Prometheus label value: backslash, quote and newline escaped. */
 static void
 label_value(FILE *f, const char *v)
@@ -142,7 +132,7 @@ metrics_format(const struct metrics *m, FILE *f)
 	fprintf(f, "# HELP mandrill_paused 1 while restarts are paused "
 	    "([restart] enabled = no, or mandrillctl pause), with the reason."
 	    "\n# TYPE mandrill_paused gauge\n");
-	if ((why = pause_reason(m)) != NULL) {
+	if ((why = conf_pause_reason(m->conf)) != NULL) {
 		fputs("mandrill_paused{reason=\"", f);
 		label_value(f, why);
 		fputs("\"} 1\n", f);
@@ -152,9 +142,7 @@ metrics_format(const struct metrics *m, FILE *f)
 	    "now (mode = command; a simulated restart has no process).",
 	    dispatch_commands_running(s));
 	gauge(f, "mandrill_jobs_in_workers", "Messages given to a worker and "
-	    "not yet settled.", s->in_flight >= s->nwaiting +
-	    hold_total(&s->holds) ? s->in_flight - s->nwaiting -
-	    hold_total(&s->holds) : 0);
+	    "not yet settled.", dispatch_on_workers(s));
 	gauge(f, "mandrill_source_backlog", "Messages the source still has, "
 	    "not yet delivered (nats: the consumer's pending count at the "
 	    "latest delivery); -1 before one is known.",
@@ -270,7 +258,7 @@ void
 metrics_notify(const struct metrics *m)
 {
 	const struct dispatch *s = m->dispatch;
-	const char *why = pause_reason(m);
+	const char *why = conf_pause_reason(m->conf);
 	char buf[512];
 
 	snprintf(buf, sizeof(buf), "STATUS=%s%u in flight, %u held%s%s",

@@ -189,7 +189,7 @@ void nats_dead(struct source *src, struct delivery *pub, const char *why);
 /* mandrillctl retry: the payload published again to subject, marked. */
 #define NATS_RETRY_HEADER	"Mandrill-Retry"
 int nats_retry(struct source *src, const char *data, size_t len,
-    uint64_t dead_id, char *err, size_t errlen);
+    uint64_t dead_id, char *msg, size_t msglen);
 int dead_waiting(const struct nats_src *s);
 void dead_free(struct nats_src *s);
 

@@ -212,7 +212,7 @@ nats_dead(struct source *src, struct delivery *pub, const char *why)
  */
 int
 nats_retry(struct source *src, const char *data, size_t len, uint64_t dead_id,
-    char *err, size_t errlen)
+    char *msg, size_t msglen)
 {
 	struct nats_src *s = (struct nats_src *)src;
 	natsMsg *m = NULL;
@@ -220,7 +220,7 @@ nats_retry(struct source *src, const char *data, size_t len, uint64_t dead_id,
 	char id[24];
 
 	if (s->nc == NULL) {
-		snprintf(err, errlen, "not connected to NATS");
+		snprintf(msg, msglen, "not connected to NATS");
 		return -1;
 	}
 	snprintf(id, sizeof(id), "%" PRIu64, dead_id);
@@ -231,10 +231,12 @@ nats_retry(struct source *src, const char *data, size_t len, uint64_t dead_id,
 		st = natsConnection_PublishMsg(s->nc, m);
 	natsMsg_Destroy(m);
 	if (st != NATS_OK) {
-		snprintf(err, errlen, "publish to %s: %s", s->spec.subject,
+		snprintf(msg, msglen, "publish to %s: %s", s->spec.subject,
 		    natsStatus_GetText(st));
 		return -1;
 	}
+	snprintf(msg, msglen, "published again (a core publish: JetStream "
+	    "does not confirm it)");
 	return 0;
 }
 

@@ -72,10 +72,11 @@ struct source_ops {
 	void	(*dump)(const struct source *);	/* one log line of state */
 	/*
 	 * mandrillctl retry: publish a dead letter's payload again, marked
-	 * retried; 0, or -1 with err.  NULL: the source cannot.
+	 * with dead_id; 0 with what that publish means for the operator in
+	 * msg, or -1 with why not.  NULL: the source cannot.
 	 */
 	int	(*retry)(struct source *, const char *data, size_t len,
-		    uint64_t dead_id, char *err, size_t errlen);
+		    uint64_t dead_id, char *msg, size_t msglen);
 };
 
 struct source {

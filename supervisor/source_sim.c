@@ -501,18 +501,18 @@ sim_dump(const struct source *src)
  */
 static int
 sim_retry(struct source *src, const char *data, size_t len, uint64_t dead_id,
-    char *err, size_t errlen)
+    char *msg, size_t msglen)
 {
 	struct sim *s = (struct sim *)src;
 	struct sim_msg *m;
 
 	if (s->live >= BACKLOG_MAX) {
-		snprintf(err, errlen, "the simulated broker holds %" PRIu64
+		snprintf(msg, msglen, "the simulated broker holds %" PRIu64
 		    " messages already", s->live);
 		return -1;
 	}
 	if ((m = calloc(1, sizeof(*m) + len + 1)) == NULL) {
-		snprintf(err, errlen, "out of memory");
+		snprintf(msg, msglen, "out of memory");
 		return -1;
 	}
 	snprintf(m->id, sizeof(m->id), "retry-%" PRIu64, ++s->retries);
@@ -526,6 +526,7 @@ sim_retry(struct source *src, const char *data, size_t len, uint64_t dead_id,
 	s->src.backlog++;
 	s->live++;
 	wake_deliverer(s);
+	snprintf(msg, msglen, "published again");
 	return 0;
 }
 
