@@ -98,9 +98,15 @@ cmd_pause(struct supervisor *s, json_t *req, const struct control_peer *p)
 	if (jr != NULL && !json_is_string(jr))
 		return control_error("usage", "pause: reason must be a string");
 	r = jr != NULL ? json_string_value(jr) : "";
-	if (strlen(r) >= sizeof(reason) || strpbrk(r, "\n\r") != NULL)
-		return control_error("usage", "pause: reason must be one line "
-		    "of at most %zu bytes", sizeof(reason) - 1);
+	if (strlen(r) >= sizeof(reason))
+		return control_error("usage", "pause: reason must be at most "
+		    "%zu bytes", sizeof(reason) - 1);
+	/* It is shown by status, the log, STATUS= and the metrics. */
+	for (const unsigned char *c = (const unsigned char *)r; *c; c++)
+		if (*c < 0x20 || *c == 0x7f)
+			return control_error("usage", "pause: reason must be "
+			    "one line of printable text: it has control "
+			    "character 0x%02x", *c);
 	if (r[0] != '\0')
 		snprintf(reason, sizeof(reason), "%s", r);
 	else

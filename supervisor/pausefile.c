@@ -53,6 +53,10 @@ pausefile_load(const char *state_dir, char *reason, size_t len, char *err,
 	}
 	reason[n] = '\0';
 	reason[strcspn(reason, "\n")] = '\0';
+	/* Edited by hand, it may hold what no terminal should be sent. */
+	for (char *c = reason; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
 	/* A pause needs a reason: an empty one would read as enabled = no. */
 	if (reason[0] == '\0')
 		snprintf(reason, len, "paused (%s, no reason given)", path);

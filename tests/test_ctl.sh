@@ -67,7 +67,12 @@ wait_ctl() {
 }
 
 conf
-start_mandrilld
+# What systemd would be told (STATUS=), on a stand-in for its socket.
+"$top_builddir/tests/notify_tail" "$T/notify" >"$T/notified" &
+EXTRA_PIDS="$EXTRA_PIDS $!"
+i=0
+until [ -S "$T/notify" ] || [ "$i" -gt 50 ]; do i=$((i + 1)); sleep 0.1; done
+NOTIFY_SOCKET=$T/notify start_mandrilld
 check_cmd "mandrilld answers on its control socket" wait_ctl
 
 out=$(ctl status)
@@ -99,10 +104,22 @@ check "nothing starts while paused" "$(sql "SELECT count(*) FROM restarts")" \
 check "the pause is persisted" "$(cat "$T/state/paused")" "change 4711"
 check "the metrics say paused, with the reason" \
     "$(grep -c '^mandrill_paused{reason="change 4711"} 1$' "$T/mandrill.prom")" 1
+check "systemd is told it is paused, and why" \
+    "$(grep -c '^STATUS=[0-9]* in flight, [0-9]* held; paused: change 4711$' "$T/notified")" 1
+ctl pause --reason "$(printf 'tab\there')" 2>"$T/err"
+check "a reason with a control character exits 64" "$?" 64
+check "and says which character" \
+    "$(grep -c 'printable text: it has control character 0x09' "$T/err")" 1
+check "and the pause keeps its reason" \
+    "$(ctl status | grep -c '^PAUSED: change 4711$')" 1
 
 check "drain answers" "$(ctl drain)" "draining"
 wait_exit 20
 check "mandrilld drained and exited 0" "$RC" 0
+check "systemd was told it was ready, then stopping, and the drain's status" \
+    "$(sed -n 's/^\(READY=1\|STOPPING=1\).*/\1/p; s/^STATUS=draining: [0-9]* in flight, [0-9]* held; paused: change 4711$/draining/p' \
+       "$T/notified" | uniq | tr '\n' ' ')" \
+    "READY=1 STOPPING=1 draining "
 ctl status 2>"$T/err"
 check "status of a daemon that is not running exits 69" "$?" 69
 check "and says it is not running" "$(grep -c 'mandrilld is not running' "$T/err")" 1
