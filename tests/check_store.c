@@ -74,11 +74,34 @@ fx_open(struct fx *f)
 	f->s = open_as(f->dir, f->owner, 2000);
 }
 
+static int64_t q_int(const char *dir, const char *sql, const char *p1);
+
+/*
+ * messages_by_state is kept by the worker from what it changed: at the
+ * end of every test it must say what counting the rows says.
+ */
+static void
+expect_totals(const char *dir)
+{
+	static const char *const diff[2] = {
+		"SELECT count(*) FROM (SELECT state, count(*) FROM messages"
+		" GROUP BY state EXCEPT SELECT state, n FROM messages_by_state)",
+		"SELECT count(*) FROM (SELECT state, n FROM messages_by_state"
+		" EXCEPT SELECT state, count(*) FROM messages GROUP BY state)",
+	};
+
+	for (int i = 0; i < 2; i++)
+		ck_assert_msg(q_int(dir, diff[i], NULL) == 0,
+		    "messages_by_state disagrees with messages (%s)",
+		    i == 0 ? "a count missing or wrong" : "a count too many");
+}
+
 static void
 fx_close(struct fx *f)
 {
 	store_close(f->s);
 	f->s = NULL;
+	expect_totals(f->dir);
 }
 
 static struct store_msg
@@ -317,6 +340,8 @@ START_TEST(test_open_schema_objects)
 		{ "table", "dead_letters" }, { "view", "last_restart" },
 		{ "view", "failures_last_hour" }, { "view", "in_progress" },
 		{ "view", "outcomes_per_minute" }, { "view", "host_history" },
+		{ "view", "messages_by_state" }, { "table", "state_totals" },
+		{ "table", "outcome_minutes" },
 		{ "table", "hosts" }, { "view", "failing_now" },
 	};
 	struct fx f;
@@ -465,6 +490,11 @@ START_TEST(test_open_migrates_v1)
 	    "SELECT finished FROM last_restart WHERE host = ?1",
 	    "cattle-v1done"));
 	ck_assert_str_eq(buf, "2026-01-01T00:00:01.000Z");
+	/* Version 6: the settled rows counted at the minute of their update. */
+	ck_assert_int_eq(q_int(f.dir, "SELECT sum(n) FROM outcomes_per_minute "
+	    "WHERE minute = '2026-01-01T00:00'", NULL), 2);
+	ck_assert_int_eq(q_int(f.dir, "SELECT sum(n) FROM messages_by_state",
+	    NULL), 3);
 	/* The migrated rows still decide. */
 	v = admit(f.s, &busy, &r);
 	ck_assert_int_eq(v.outcome, OUT_HELD);
@@ -782,6 +812,11 @@ START_TEST(test_prune)
 	ck_assert_int_eq(q_int(f.dir, "SELECT count(*) FROM restarts", NULL), 1);
 	ck_assert_int_eq(q_int(f.dir, "SELECT count(*) FROM last_restart WHERE "
 	    "host = 'cattle-0f01' AND msg_id = 'm-old-24'", NULL), 1);
+	/* The old minutes went with them; the young one's stays. */
+	ck_assert_int_eq(q_int(f.dir, "SELECT sum(n) FROM outcomes_per_minute",
+	    NULL), 1);
+	ck_assert_int_eq(q_int(f.dir, "SELECT n FROM messages_by_state WHERE "
+	    "state = 'restarted'", NULL), 1);
 	/* Nothing more to find, and nothing young goes later by mistake. */
 	total = 0;
 	for (int k = 0; store_prune(f.s, 5LL * 86400000, 10, &total) > 0; k++)
@@ -927,6 +962,13 @@ START_TEST(test_failures_until_dead)
 	ck_assert_int_eq(v.outcome, OUT_DUPLICATE);
 	ck_assert_int_eq(count_restarts(f.dir, "m-fail"), 3);
 	ck_assert_int_eq(count_dead(f.dir, "m-fail"), 1);
+	/* Two failed attempts that were retried, then the death. */
+	ck_assert_int_eq(q_int(f.dir, "SELECT sum(n) FROM outcomes_per_minute"
+	    " WHERE state = 'failed'", NULL), 2);
+	ck_assert_int_eq(q_int(f.dir, "SELECT sum(n) FROM outcomes_per_minute"
+	    " WHERE state = 'dead'", NULL), 1);
+	ck_assert_int_eq(q_int(f.dir, "SELECT count(*) FROM outcomes_per_minute"
+	    " WHERE state <> 'failed' AND state <> 'dead'", NULL), 0);
 	fx_close(&f);
 }
 END_TEST

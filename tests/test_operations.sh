@@ -114,8 +114,14 @@ check "failures_last_hour: every failed attempt of this run" \
 check "failures_last_hour: some failures to show" \
     "$(sql "SELECT count(*) > 0 FROM failures_last_hour")" 1
 check "in_progress: nothing left in progress" "$(sql "SELECT count(*) FROM in_progress")" 0
-check "outcomes_per_minute: sums to every message" \
-    "$(sql "SELECT sum(n) FROM outcomes_per_minute")" 300
+check "outcomes_per_minute: the settled ones sum to every message" \
+    "$(sql "SELECT sum(n) FROM outcomes_per_minute WHERE state <> 'failed'")" 300
+check "outcomes_per_minute: failed counts the attempts that were retried" \
+    "$(sql "SELECT sum(n) FROM outcomes_per_minute WHERE state = 'failed'")" \
+    "$(sql "SELECT count(*) FROM restarts WHERE outcome = 'failed' AND attempt < 2")"
+check "messages_by_state: what counting the rows says" \
+    "$(sql "SELECT group_concat(state || '=' || n) FROM (SELECT * FROM messages_by_state ORDER BY state)")" \
+    "$(sql "SELECT group_concat(state || '=' || n) FROM (SELECT state, count(*) AS n FROM messages GROUP BY state ORDER BY state)")"
 # An old failure is not in the last hour.
 sql "UPDATE restarts SET finished = '2000-01-01T00:00:00.000Z' WHERE id = (SELECT min(id) FROM restarts WHERE outcome = 'failed')"
 check "failures_last_hour: an old failure is left out" \

@@ -25,7 +25,7 @@ enum stmt {
 	S_SEL_RUNNING, S_COUNT_MINUTE, S_PREV_BOOT_RECENT, S_HOST_START,
 	S_HOST_END, S_PRUNE_SCAN_MSG, S_PRUNE_DEL_MSG, S_PRUNE_SCAN_RST,
 	S_PRUNE_DEL_RST, S_PRUNE_SCAN_DEAD, S_PRUNE_DEL_DEAD, S_DEAD_NEWEST,
-	S_BEGIN, S_COMMIT, S_ROLLBACK,
+	S_TOTAL_ADD, S_MINUTE_ADD, S_PRUNE_MINUTES, S_BEGIN, S_COMMIT, S_ROLLBACK,
 	S_COUNT
 };
 
@@ -90,16 +90,22 @@ static const char *sql[S_COUNT] = {
 	[S_PRUNE_DEL_MSG] = "DELETE FROM messages WHERE rowid > ?1 AND "
 	    "rowid <= ?2 AND updated < ?3 AND (state = 'restarted' OR "
 	    "state = 'skipped' OR state = 'dead' OR state = 'invalid' OR "
-	    "state = 'dry-run')",
+	    "state = 'dry-run') RETURNING state",
 	[S_PRUNE_SCAN_RST] = "SELECT id, started < ?2 FROM restarts "
 	    "WHERE id > ?1 ORDER BY id LIMIT ?3",
 	[S_PRUNE_DEL_RST] = "DELETE FROM restarts WHERE id > ?1 AND "
-	    "id <= ?2 AND finished < ?3",
+	    "id <= ?2 AND finished < ?3 RETURNING NULL",
 	[S_PRUNE_SCAN_DEAD] = "SELECT id, created < ?2 FROM dead_letters "
 	    "WHERE id > ?1 ORDER BY id LIMIT ?3",
 	[S_PRUNE_DEL_DEAD] = "DELETE FROM dead_letters WHERE id > ?1 AND "
-	    "id <= ?2 AND created < ?3",
+	    "id <= ?2 AND created < ?3 RETURNING NULL",
 	[S_DEAD_NEWEST] = "SELECT max(id) FROM dead_letters WHERE msg_id = ?1",
+	[S_TOTAL_ADD] = "INSERT INTO state_totals (state, n) VALUES (?1, ?2) "
+	    "ON CONFLICT (state) DO UPDATE SET n = n + excluded.n",
+	[S_MINUTE_ADD] = "INSERT INTO outcome_minutes (minute, state, n) "
+	    "VALUES (?1, ?2, ?3) ON CONFLICT (minute, state) DO UPDATE SET "
+	    "n = n + excluded.n",
+	[S_PRUNE_MINUTES] = "DELETE FROM outcome_minutes WHERE minute < ?1",
 	[S_BEGIN] = "BEGIN IMMEDIATE",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
@@ -348,13 +354,57 @@ static const char *const upgrade_v4[] = {
 	NULL
 };
 
+/*
+ * Version 5 to 6: how many messages are in each state, and how many
+ * reached each outcome in each minute, are tables the worker keeps in
+ * each transaction from what it changed (summed in memory first, so a
+ * batch costs a few rows however many messages it holds), instead of
+ * scans of messages that grow with the history.  Rows already there are
+ * counted once here; their minute is that of their last update.
+ */
+static const char *const upgrade_v5[] = {
+	"CREATE TABLE state_totals ("
+	"  state TEXT PRIMARY KEY,"
+	"  n INTEGER NOT NULL) WITHOUT ROWID;"
+	" INSERT INTO state_totals SELECT state, count(*) FROM messages"
+	"  GROUP BY state;"
+	" CREATE TABLE outcome_minutes ("
+	"  minute TEXT NOT NULL,"
+	"  state TEXT NOT NULL,"
+	"  n INTEGER NOT NULL,"
+	"  PRIMARY KEY (minute, state)) WITHOUT ROWID;"
+	" INSERT INTO outcome_minutes SELECT substr(updated, 1, 16), state,"
+	"  count(*) FROM messages WHERE state <> 'received' AND"
+	"  state <> 'restarting' GROUP BY 1, 2;"
+	" CREATE VIEW messages_by_state AS"
+	" SELECT state, n FROM state_totals WHERE n <> 0;"
+	" DROP VIEW outcomes_per_minute;"
+	" CREATE VIEW outcomes_per_minute AS"
+	" SELECT minute, state, n FROM outcome_minutes;",
+	NULL
+};
+
 /* upgrades[v]: from version v to v + 1. */
 static const char *const *const upgrades[STORE_SCHEMA_VERSION] = {
 	[1] = upgrade_v1,
 	[2] = upgrade_v2,
 	[3] = upgrade_v3,
 	[4] = upgrade_v4,
+	[5] = upgrade_v5,
 };
+
+/*
+ * The states of a message row, as state_totals counts them; from
+ * STATE_SETTLED on, reaching one is counted in outcome_minutes too
+ * (failed: an attempt that failed and will be retried).
+ */
+static const char *const states[] = {
+	"received", "restarting", "failed", "restarted", "skipped", "dead",
+	"invalid", "dry-run"
+};
+#define N_STATES	((int)(sizeof(states) / sizeof(states[0])))
+#define STATE_SETTLED	2
+#define TALLY_MAX	16
 
 struct store {
 	sqlite3		*db;
@@ -373,6 +423,14 @@ struct store {
 	int64_t		 boot;		/* this boot's row in boots */
 	int64_t		 prev_boot;	/* the one before, or 0 */
 	int64_t		 prune_at[3];	/* retain: last row id looked at */
+	/* This transaction's changes to state_totals and outcome_minutes. */
+	int64_t		 state_delta[N_STATES];
+	struct minute_tally {
+		char	 minute[17];	/* YYYY-MM-DDTHH:MM */
+		int	 state;
+		int64_t	 n;
+	}		 tally[TALLY_MAX];
+	int		 ntally;
 };
 
 const char *
@@ -729,15 +787,111 @@ store_begin(struct store *s)
 	return run(s, S_BEGIN);
 }
 
+static void
+forget_counts(struct store *s)
+{
+	memset(s->state_delta, 0, sizeof(s->state_delta));
+	s->ntally = 0;
+}
+
+static int
+flush_tallies(struct store *s)
+{
+	sqlite3_stmt *st = s->st[S_MINUTE_ADD];
+	int rc = 0;
+
+	for (int i = 0; i < s->ntally && rc == 0; i++) {
+		bind_text(st, 1, s->tally[i].minute);
+		bind_text(st, 2, states[s->tally[i].state]);
+		sqlite3_bind_int64(st, 3, s->tally[i].n);
+		rc = run(s, S_MINUTE_ADD);
+	}
+	s->ntally = 0;
+	return rc;
+}
+
+/* The transaction's counts into state_totals and outcome_minutes. */
+static int
+flush_counts(struct store *s)
+{
+	sqlite3_stmt *st = s->st[S_TOTAL_ADD];
+	int rc = 0;
+
+	for (int i = 0; i < N_STATES && rc == 0; i++) {
+		if (s->state_delta[i] == 0)
+			continue;
+		bind_text(st, 1, states[i]);
+		sqlite3_bind_int64(st, 2, s->state_delta[i]);
+		rc = run(s, S_TOTAL_ADD);
+	}
+	if (rc == 0)
+		rc = flush_tallies(s);
+	forget_counts(s);
+	return rc;
+}
+
+static int
+state_index(const char *state)
+{
+	if (state == NULL)
+		return -1;
+	for (int i = 0; i < N_STATES; i++)
+		if (strcmp(states[i], state) == 0)
+			return i;
+	return -1;
+}
+
+/*
+ * A row goes from state was (NULL: a new row) to state at time at (ISO
+ * 8601), in this transaction.
+ */
+static int
+count_change(struct store *s, const char *was, const char *state,
+    const char *at)
+{
+	int to = state_index(state), i;
+
+	if (was != NULL && strcmp(was, state) == 0)
+		return 0;
+	if (was != NULL && (i = state_index(was)) >= 0)
+		s->state_delta[i]--;
+	if (to < 0)
+		return 0;
+	s->state_delta[to]++;
+	if (to < STATE_SETTLED)
+		return 0;
+	for (i = 0; i < s->ntally; i++)
+		if (s->tally[i].state == to &&
+		    strncmp(s->tally[i].minute, at, 16) == 0)
+			break;
+	if (i == TALLY_MAX) {
+		if (flush_tallies(s) < 0)
+			return -1;
+		i = 0;
+	}
+	if (i == s->ntally) {
+		snprintf(s->tally[i].minute, sizeof(s->tally[i].minute),
+		    "%.16s", at);
+		s->tally[i].state = to;
+		s->tally[i].n = 0;
+		s->ntally++;
+	}
+	s->tally[i].n++;
+	return 0;
+}
+
 int
 store_commit(struct store *s)
 {
+	if (flush_counts(s) < 0)
+		return -1;
 	return run(s, S_COMMIT);
 }
 
 void
 store_rollback(struct store *s)
 {
+	forget_counts(s);
 	/* A failed COMMIT may have rolled back already. */
 	if (!sqlite3_get_autocommit(s->db))
 		run(s, S_ROLLBACK);
@@ -852,13 +1006,17 @@ struct row_write {
 	enum hold	 held;
 };
 
+/* The row of a message, in state was now, as w says. */
 static int
-set_msg(struct store *s, const struct store_msg *m, const struct row_write *w)
+set_msg(struct store *s, const struct store_msg *m, const char *was,
+    const struct row_write *w)
 {
 	sqlite3_stmt *st = s->st[S_UPD_MSG];
 	char now[32];
 
 	now_iso(now, sizeof(now));
+	if (count_change(s, was, w->state, now) < 0)
+		return -1;
 	bind_text(st, 1, m->msg_id);
 	bind_text(st, 2, w->state);
 	sqlite3_bind_int64(st, 3, w->attempts);
@@ -879,6 +1037,8 @@ insert_msg(struct store *s, const struct store_msg *m,
 	char now[32];
 
 	now_iso(now, sizeof(now));
+	if (count_change(s, NULL, w->state, now) < 0)
+		return -1;
 	bind_text(st, 1, m->msg_id);
 	bind_text(st, 2, m->instance);
 	bind_text(st, 3, m->host);
@@ -897,13 +1057,6 @@ insert_msg(struct store *s, const struct store_msg *m,
 	return run(s, S_INS_MSG);
 }
 
-/* Write the message's row: an update if it exists, else its first insert. */
-static int
-record(struct store *s, const struct store_msg *m, int found,
-    const struct row_write *w)
-{
-	return found ? set_msg(s, m, w) : insert_msg(s, m, w);
-}
 
 static int
 dead_letter(struct store *s, const struct store_msg *m, const char *reason)
@@ -930,6 +1083,14 @@ struct msg_row {
 	char		 owner[64];
 	enum hold	 held;
 };
+
+/* Write the message's row: an update if it exists, else its first insert. */
+static int
+record(struct store *s, const struct store_msg *m, const struct msg_row *r,
+    const struct row_write *w)
+{
+	return r->a.found ? set_msg(s, m, r->state, w) : insert_msg(s, m, w);
+}
 
 /* A message's row into r, with its owner judged; -1 on error. */
 static int
@@ -1153,7 +1314,7 @@ bury(struct store *s, const struct store_msg *m, const struct msg_row *r,
 	v->outcome = OUT_DEAD;
 	if (dead_letter(s, m, v->error) < 0)
 		return -1;
-	return record(s, m, r->a.found, &w);
+	return record(s, m, r, &w);
 }
 
 /*
@@ -1175,7 +1336,7 @@ recover_lost(struct store *s, const struct store_msg *m,
 	if (admit_lost_is_dead(row->a.attempts, r))
 		return bury(s, m, row, v);
 	v->outcome = OUT_FAILED;
-	return set_msg(s, m, &w);
+	return set_msg(s, m, row->state, &w);
 }
 
 static int
@@ -1200,7 +1361,7 @@ start_attempt(struct store *s, const struct store_msg *m,
 	v->attempts = r->a.attempts + 1;
 	v->crashes = r->a.crashes;
 	v->outcome = OUT_RESTARTED;
-	return record(s, m, r->a.found, &w);
+	return record(s, m, r, &w);
 }
 
 /*
@@ -1220,7 +1381,7 @@ record_held(struct store *s, const struct store_msg *m,
 	v->retry = d->retry;
 	if (r->a.found && r->held == d->hold && m->crashes == 0)
 		return 0;
-	return record(s, m, r->a.found, &w);
+	return record(s, m, r, &w);
 }
 
 /* The row's verdict recorded; 1 when the rules must decide. */
@@ -1253,7 +1414,7 @@ apply_row(struct store *s, const struct store_msg *m,
 		break;
 	}
 	/* Crashes are counted as soon as they are known. */
-	if (row->a.found && m->crashes > 0 && set_msg(s, m, &w) < 0)
+	if (row->a.found && m->crashes > 0 && set_msg(s, m, row->state, &w) < 0)
 		return -1;
 	return 1;
 }
@@ -1291,7 +1452,7 @@ reopen_dead(struct store *s, const struct store_msg *m, struct msg_row *row)
 		return -1;
 	if ((uint64_t)newest != m->retry_of)
 		return 0;
-	if (set_msg(s, m, &w) < 0)
+	if (set_msg(s, m, row->state, &w) < 0)
 		return -1;
 	snprintf(row->state, sizeof(row->state), "received");
 	row->a.attempts = 0;
@@ -1335,7 +1496,7 @@ store_admit(struct store *s, const struct store_msg *m,
 		v->outcome = OUT_SKIPPED;
 		w = (struct row_write){ "skipped", row.a.attempts, NULL, v->error,
 		    row.a.crashes, HOLD_NONE };
-		return record(s, m, row.a.found, &w);
+		return record(s, m, &row, &w);
 	default:
 		return start_attempt(s, m, &row, v);
 	}
@@ -1371,9 +1532,11 @@ store_finish(struct store *s, const struct store_msg *m,
 	if (ok || v->attempts < r->max_attempts) {
 		v->outcome = !ok ? OUT_FAILED : v->dry_run ? OUT_DRY_RUN :
 		    OUT_RESTARTED;
-		return set_msg(s, m, &w);
+		return set_msg(s, m, "restarting", &w);
 	}
+	/* An attempt is finished by the worker whose restart it was. */
 	memset(&row, 0, sizeof(row));
+	snprintf(row.state, sizeof(row.state), "restarting");
 	row.a.found = 1;
 	row.a.attempts = v->attempts;
 	row.a.crashes = v->crashes;
@@ -1460,7 +1623,7 @@ prune_table(struct store *s, int t, enum stmt scan, const char *cutoff,
 {
 	sqlite3_stmt *st = s->st[scan];
 	int64_t from = s->prune_at[t], to = from;
-	int rc, n;
+	int rc, n, i;
 
 	sqlite3_bind_int64(st, 1, from);
 	bind_text(st, 2, cutoff);
@@ -1473,14 +1636,18 @@ prune_table(struct store *s, int t, enum stmt scan, const char *cutoff,
 		return -1;
 	if (to == from)
 		return 0;
+	/* Each row deleted is returned, with its state for messages. */
 	st = s->st[scan + 1];
 	sqlite3_bind_int64(st, 1, from);
 	sqlite3_bind_int64(st, 2, to);
 	bind_text(st, 3, cutoff);
-	if (run(s, scan + 1) < 0)
+	for (n = 0; (rc = sqlite3_step(st)) == SQLITE_ROW; n++)
+		if (t == 0 && (i = state_index(col_text(st, 0))) >= 0)
+			s->state_delta[i]--;
+	done_with(st);
+	if (rc != SQLITE_DONE)
 		return -1;
-	n = sqlite3_changes(s->db);
-	*deleted += (uint64_t)(n > 0 ? n : 0);
+	*deleted += (uint64_t)n;
 	s->prune_at[t] = to;
 	return 1;	/* looked at something: there may be more */
 }
@@ -1499,6 +1666,12 @@ store_prune(struct store *s, int64_t retain, unsigned batch,
 	clock_iso(clock_wall() - retain, cutoff, sizeof(cutoff));
 	if (store_begin(s) < 0)
 		return -1;
+	sqlite3_bind_text(s->st[S_PRUNE_MINUTES], 1, cutoff, 16,
+	    SQLITE_STATIC);
+	if (run(s, S_PRUNE_MINUTES) < 0) {
+		store_rollback(s);
+		return -1;
+	}
 	for (int t = 0; t < 3; t++) {
 		if ((n = prune_table(s, t, scans[t], cutoff, batch,
 		    &gone)) < 0) {

@@ -31,7 +31,7 @@
 #include "admit.h"
 #include "proto.h"
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 struct store;
 
