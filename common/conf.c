@@ -18,6 +18,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <regex.h>
+
 #include <ini.h>
 
 #include "conf.h"
@@ -25,6 +27,7 @@
 #include "duration.h"
 #include "hostname.h"
 #include "natsurl.h"
+#include "window.h"
 
 #define OFF(f)		offsetof(struct conf, f)
 #define STR(f)		OFF(f), sizeof(((struct conf *)0)->f)
@@ -172,6 +175,27 @@ const struct conf_key conf_keys[] = {
 	  "host globs that may be restarted; empty allows nothing" },
 	{ "restart", "deny", CT_LIST, STR(deny), "", 0, 0, NULL,
 	  "host globs that may never be restarted" },
+	{ "restart", "window", CT_STR, STR(window), "", 0, 0, NULL,
+	  "when restarts may start: spans such as Mon-Fri 09:00-17:00, "
+	  "Sat 10:00-12:00; empty is always" },
+	{ "restart", "timezone", CT_STR, STR(timezone), "", 0, 0, NULL,
+	  "the IANA zone window is read in; empty is the system's local "
+	  "time" },
+	{ "restart", "group", CT_STR, STR(group), "", 0, 0, NULL,
+	  "POSIX extended regex; its first capture group of the host name "
+	  "names the host's group (a payload's group field wins)" },
+	{ "restart", "max_concurrent_per_group", CT_UINT,
+	  OFF(max_concurrent_per_group), 0, "0", 0, 1000000, NULL,
+	  "restarts running at once within one group, at most; 0 is no "
+	  "limit" },
+	{ "restart", "check", CT_STR, STR(check), "", 0, 0, NULL,
+	  "health check after a restart: program and arguments, {host} "
+	  "replaced, run until it exits 0; empty is none" },
+	{ "restart", "check_timeout", CT_DUR, OFF(check_timeout), 0, "5m",
+	  1000, 86400000, NULL, "a check that has not exited 0 by then fails "
+	  "the attempt" },
+	{ "restart", "check_interval", CT_DUR, OFF(check_interval), 0, "10s",
+	  100, 3600000, NULL, "between the end of one check and the next" },
 	{ "restart", "max_failures", CT_STR, STR(max_failures), "", 0, 0, NULL,
 	  "error budget: N failed attempts, or N% of the attempts, within "
 	  "failure_window pause restarts; empty is no budget" },
@@ -587,28 +611,78 @@ check_globs(const char *key, const char *list, char *err, size_t errlen)
 	return 0;
 }
 
+/* An argv template, [restart] command or check: a program to run. */
 static int
-check_command(const struct conf *c, char *err, size_t errlen)
+check_template(const char *key, const char *tmpl, char *err, size_t errlen)
 {
 	char msg[160];
 	const char *why;
 	char **argv;
 
-	if (c->command[0] == '\0') {
-		snprintf(err, errlen, "[restart] mode = command needs a command");
-		return -1;
-	}
-	if ((argv = argv_split(c->command, msg, sizeof(msg))) == NULL) {
-		snprintf(err, errlen, "[restart] command: %s", msg);
+	if ((argv = argv_split(tmpl, msg, sizeof(msg))) == NULL) {
+		snprintf(err, errlen, "[restart] %s: %s", key, msg);
 		return -1;
 	}
 	why = argv_check_command(argv);
 	argv_free(argv);
 	if (why != NULL) {
-		snprintf(err, errlen, "[restart] command: %s", why);
+		snprintf(err, errlen, "[restart] %s: %s", key, why);
 		return -1;
 	}
 	return 0;
+}
+
+static int
+check_command(const struct conf *c, char *err, size_t errlen)
+{
+	if (c->command[0] == '\0') {
+		snprintf(err, errlen, "[restart] mode = command needs a command");
+		return -1;
+	}
+	return check_template("command", c->command, err, errlen);
+}
+
+int
+conf_group_regex(const char *ere, regex_t *re, char *err, size_t len)
+{
+	regex_t tmp, *r = re != NULL ? re : &tmp;
+	int rc;
+
+	if (ere[0] == '\0')
+		return 0;
+	if ((rc = regcomp(r, ere, REG_EXTENDED | REG_ICASE)) != 0) {
+		char msg[160];
+
+		regerror(rc, r, msg, sizeof(msg));
+		snprintf(err, len, "\"%.64s\": %s", ere, msg);
+		return -1;
+	}
+	if (r->re_nsub < 1) {
+		regfree(r);
+		snprintf(err, len, "\"%.64s\" has no capture group: the first "
+		    "one names the host's group, as in ^([a-z]+)-", ere);
+		return -1;
+	}
+	if (re == NULL)
+		regfree(r);
+	return 0;
+}
+
+int
+conf_group_of(const regex_t *re, const char *host, char *group, size_t len)
+{
+	regmatch_t m[2];
+	size_t n;
+
+	group[0] = '\0';
+	if (regexec(re, host, 2, m, 0) != 0 || m[1].rm_so < 0)
+		return 0;
+	n = (size_t)(m[1].rm_eo - m[1].rm_so);
+	if (n == 0 || n >= len)
+		return 0;
+	memcpy(group, host + m[1].rm_so, n);
+	group[n] = '\0';
+	return 1;
 }
 
 /* A NATS name token: no spaces, dots, wildcards or '>' (ADR-6). */
@@ -742,6 +816,8 @@ check_nats(const struct conf *c, char *err, size_t errlen)
 int
 conf_check(const struct conf *c, char *err, size_t errlen)
 {
+	char why_buf[512];
+	struct window w;
 	const char *why;
 
 	if (c->backoff_min > c->backoff_max) {
@@ -761,6 +837,25 @@ conf_check(const struct conf *c, char *err, size_t errlen)
 		    c->max_failures);
 		return -1;
 	}
+	if (window_parse(c->window, &w, why_buf, sizeof(why_buf)) < 0) {
+		snprintf(err, errlen, "[restart] window: %s", why_buf);
+		return -1;
+	}
+	if (window_zone_check(c->timezone, why_buf, sizeof(why_buf)) < 0) {
+		snprintf(err, errlen, "[restart] timezone: %s", why_buf);
+		return -1;
+	}
+	if (conf_group_regex(c->group, NULL, why_buf, sizeof(why_buf)) < 0) {
+		snprintf(err, errlen, "[restart] group: %s", why_buf);
+		return -1;
+	}
+	if (c->check[0] != '\0' && c->mode != RESTART_COMMAND) {
+		snprintf(err, errlen, "[restart] check needs mode = command");
+		return -1;
+	}
+	if (c->check[0] != '\0' &&
+	    check_template("check", c->check, err, errlen) < 0)
+		return -1;
 	if (check_globs("allow", c->allow, err, errlen) < 0 ||
 	    check_globs("deny", c->deny, err, errlen) < 0)
 		return -1;

@@ -14,6 +14,7 @@
 #define MANDRILL_CONF_H
 
 #include <stddef.h>
+#include <regex.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -93,6 +94,13 @@ struct conf {
 	char		 domain[256];
 	char		 allow[CONF_LIST_MAX];
 	char		 deny[CONF_LIST_MAX];
+	char		 window[CONF_PATH_MAX];	/* window.h; "" always */
+	char		 timezone[256];		/* IANA name; "" local */
+	char		 group[CONF_PATH_MAX];	/* ERE; "" no groups */
+	unsigned	 max_concurrent_per_group;
+	char		 check[CONF_PATH_MAX];	/* argv template; "" none */
+	int64_t		 check_timeout;		/* ms */
+	int64_t		 check_interval;	/* ms */
 	char		 max_failures[16];	/* "", "N" or "N%" */
 	int64_t		 failure_window;	/* ms */
 	unsigned	 max_attempts;
@@ -184,5 +192,13 @@ int conf_max_failures(const char *s, unsigned *n, int *pct);
  * pause's reason, or "[restart] enabled = no"), or NULL when they are not.
  */
 const char *conf_pause_reason(const struct conf *c);
+/*
+ * [restart] group: compile ere into re (NULL: only check it); "" is no
+ * groups.  -1 with err when it does not compile or has no capture group.
+ */
+int conf_group_regex(const char *ere, regex_t *re, char *err, size_t len);
+/* The host's group by re's first capture group; 0 and "" when none. */
+int conf_group_of(const regex_t *re, const char *host, char *group,
+    size_t len);
 
 #endif

@@ -63,6 +63,13 @@ const struct proto_setting proto_settings[] = {
 	SENDER(db_dev, F_U64),		/* the database the first worker opened */
 	SENDER(db_ino, F_U64),
 	SENDER(pause_reason, F_STR),	/* from the supervisor's pause */
+	SET(window, F_STR),
+	SET(timezone, F_STR),
+	SET(group, F_STR),
+	SET(max_concurrent_per_group, F_U32),
+	SET(check, F_STR),
+	SET(check_timeout, F_I64),
+	SET(check_interval, F_I64),
 };
 #define NSETTINGS	(sizeof(proto_settings) / sizeof(proto_settings[0]))
 const size_t proto_nsettings = NSETTINGS;
@@ -124,7 +131,7 @@ static const char *outcomes[OUT_COUNT] = {
 
 static const char *holds[HOLD_COUNT] = {
 	"", "paused", "host", "msg_id", "concurrency", "rate", "store",
-	"crash",
+	"crash", "window", "group",
 };
 
 /* The index of a name in a table of n names, or -1. */

@@ -28,11 +28,13 @@
 
 #include <msgpack.h>
 
-#define PROTO_VERSION	5	/* 2: job frames carry bury; 3: holds, crashes,
+#define PROTO_VERSION	6	/* 2: job frames carry bury; 3: holds, crashes,
 				   the store's state, mode and synchronous
 				   as strings; 4: pause_reason; 5: retain,
 				   log_format, the dry-run outcome, and
-				   retry_of in job frames */
+				   retry_of in job frames; 6: the window,
+				   group and check settings, the window and
+				   group holds */
 #define PROTO_FRAME_MAX	65536
 #define PROTO_DATA_MAX	32768	/* payload bytes carried in a job frame */
 #define PROTO_ERR_MAX	256	/* error text carried in a done frame */
@@ -58,7 +60,7 @@ enum outcome {
  */
 enum hold {
 	HOLD_NONE, HOLD_PAUSED, HOLD_HOST, HOLD_MSG_ID, HOLD_CONCURRENCY,
-	HOLD_RATE, HOLD_STORE, HOLD_CRASH,
+	HOLD_RATE, HOLD_STORE, HOLD_CRASH, HOLD_WINDOW, HOLD_GROUP,
 	HOLD_COUNT
 };
 
@@ -115,6 +117,13 @@ struct worker_settings {
 	uint64_t	 db_dev;	/* 0: no database seen yet, create one */
 	uint64_t	 db_ino;
 	struct pstr	 pause_reason;	/* "": not paused by mandrillctl */
+	struct pstr	 window;	/* window.h; "": always open */
+	struct pstr	 timezone;	/* "": the system's local time */
+	struct pstr	 group;		/* ERE; "": groups from payloads only */
+	uint32_t	 max_concurrent_per_group;
+	struct pstr	 check;		/* argv template; "": no check */
+	int64_t		 check_timeout;
+	int64_t		 check_interval;
 };
 
 /*

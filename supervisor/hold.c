@@ -21,6 +21,8 @@ fallback(const struct hold_node *n)
 		return 30000;
 	case HOLD_CONCURRENCY:
 		return 10000;
+	case HOLD_GROUP:	/* no wake-up: groups are the worker's */
+		return 2000;
 	case HOLD_STORE:
 	case HOLD_CRASH:
 		d = HOLD_BACKOFF_MIN;

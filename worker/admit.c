@@ -87,6 +87,25 @@ admit_row(const struct admit_row *row, const char *host,
 		decide(d, AV_DEAD, "no attempts left");
 }
 
+/* A wait as an operator reads it: 8s, 12m, 3h5m, 2d4h (rounded up). */
+static const char *
+roughly(int64_t ms, char *buf, size_t len)
+{
+	int64_t sec = (ms + 999) / 1000;
+
+	if (sec < 60)
+		snprintf(buf, len, "%" PRId64 "s", sec);
+	else if (sec < 3600)
+		snprintf(buf, len, "%" PRId64 "m", (sec + 59) / 60);
+	else if (sec < 86400)
+		snprintf(buf, len, "%" PRId64 "h%" PRId64 "m", (sec + 59) / 3600,
+		    (sec + 59) / 60 % 60);
+	else
+		snprintf(buf, len, "%" PRId64 "d%" PRId64 "h",
+		    (sec + 3599) / 86400, (sec + 3599) / 3600 % 24);
+	return buf;
+}
+
 void
 admit_host(const struct admit_host *h, const char *host,
     const struct admit_rules *r, struct admit_decision *d)
@@ -97,6 +116,20 @@ admit_host(const struct admit_host *h, const char *host,
 		else
 			decide(d, AV_HELD, "paused ([restart] enabled = no)");
 		hold(d, HOLD_PAUSED, 0);
+		return;
+	}
+	if (r->window_opens != 0) {
+		char in[32];
+
+		if (r->window_opens > 0)
+			decide(d, AV_HELD, "outside the window (%s): opens in %s",
+			    r->window, roughly(r->window_opens, in, sizeof(in)));
+		else
+			decide(d, AV_HELD, "outside the window (%s): it does not "
+			    "open within a week", r->window);
+		hold(d, HOLD_WINDOW, r->window_opens > 0 &&
+		    r->window_opens < ADMIT_WINDOW_RETRY ? r->window_opens :
+		    ADMIT_WINDOW_RETRY);
 		return;
 	}
 	if (h->busy) {
@@ -115,6 +148,14 @@ admit_host(const struct admit_host *h, const char *host,
 		decide(d, AV_HELD, "%" PRIu32 " restarts running, "
 		    "max_concurrent is %" PRIu32, h->running, r->max_concurrent);
 		hold(d, HOLD_CONCURRENCY, 0);
+		return;
+	}
+	if (r->max_per_group > 0 && h->group != NULL &&
+	    h->group_running >= r->max_per_group) {
+		decide(d, AV_HELD, "%" PRIu32 " restarts running in group %s, "
+		    "max_concurrent_per_group is %" PRIu32, h->group_running,
+		    h->group, r->max_per_group);
+		hold(d, HOLD_GROUP, 0);
 		return;
 	}
 	if (r->max_per_minute > 0 && h->last_minute >= r->max_per_minute) {

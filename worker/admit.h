@@ -9,8 +9,9 @@
  * message that gets that far:
  *   admit_row()   the message's own row: a msg_id conflict, a duplicate,
  *                 a restart in progress or lost, crashes and attempts;
- *   admit_host()  the rules: paused, the host busy, min_interval,
- *                 max_concurrent, max_per_minute.
+ *   admit_host()  the rules: paused, outside the window, the host
+ *                 busy, min_interval, max_concurrent,
+ *                 max_concurrent_per_group, max_per_minute.
  * A message that waits is held (never an attempt, never a nack): the
  * verdict names the reason and when to look again.
  */
@@ -23,6 +24,7 @@
 
 #define ADMIT_RATE_WINDOW	60000	/* ms: max_per_minute's window */
 #define ADMIT_MSGID_RETRY	2000	/* ms: a msg_id in progress elsewhere */
+#define ADMIT_WINDOW_RETRY	60000	/* ms: a closed window looked at again */
 
 struct admit_rules {
 	uint32_t	 max_attempts;
@@ -32,6 +34,10 @@ struct admit_rules {
 	char		 pause_reason[256];	/* mandrillctl pause's, or "" */
 	uint32_t	 max_concurrent;	/* 0: no limit */
 	uint32_t	 max_per_minute;	/* 0: no limit */
+	uint32_t	 max_per_group;		/* 0: no limit */
+	/* The window, judged by the caller: 0 open, else ms until it opens. */
+	int64_t		 window_opens;		/* -1: not within a week */
+	char		 window[128];		/* its text, for the reason */
 };
 
 /* The message's row, as read in the transaction. */
@@ -53,6 +59,8 @@ struct admit_host {
 	uint32_t	 running;	/* live restarts, all hosts */
 	uint32_t	 last_minute;	/* restarts started in the window */
 	int64_t		 rate_free_in;	/* ms until one leaves the window */
+	const char	*group;		/* the host's group; NULL: none */
+	uint32_t	 group_running;	/* live restarts in that group */
 };
 
 enum admit_verdict {

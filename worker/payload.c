@@ -43,6 +43,28 @@ fail(char *err, size_t errlen, const char *why)
 	return -1;
 }
 
+/* The optional group: a label, so that it reads well in reasons. */
+static int
+group_of(json_t *root, struct payload *p, char *err, size_t errlen)
+{
+	json_t *g;
+	const char *v;
+	size_t len;
+	int bad;
+
+	p->group[0] = '\0';
+	if ((g = member_string(root, "group", &bad)) == NULL)
+		return bad ? fail(err, errlen, "group is not a string") : 0;
+	v = json_string_value(g);
+	len = json_string_length(g);
+	if (len == 0 || len > GROUP_MAX || strspn(v, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != len)
+		return fail(err, errlen, "group must be 1 to 63 letters, "
+		    "digits, '.', '_' or '-'");
+	memcpy(p->group, v, len + 1);
+	return 0;
+}
+
 static int
 host_of(json_t *root, const char *domain, struct payload *p, char *err,
     size_t errlen)
@@ -121,7 +143,8 @@ payload_parse(const char *data, size_t len, size_t size, const char *domain,
 		goto out;
 	}
 	memcpy(p->msg_id, json_string_value(id), json_string_length(id) + 1);
-	rc = host_of(root, domain, p, err, errlen);
+	if ((rc = host_of(root, domain, p, err, errlen)) == 0)
+		rc = group_of(root, p, err, errlen);
 out:
 	json_decref(root);
 	return rc;

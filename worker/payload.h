@@ -9,7 +9,10 @@
  * and exactly one of instance_name or host.  The host is instance_name,
  * plus "." and the domain when one is configured, or host as given; it
  * must then be an RFC 1123 name; it is kept in lower case, so that one
- * host has one spelling in the database.  Other keys are ignored.
+ * host has one spelling in the database.  An optional group (1 to 63
+ * letters, digits, '.', '_' or '-') names the host's group for
+ * max_concurrent_per_group, before [restart] group's regex.  Other keys
+ * are ignored.
  */
 #ifndef MANDRILL_PAYLOAD_H
 #define MANDRILL_PAYLOAD_H
@@ -18,11 +21,13 @@
 
 #define PAYLOAD_MAX	16384
 #define MSG_ID_MAX	128
+#define GROUP_MAX	63
 
 struct payload {
 	char	msg_id[MSG_ID_MAX + 1];	/* "" when none could be read */
 	char	instance[254];
 	char	host[254];
+	char	group[GROUP_MAX + 1];	/* "" when the payload names none */
 };
 
 /* 0, or -1 with a one-line reason; p->msg_id is kept when it was read. */

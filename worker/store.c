@@ -25,7 +25,7 @@ enum stmt {
 	S_SEL_RUNNING, S_COUNT_MINUTE, S_PREV_BOOT_RECENT, S_HOST_START,
 	S_HOST_END, S_PRUNE_SCAN_MSG, S_PRUNE_DEL_MSG, S_PRUNE_SCAN_RST,
 	S_PRUNE_DEL_RST, S_PRUNE_SCAN_DEAD, S_PRUNE_DEL_DEAD, S_DEAD_NEWEST,
-	S_TOTAL_ADD, S_MINUTE_ADD, S_PRUNE_MINUTES, S_BEGIN, S_COMMIT, S_ROLLBACK,
+	S_TOTAL_ADD, S_MINUTE_ADD, S_PRUNE_MINUTES, S_GROUP_RUNNING, S_BEGIN, S_COMMIT, S_ROLLBACK,
 	S_COUNT
 };
 
@@ -48,9 +48,14 @@ static const char *sql[S_COUNT] = {
 	[S_SEL_LAST_OK] = "SELECT last_ok, last_ok_mono, last_ok_boot FROM "
 	    "hosts WHERE host = ?1",
 	[S_HOST_START] = "INSERT INTO hosts (host, running_msg_id, "
-	    "running_since, last_attempt) VALUES (?1, ?2, ?3, ?3) "
-	    "ON CONFLICT (host) DO UPDATE SET running_msg_id = ?2, "
-	    "running_since = ?3, last_attempt = ?3",
+	    "running_since, last_attempt, group_name) VALUES (?1, ?2, ?3, ?3, "
+	    "?4) ON CONFLICT (host) DO UPDATE SET running_msg_id = ?2, "
+	    "running_since = ?3, last_attempt = ?3, group_name = ?4",
+	/* Restarts running in a group, with their owners to judge. */
+	[S_GROUP_RUNNING] = "SELECT m.owner FROM hosts h INDEXED BY "
+	    "hosts_running JOIN messages m ON m.msg_id = h.running_msg_id "
+	    "WHERE h.group_name = ?1 AND h.running_msg_id IS NOT NULL AND "
+	    "h.host <> ?2 AND m.state = 'restarting'",
 	/*
 	 * An attempt's end (?3: its outcome); a lost one (?8 = 1) only
 	 * when it is the host's latest, the one the row says is running.
@@ -68,7 +73,8 @@ static const char *sql[S_COUNT] = {
 	    "started, boot, started_mono) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[S_FIN_RESTART] = "UPDATE restarts SET finished = ?2, "
 	    "exit_status = ?3, outcome = ?4, error = ?5, output = ?6, "
-	    "finished_mono = ?7 WHERE id = ?1 AND finished IS NULL",
+	    "finished_mono = ?7, check_ms = ?8, check_output = ?9 "
+	    "WHERE id = ?1 AND finished IS NULL",
 	[S_LOST_RESTART] = "UPDATE restarts SET finished = ?2, "
 	    "outcome = 'lost', error = ?3 WHERE msg_id = ?1 AND "
 	    "finished IS NULL",
@@ -384,6 +390,19 @@ static const char *const upgrade_v5[] = {
 	NULL
 };
 
+/*
+ * Version 6 to 7: the rollout rules.  hosts_running finds the restarts
+ * running in a group (few rows: only hosts being restarted); an attempt
+ * keeps its health check's time and output.
+ */
+static const char *const upgrade_v6[] = {
+	"CREATE INDEX hosts_running ON hosts (group_name)"
+	"  WHERE running_msg_id IS NOT NULL;"
+	" ALTER TABLE restarts ADD COLUMN check_ms INTEGER;"
+	" ALTER TABLE restarts ADD COLUMN check_output TEXT;",
+	NULL
+};
+
 /* upgrades[v]: from version v to v + 1. */
 static const char *const *const upgrades[STORE_SCHEMA_VERSION] = {
 	[1] = upgrade_v1,
@@ -391,6 +410,7 @@ static const char *const *const upgrades[STORE_SCHEMA_VERSION] = {
 	[3] = upgrade_v3,
 	[4] = upgrade_v4,
 	[5] = upgrade_v5,
+	[6] = upgrade_v6,
 };
 
 /*
@@ -1185,6 +1205,21 @@ count_running(struct store *s)
  * The previous boot's last restarts that its wall clock puts inside the
  * window (the monotonic clock began again at the reboot).
  */
+/* Live restarts of other hosts in m's group; -1 on error. */
+static int
+count_group(struct store *s, const struct store_msg *m)
+{
+	sqlite3_stmt *st = s->st[S_GROUP_RUNNING];
+	int rc, n = 0;
+
+	bind_text(st, 1, m->group);
+	bind_text(st, 2, m->host);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		n += store_owner_alive((const char *)sqlite3_column_text(st, 0));
+	done_with(st);
+	return rc == SQLITE_DONE ? n : -1;
+}
+
 static int
 count_prev_boot(struct store *s, uint32_t limit, uint32_t *n)
 {
@@ -1247,6 +1282,12 @@ gather_host(struct store *s, const struct store_msg *m,
 			return -1;
 		h->running = (uint32_t)n;
 	}
+	if (r->max_per_group > 0 && m->group != NULL) {
+		if ((n = count_group(s, m)) < 0)
+			return -1;
+		h->group = m->group;
+		h->group_running = (uint32_t)n;
+	}
 	if (r->max_per_minute > 0 && count_window(s, r->max_per_minute, h) < 0)
 		return -1;
 	return 0;
@@ -1269,6 +1310,7 @@ host_row(struct store *s, const struct store_msg *m, const char *outcome,
 		bind_text(st, 1, m->host);
 		bind_text(st, 2, m->msg_id);
 		bind_text(st, 3, at);
+		bind_text(st, 4, m->group);
 		return run(s, S_HOST_START);
 	}
 	st = s->st[S_HOST_END];
@@ -1526,6 +1568,10 @@ store_finish(struct store *s, const struct store_msg *m,
 	bind_text(st, 5, ok || v->error[0] == '\0' ? NULL : v->error);
 	bind_text(st, 6, output);
 	sqlite3_bind_int64(st, 7, clock_now());
+	if (v->checked) {
+		sqlite3_bind_int64(st, 8, v->check_ms);
+		bind_text(st, 9, v->check_output);
+	}
 	if (run(s, S_FIN_RESTART) < 0 ||
 	    host_row(s, m, state, ok ? NULL : v->error, now, 0) < 0)
 		return -1;

@@ -31,7 +31,7 @@
 #include "admit.h"
 #include "proto.h"
 
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 
 struct store;
 
@@ -68,6 +68,7 @@ struct store_msg {
 	uint32_t	 crashes;	/* workers lost holding it, not yet counted */
 	int64_t		 lost_at;	/* wall ms its last worker was lost; 0 */
 	uint64_t	 retry_of;	/* dead_letters id retried, or 0 */
+	const char	*group;		/* the host's group, or NULL */
 };
 
 
@@ -80,6 +81,9 @@ struct store_verdict {
 	int		 dry_run;	/* finish: nothing was run */
 	enum hold	 hold;		/* OUT_HELD: why */
 	int64_t		 retry;		/* OUT_HELD: look again after, ms */
+	int		 checked;	/* finish: a health check ran */
+	int64_t		 check_ms;	/* how long the checks took */
+	const char	*check_output;	/* the last check's output tail */
 	char		 error[256];
 };
 

@@ -15,6 +15,7 @@
 
 #include "argv.h"
 #include "clock.h"
+#include "conf.h"
 #include "duration.h"
 #include "hostname.h"
 #include "log.h"
@@ -29,6 +30,8 @@ static void maybe_exit(struct worker *w);
 static void
 job_free(struct wjob *j)
 {
+	ev_timer_stop(j->w->loop, &j->check_timer);
+	free(j->check_output);
 	free(j->output);
 	free(j->payload);
 	free(j);
@@ -111,24 +114,111 @@ log_verdict(struct worker *w, const struct wjob *j)
 	}
 }
 
+/* The attempt is over: its outcome goes to the next commit. */
+static void
+attempt_over(struct wjob *j, int exit_status, enum outcome outcome,
+    const char *error)
+{
+	struct worker *w = j->w;
+
+	ev_timer_stop(w->loop, &j->check_timer);
+	TAILQ_REMOVE(&w->running, j, link);
+	j->run_us = (uint64_t)(clock_now_us() - j->started);
+	j->exit_status = exit_status;
+	j->v.outcome = outcome;
+	snprintf(j->v.error, sizeof(j->v.error), "%s", error ? error : "");
+	if (j->checking) {
+		j->v.checked = 1;
+		j->v.check_ms = (clock_now_us() - j->check_began) / 1000;
+		j->v.check_output = j->check_output;
+	}
+	j->state = JS_FINISH;
+	TAILQ_INSERT_TAIL(&w->todo, j, link);
+	schedule_commit(w);
+}
+
+static void check_done(struct restart_run *run, int exit_status,
+    const char *error, const char *output);
+
+/* One run of the health check, with what is left of check_timeout. */
+static void
+check_run(struct wjob *j)
+{
+	struct worker *w = j->w;
+
+	w->check_rs.timeout = w->check_timeout -
+	    (clock_now_us() - j->check_began) / 1000;
+	if (w->check_rs.timeout < 1)
+		w->check_rs.timeout = 1;
+	j->checks++;
+	log_debug("Checking msg_id=%s host=%s (check %d)", j->p.msg_id,
+	    j->p.host, j->checks);
+	restart_start(&w->check_rs, &j->run, j->p.host, check_done);
+}
+
+static void
+check_again(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	check_run(t->data);
+}
+
+static struct wjob *
+job_of_run(struct restart_run *run)
+{
+	return (struct wjob *)((char *)run - offsetof(struct wjob, run));
+}
+
+/*
+ * A run of the check ended: 0 is the host back, and the attempt a
+ * success; else it runs again after check_interval while check_timeout
+ * allows, and then the attempt has failed.
+ */
+static void
+check_done(struct restart_run *run, int exit_status, const char *error,
+    const char *output)
+{
+	struct wjob *j = job_of_run(run);
+	struct worker *w = j->w;
+	int64_t spent = (clock_now_us() - j->check_began) / 1000;
+	char why[PROTO_ERR_MAX], in[32];
+
+	free(j->check_output);
+	j->check_output = output != NULL ? strdup(output) : NULL;
+	if (exit_status == 0) {
+		attempt_over(j, 0, OUT_RESTARTED, NULL);
+		return;
+	}
+	if (spent + w->check_interval < w->check_timeout) {
+		ev_timer_set(&j->check_timer, w->check_interval / 1000.0, 0.);
+		ev_timer_start(w->loop, &j->check_timer);
+		return;
+	}
+	snprintf(why, sizeof(why), "check failed: %s, %d checks in %s",
+	    error != NULL && *error ? error : "no success", j->checks,
+	    duration_fmt(spent, in, sizeof(in)));
+	attempt_over(j, 0, OUT_FAILED, why);
+}
+
 static void
 restart_done(struct restart_run *run, int exit_status, const char *error,
     const char *output)
 {
-	struct wjob *j = (struct wjob *)((char *)run -
-	    offsetof(struct wjob, run));
+	struct wjob *j = job_of_run(run);
 	struct worker *w = j->w;
 
-	TAILQ_REMOVE(&w->running, j, link);
-	j->run_us = (uint64_t)(clock_now_us() - j->started);
-	if (output != NULL && (j->output = strdup(output)) == NULL)
+	if (output != NULL && j->output == NULL &&
+	    (j->output = strdup(output)) == NULL)
 		log_err("out of memory keeping the output of %s", j->p.host);
-	j->exit_status = exit_status;
-	j->v.outcome = exit_status == 0 ? OUT_RESTARTED : OUT_FAILED;
-	snprintf(j->v.error, sizeof(j->v.error), "%s", error ? error : "");
-	j->state = JS_FINISH;
-	TAILQ_INSERT_TAIL(&w->todo, j, link);
-	schedule_commit(w);
+	/* A success is one once the check says the host is back. */
+	if (exit_status == 0 && w->check_rs.argv != NULL && !j->checking &&
+	    !j->v.dry_run) {
+		j->checking = 1;
+		j->check_began = clock_now_us();
+		check_run(j);
+		return;
+	}
+	attempt_over(j, exit_status, exit_status == 0 ? OUT_RESTARTED :
+	    OUT_FAILED, error);
 }
 
 static void
@@ -144,6 +234,7 @@ store_msg_of(const struct wjob *j, struct store_msg *m)
 	m->crashes = j->crashes;
 	m->lost_at = j->lost_at;
 	m->retry_of = j->retry_of;
+	m->group = j->p.group[0] ? j->p.group : NULL;
 }
 
 /* One job's share of the transaction; -1 on a database error. */
@@ -199,8 +290,16 @@ settle(struct worker *w, struct wjob *j)
 		TAILQ_INSERT_TAIL(&w->running, j, link);
 		if (w->dry_run) {
 			char cmd[1024];
+			size_t n;
 
 			restart_describe(&w->rs, j->p.host, cmd, sizeof(cmd));
+			if (w->check_rs.argv != NULL &&
+			    (n = strlen(cmd)) + 16 < sizeof(cmd)) {
+				snprintf(cmd + n, sizeof(cmd) - n, "; then check: ");
+				n = strlen(cmd);
+				restart_describe(&w->check_rs, j->p.host, cmd + n,
+				    sizeof(cmd) - n);
+			}
 			log_info("Dry run: would run: %s", cmd);
 			j->v.dry_run = 1;
 			j->run.rs = &w->rs;
@@ -280,6 +379,33 @@ store_health(struct worker *w, const char *why)
 	snprintf(w->store_bad, sizeof(w->store_bad), "%s", why);
 }
 
+/*
+ * The window for this batch's admissions: judged again at each minute
+ * (the window's grain) and when it opens, else read from the last one.
+ */
+static void
+judge_window(struct worker *w)
+{
+	int64_t now = clock_wall(), opens;
+
+	if (w->window.n == 0)
+		return;
+	if (now >= w->window_recheck) {
+		if (window_open_at(&w->window, (time_t)(now / 1000), &opens))
+			w->window_opens_at = 0;
+		else
+			w->window_opens_at = opens < 0 ? -1 :
+			    (now / 1000 + opens) * 1000;
+		w->window_recheck = now - now % 60000 + 60000;
+		if (w->window_opens_at > 0 && w->window_opens_at < w->window_recheck)
+			w->window_recheck = w->window_opens_at;
+	}
+	if (w->window_opens_at <= 0)
+		w->rules.window_opens = w->window_opens_at;
+	else if ((w->rules.window_opens = w->window_opens_at - now) <= 0)
+		w->rules.window_opens = 1;
+}
+
 /* One transaction over everything waiting; then act on it. */
 static void
 commit_batch(struct worker *w)
@@ -289,6 +415,7 @@ commit_batch(struct worker *w)
 	char why[256];
 
 	TAILQ_CONCAT(&batch, &w->todo, link);
+	judge_window(w);
 	if (store_begin(w->store) < 0)
 		goto fail;
 	TAILQ_FOREACH(j, &batch, link)
@@ -539,6 +666,38 @@ word_index(const struct pstr *s, const char *const *words, int n)
 	return -1;
 }
 
+/* The window, its zone and the group regex; -1 if one is bad. */
+static int
+take_rollout(struct worker *w, const struct worker_settings *ws)
+{
+	char text[PROTO_PATH_MAX], err[256];
+
+	if (copy_pstr(text, sizeof(text), &ws->window) < 0 ||
+	    window_parse(text, &w->window, err, sizeof(err)) < 0) {
+		log_err("welcome frame: window: %s", err);
+		return -1;
+	}
+	snprintf(w->rules.window, sizeof(w->rules.window), "%.120s", text);
+	if (copy_pstr(text, sizeof(text), &ws->timezone) < 0 ||
+	    window_zone_check(text, err, sizeof(err)) < 0) {
+		log_err("welcome frame: timezone: %s", err);
+		return -1;
+	}
+	window_zone_use(text);
+	if (text[0] != '\0' && w->window.n > 0 &&
+	    strlen(w->rules.window) + strlen(text) + 2 < sizeof(w->rules.window))
+		snprintf(w->rules.window + strlen(w->rules.window),
+		    sizeof(w->rules.window) - strlen(w->rules.window), " %s",
+		    text);
+	if (copy_pstr(text, sizeof(text), &ws->group) < 0 ||
+	    conf_group_regex(text, &w->group_re, err, sizeof(err)) < 0) {
+		log_err("welcome frame: group: %s", err);
+		return -1;
+	}
+	w->has_group_re = text[0] != '\0';
+	return 0;
+}
+
 /* Take the settings of a welcome frame; -1 if any is out of range. */
 static int
 take_settings(struct worker *w, const struct worker_settings *ws)
@@ -574,8 +733,11 @@ take_settings(struct worker *w, const struct worker_settings *ws)
 	    (int)ws->pause_reason.len, ws->pause_reason.p);
 	w->rules.max_concurrent = ws->max_concurrent;
 	w->rules.max_per_minute = ws->max_per_minute;
+	w->rules.max_per_group = ws->max_concurrent_per_group;
 	w->dry_run = ws->dry_run != 0;
-	return 0;
+	w->check_timeout = ws->check_timeout;
+	w->check_interval = ws->check_interval;
+	return take_rollout(w, ws);
 }
 
 /* Logging as "worker N", on our own descriptor (so a reopen reaches us). */
@@ -653,6 +815,20 @@ welcome(struct worker *w, const struct proto_msg *m)
 	    ws->sim_latency_max, ws->sim_failure_rate,
 	    ws->sim_seed ? ws->sim_seed + ws->slot : 0, ws->restart_timeout,
 	    argv);
+	argv = NULL;
+	if (ws->check.len > 0) {
+		char tmpl[PROTO_PATH_MAX];
+
+		if (copy_pstr(tmpl, sizeof(tmpl), &ws->check) < 0 ||
+		    (argv = argv_split(tmpl, err, sizeof(err))) == NULL) {
+			log_err("check: %s", argv == NULL ? err : "too long");
+			return -1;
+		}
+	}
+	restart_init(&w->check_rs, w->loop, RS_COMMAND, 0, 0, 0, 0,
+	    ws->check_timeout, argv);
+	/* Its runs' MANDRILL_RUN markers must not be the restarts'. */
+	w->check_rs.runs = UINT64_C(1) << 62;
 	loopwatch_init(&w->watch, w->loop, ws->slow_iteration);
 	ev_timer_init(&w->heartbeat, heartbeat_cb, ws->heartbeat / 1000.0,
 	    ws->heartbeat / 1000.0);
@@ -697,6 +873,8 @@ job_accept(struct worker *w, const struct proto_msg *m)
 		return;
 	}
 	j->w = w;
+	ev_timer_init(&j->check_timer, check_again, 0., 0.);
+	j->check_timer.data = j;
 	j->id = m->id;
 	j->delivery = m->attempt;
 	j->crashes = m->crashes;
@@ -720,6 +898,9 @@ job_accept(struct worker *w, const struct proto_msg *m)
 		snprintf(err, sizeof(err), "%s: %s", why, j->p.host);
 		j->state = JS_INVALID;
 	}
+	if (j->state != JS_INVALID && j->p.group[0] == '\0' && w->has_group_re)
+		conf_group_of(&w->group_re, j->p.host, j->p.group,
+		    sizeof(j->p.group));
 	if (j->state == JS_INVALID)
 		snprintf(j->v.error, sizeof(j->v.error), "%s", err);
 	else
@@ -885,6 +1066,9 @@ worker_cleanup(struct worker *w)
 		chan_free(w->chan);
 	store_close(w->store);
 	restart_free(&w->rs);
+	restart_free(&w->check_rs);
+	if (w->has_group_re)
+		regfree(&w->group_re);
 	if (w->welcomed)
 		loopwatch_stop(&w->watch);
 }

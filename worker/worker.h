@@ -13,6 +13,7 @@
 #define MANDRILL_WORKER_H
 
 #include <sys/queue.h>
+#include <regex.h>
 
 #include <ev.h>
 
@@ -21,6 +22,7 @@
 #include "payload.h"
 #include "proto.h"
 #include "restart.h"
+#include "window.h"
 #include "store.h"
 
 enum wjob_state { JS_ADMIT, JS_INVALID, JS_RUNNING, JS_FINISH };
@@ -50,6 +52,12 @@ struct wjob {
 	int64_t		 started;	/* us, when the restart began */
 	uint64_t	 run_us;	/* how long it ran */
 	struct restart_run run;
+	/* [restart] check: run after the restart until it exits 0. */
+	int		 checking;
+	int		 checks;	/* runs of the check so far */
+	int64_t		 check_began;	/* us */
+	char		*check_output;
+	ev_timer	 check_timer;	/* check_interval between runs */
 };
 
 TAILQ_HEAD(wjob_list, wjob);
@@ -59,7 +67,15 @@ struct worker {
 	struct chan	*chan;
 	struct store	*store;
 	struct restarter rs;
+	struct restarter check_rs;	/* [restart] check; argv NULL: none */
+	int64_t		 check_timeout;
+	int64_t		 check_interval;
 	struct admit_rules rules;
+	struct window	 window;
+	int64_t		 window_opens_at;	/* wall ms; 0: open */
+	int64_t		 window_recheck;	/* wall ms to judge it again */
+	regex_t		 group_re;
+	int		 has_group_re;
 	struct loopwatch watch;
 	char		 state_dir[PROTO_PATH_MAX];
 	char		 domain[256];
