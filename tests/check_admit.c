@@ -78,8 +78,16 @@ END_TEST
 
 START_TEST(test_host_table)
 {
-	struct admit_rules paused = base, nolimits = base;
+	struct admit_rules paused = base, nolimits = base, closed = base;
+	struct admit_rules closed_long = base, closed_never = base;
+	struct admit_rules grouped = base, closed_paused = base;
 
+	closed.window_opens = 7000;
+	closed_long.window_opens = 3600000;
+	closed_never.window_opens = -1;
+	closed_paused.window_opens = 7000;
+	closed_paused.enabled = 0;
+	grouped.max_per_group = 1;
 	paused.enabled = 0;
 	nolimits.min_interval = 0;
 	nolimits.max_concurrent = nolimits.max_per_minute = 0;
@@ -120,6 +128,25 @@ START_TEST(test_host_table)
 		  AV_GO, HOLD_NONE, 0 },
 		{ "no limits", &nolimits, { 0, 5, "t", 99, 99, 1 }, AV_GO,
 		  HOLD_NONE, 0 },
+		{ "outside the window: held until it opens", &closed,
+		  { 0, -1, NULL, 0, 0, 0 }, AV_HELD, HOLD_WINDOW, 7000 },
+		{ "outside for an hour: looked at each minute", &closed_long,
+		  { 0, -1, NULL, 0, 0, 0 }, AV_HELD, HOLD_WINDOW, 60000 },
+		{ "a window that does not open", &closed_never,
+		  { 0, -1, NULL, 0, 0, 0 }, AV_HELD, HOLD_WINDOW, 60000 },
+		{ "the window beats min_interval", &closed,
+		  { 0, 5, "t", 0, 0, 0 }, AV_HELD, HOLD_WINDOW, 7000 },
+		{ "paused beats the window", &closed_paused,
+		  { 0, -1, NULL, 0, 0, 0 }, AV_HELD, HOLD_PAUSED, 0 },
+		{ "1 running in the group of 1", &grouped,
+		  { 0, -1, NULL, 0, 0, 0, "rack-a", 1 }, AV_HELD, HOLD_GROUP, 0 },
+		{ "0 running in the group of 1", &grouped,
+		  { 0, -1, NULL, 1, 0, 0, "rack-a", 0 }, AV_GO, HOLD_NONE, 0 },
+		{ "no group: the group limit does not apply", &grouped,
+		  { 0, -1, NULL, 1, 0, 0, NULL, 5 }, AV_GO, HOLD_NONE, 0 },
+		{ "max_concurrent beats the group", &grouped,
+		  { 0, -1, NULL, 2, 0, 0, "rack-a", 1 }, AV_HELD,
+		  HOLD_CONCURRENCY, 0 },
 	};
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {

@@ -227,7 +227,7 @@ stop_watchers(struct restart_run *run)
 static void
 command_finish(struct restart_run *run, int status)
 {
-	char err[160];
+	char err[160], *output;
 	const char *tail;
 	int code;
 
@@ -253,10 +253,12 @@ command_finish(struct restart_run *run, int status)
 		code = -WTERMSIG(status);
 		snprintf(err, sizeof(err), "killed by signal %d", WTERMSIG(status));
 	}
+	/* The callback may start the run again (a health check): ours now. */
+	output = run->output;
+	run->output = NULL;
 	run->done(run, run->timed_out ? (code == 0 ? -1 : code) : code,
 	    code == 0 && !run->timed_out ? NULL : err, tail);
-	free(run->output);
-	run->output = NULL;
+	free(output);
 }
 
 static void

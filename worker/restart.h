@@ -22,7 +22,8 @@
  * Every restart ends in exactly one call of the done callback, unless it
  * is cancelled first with restart_cancel() (which kills a command's
  * process group); a restart that takes no time, or cannot start, calls
- * it before restart_start() returns.
+ * it before restart_start() returns.  The callback may start the same
+ * run again (the health check does).
  */
 #ifndef MANDRILL_RESTART_H
 #define MANDRILL_RESTART_H

@@ -140,6 +140,22 @@ attempt_over(struct wjob *j, int exit_status, enum outcome outcome,
 static void check_done(struct restart_run *run, int exit_status,
     const char *error, const char *output);
 
+/*
+ * If this worker dies, the supervisor ends the command too: it learns of
+ * the group now, not when the batch has spawned; each check's too.
+ */
+static void
+announce_started(struct worker *w, struct wjob *j)
+{
+	if (j->state == JS_RUNNING && j->run.active && j->run.pid > 0 &&
+	    w->chan != NULL) {
+		proto_pack_started(chan_packer(w->chan), j->id,
+		    (uint32_t)j->run.pid);
+		w->sent++;
+		chan_flush(w->chan);
+	}
+}
+
 /* One run of the health check, with what is left of check_timeout. */
 static void
 check_run(struct wjob *j)
@@ -154,6 +170,7 @@ check_run(struct wjob *j)
 	log_debug("Checking msg_id=%s host=%s (check %d)", j->p.msg_id,
 	    j->p.host, j->checks);
 	restart_start(&w->check_rs, &j->run, j->p.host, check_done);
+	announce_started(w, j);
 }
 
 static void
@@ -307,17 +324,7 @@ settle(struct worker *w, struct wjob *j)
 			return;
 		}
 		restart_start(&w->rs, &j->run, j->p.host, restart_done);
-		/*
-		 * If this worker dies, the supervisor ends the command too:
-		 * it learns of the group now, not when the batch has spawned.
-		 */
-		if (j->state == JS_RUNNING && j->run.active && j->run.pid > 0 &&
-		    w->chan != NULL) {
-			proto_pack_started(chan_packer(w->chan), j->id,
-			    (uint32_t)j->run.pid);
-			w->sent++;
-			chan_flush(w->chan);
-		}
+		announce_started(w, j);
 		return;
 	}
 	log_verdict(w, j);
