@@ -44,6 +44,8 @@ int ctl_request(const struct ctl *c, json_t *req, json_t **ans);
 int ctl_code_status(const char *code);
 
 void ctl_print_status(const json_t *st);
+/* The status's error budget as one line into buf; NULL when none. */
+const char *ctl_budget(const json_t *st, char *buf, size_t len);
 
 /* history HOST, dead: 0 or an exit status, errors printed. */
 int query_history(const struct ctl *c, const char *host, int limit);
@@ -58,10 +60,13 @@ struct host_facts {
 	char		 busy_msg[128];	/* a message restarting it, or "" */
 	int64_t		 running;	/* restarts running, all hosts */
 	int64_t		 last_minute;	/* restarts started in the last 60 s */
+	int64_t		 group_running;	/* restarts running in its group */
 };
 /* Opened read-only; NULL and an error printed (*status set). */
 struct sqlite3 *query_open(const struct ctl *c, int *status);
-int query_host(struct sqlite3 *db, const char *host, struct host_facts *f);
+/* group: the host's group, or NULL for none. */
+int query_host(struct sqlite3 *db, const char *host, const char *group,
+    struct host_facts *f);
 
 /* check HOST...: 0 if every host would be restarted now, EX_NO if not. */
 int check_hosts(const struct ctl *c, int n, char **hosts);

@@ -243,7 +243,8 @@ this_boot(sqlite3 *db)
 }
 
 int
-query_host(sqlite3 *db, const char *host, struct host_facts *f)
+query_host(sqlite3 *db, const char *host, const char *group,
+    struct host_facts *f)
 {
 	int64_t boot;
 
@@ -264,6 +265,12 @@ query_host(sqlite3 *db, const char *host, struct host_facts *f)
 	    one_row(db, "SELECT count(*) FROM messages INDEXED BY"
 	    " messages_active WHERE state = 'restarting'", NULL, 0, 0, NULL,
 	    0, &f->running) < 0)
+		return -1;
+	if (group != NULL && one_row(db, "SELECT count(*) FROM hosts h"
+	    " INDEXED BY hosts_running JOIN messages m ON m.msg_id ="
+	    " h.running_msg_id WHERE h.group_name = ?1 AND h.running_msg_id"
+	    " IS NOT NULL AND m.state = 'restarting'", group, 0, 0, NULL, 0,
+	    &f->group_running) < 0)
 		return -1;
 	if ((boot = this_boot(db)) > 0 &&
 	    one_row(db, "SELECT count(*) FROM restarts WHERE boot = ?1 AND"

@@ -43,9 +43,26 @@ print_held(const json_t *held)
 	printf("%s\n", first ? "" : ")");
 }
 
+const char *
+ctl_budget(const json_t *st, char *buf, size_t len)
+{
+	const json_t *b = json_object_get(st, "budget");
+	char win[32];
+
+	if (!json_is_object(b))
+		return NULL;
+	snprintf(buf, len, "error budget: %" JSON_INTEGER_FORMAT " of %"
+	    JSON_INTEGER_FORMAT " attempts failed in the last %s "
+	    "(max_failures %s)", num(b, "failed"), num(b, "attempts"),
+	    duration_fmt(num(b, "failure_window_ms"), win, sizeof(win)),
+	    str(b, "max_failures"));
+	return buf;
+}
+
 void
 ctl_print_status(const json_t *st)
 {
+	char budget[160];
 	const json_t *w = json_object_get(st, "workers");
 	const json_t *n = json_object_get(st, "counters");
 	const json_t *out = json_object_get(n, "outcomes");
@@ -67,6 +84,8 @@ ctl_print_status(const json_t *st)
 	    num(st, "on_workers"), num(st, "waiting"),
 	    duration_fmt(num(st, "oldest_lease_ms"), old, sizeof(old)));
 	print_held(json_object_get(st, "held"));
+	if (ctl_budget(st, budget, sizeof(budget)) != NULL)
+		printf("%s\n", budget);
 	if (!json_is_true(json_object_get(st, "store_ok")))
 		printf("the store cannot commit: pulling nothing\n");
 	printf("pulled %" JSON_INTEGER_FORMAT ", acked %" JSON_INTEGER_FORMAT

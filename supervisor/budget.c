@@ -56,6 +56,27 @@ push(struct budget *b, int64_t v)
 	return 0;
 }
 
+/* Forget the attempts that left the window. */
+static void
+expire(struct budget *b, int64_t now, int64_t window)
+{
+	while (b->len > 0 && now - when(b->at[b->head]) >= window) {
+		if (b->at[b->head] < 0)
+			b->failed--;
+		b->head = (b->head + 1) % b->cap;
+		b->len--;
+	}
+}
+
+void
+budget_count(struct budget *b, int64_t now, int64_t window,
+    unsigned *failed, size_t *attempts)
+{
+	expire(b, now, window);
+	*failed = b->failed;
+	*attempts = b->len;
+}
+
 int
 budget_note(struct budget *b, int64_t now, int failed, unsigned max,
     int pct, int64_t window, char *why, size_t len)
@@ -68,12 +89,7 @@ budget_note(struct budget *b, int64_t now, int failed, unsigned max,
 	/* Times are kept negative for failures: 0 is never a time here. */
 	if (now < 1)
 		now = 1;
-	while (b->len > 0 && now - when(b->at[b->head]) >= window) {
-		if (b->at[b->head] < 0)
-			b->failed--;
-		b->head = (b->head + 1) % b->cap;
-		b->len--;
-	}
+	expire(b, now, window);
 	if (push(b, failed ? -now : now) < 0)
 		return -1;
 	if (failed)

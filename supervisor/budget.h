@@ -32,4 +32,8 @@ void budget_reset(struct budget *b);
 int budget_note(struct budget *b, int64_t now, int failed, unsigned max,
     int pct, int64_t window, char *why, size_t len);
 
+/* The failed attempts and all attempts in the window ending now. */
+void budget_count(struct budget *b, int64_t now, int64_t window,
+    unsigned *failed, size_t *attempts);
+
 #endif

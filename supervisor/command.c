@@ -62,6 +62,23 @@ counters_json(const struct supervisor *s)
 	return o;
 }
 
+/* The error budget as it stands: null when there is none. */
+static json_t *
+budget_json(struct supervisor *s, int64_t now)
+{
+	unsigned failed;
+	size_t attempts;
+
+	if (s->conf.max_failures[0] == '\0')
+		return json_null();
+	budget_count(&s->budget, now, s->conf.failure_window, &failed,
+	    &attempts);
+	return json_pack("{s:s, s:I, s:i, s:I}", "max_failures",
+	    s->conf.max_failures, "failure_window_ms",
+	    (json_int_t)s->conf.failure_window, "failed", (int)failed,
+	    "attempts", (json_int_t)attempts);
+}
+
 static json_t *
 status(struct supervisor *s, json_t *req, const struct control_peer *p)
 {
@@ -72,7 +89,7 @@ status(struct supervisor *s, json_t *req, const struct control_peer *p)
 
 	clock_iso(s->started_wall, started, sizeof(started));
 	return json_pack("{s:b, s:i, s:s, s:s, s:s, s:I, s:s, s:i, s:{s:i, "
-	    "s:i}, s:i, s:i, s:i, s:o, s:b, s:s, s:b, s:b, s:I, s:o}",
+	    "s:i}, s:i, s:i, s:i, s:o, s:b, s:s, s:b, s:b, s:I, s:o, s:o}",
 	    "ok", 1, "pid", (int)getpid(), "version", PACKAGE_VERSION,
 	    "state", state_name(s->state), "started", started, "uptime_ms",
 	    (json_int_t)(clock_wall() - s->started_wall), "source",
@@ -85,7 +102,7 @@ status(struct supervisor *s, json_t *req, const struct control_peer *p)
 	    "pause_reason", why != NULL ? why : "", "enabled",
 	    s->file_enabled, "store_ok", d->store_bad == 0,
 	    "oldest_lease_ms", (json_int_t)(now - dispatch_oldest(d, now)),
-	    "counters", counters_json(s));
+	    "counters", counters_json(s), "budget", budget_json(s, now));
 }
 
 static json_t *

@@ -181,9 +181,49 @@ check "checks: a host whose check failed is not counted as restarted" \
     "$(sql "SELECT count(*) FROM hosts WHERE host LIKE 'cattle-sick%' AND last_ok IS NULL AND last_outcome = 'failed'")" 2
 check "checks: the failures count against the budget: paused" \
     "$(ctl status | grep -c '^PAUSED: error budget: 2 of [0-9]* attempts failed')" 1
+check "checks: status shows the budget" \
+    "$(ctl status | grep -c '^error budget: 2 of [0-9]* attempts failed in the last 10m (max_failures 2)$')" 1
+ctl check cattle-new >"$T/check.out"
+check "check: a host held by the spent budget exits 1" "$?" 1
+check "check: and says it is the budget's pause" \
+    "$(grep -c '^cattle-new: held: paused: error budget: 2 of [0-9]* attempts failed in 10m (max_failures 2)' "$T/check.out")" 1
+check "check: prints the check that would run" \
+    "$(grep -c "^  then check: $T/check.sh cattle-new\$" "$T/check.out")" 1
 ctl drain >/dev/null
 wait_exit 20
 check "checks: mandrilld drained and exited 0" "$RC" 0
+
+# --- mandrillctl check: the window's and the group's verdicts -----------
+LOG=$T/verdicts.log
+rm -rf "$T/state"
+: >"$T/payloads"
+# A window of one hour, two hours from now: closed now, whatever the hour.
+from=$(( ($(date -u +%H | sed 's/^0//') + 2) % 24 ))
+win=$(printf '%02d:00-%02d:00' "$from" $(( from + 1 )))
+EXIT_WHEN_DONE=no
+conf "mode = command
+command = $T/restart.sh {host}
+window = $win
+timezone = UTC
+group = ^rack-([a-z]+)-
+max_concurrent_per_group = 1
+max_failures = 10%"
+EXIT_WHEN_DONE=
+start_mandrilld
+i=0
+until ctl status >/dev/null 2>&1 || [ "$i" -gt 100 ]; do i=$((i + 1)); sleep 0.1; done
+ctl check rack-a-9 >"$T/check.out"
+check "check: outside the window exits 1" "$?" 1
+check "check: names the window and when it opens" \
+    "$(grep -c "^rack-a-9: held: window $win UTC: opens [A-Z][a-z][a-z] [0-9-]* $(printf '%02d' "$from"):00 UTC\$" "$T/check.out")" 1
+check "check: names the host's group" "$(grep -c '^  group: a$' "$T/check.out")" 1
+check "check: shows the budget as it stands" \
+    "$(grep -c '^error budget: 0 of 0 attempts failed in the last 10m (max_failures 10%)$' "$T/check.out")" 1
+check "check --json: the window's verdict" \
+    "$(ctl --json check rack-a-9 | grep -c '"verdict":"held","why":"window .*"group":"a"')" 1
+ctl drain >/dev/null
+wait_exit 20
+check "verdicts: mandrilld drained and exited 0" "$RC" 0
 
 LOG=$T/dry-run.log
 # --- a dry run shows the check that would run ---------------------------
