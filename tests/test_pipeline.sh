@@ -56,7 +56,7 @@ check "the log shows every message acked" \
 check "the log shows failed restarts nacked with a delay" \
     "$(grep -c 'outcome=failed host=[a-z0-9-]* retry in' "$LOG" | awk '{print ($1 > 0)}')" 1
 check "database is in WAL mode" "$(sql "PRAGMA journal_mode")" wal
-check "schema version is recorded" "$(sql "PRAGMA user_version")" 5
+check "schema version is recorded" "$(sql "PRAGMA user_version")" 7
 check "database file is 0640" "$(stat -c %a "$DB")" 640
 check_invariant
 
