@@ -1188,38 +1188,39 @@ last_success(struct store *s, const struct store_msg *m,
 	return rc < 0 ? -1 : 0;
 }
 
-/* Live restarts, by any worker of this database; -1 on error. */
+/* The rows of a bound statement whose owner (column 0) lives; -1 on error. */
 static int
-count_running(struct store *s)
+count_alive(struct store *s, enum stmt i)
 {
-	sqlite3_stmt *st = s->st[S_SEL_RUNNING];
+	sqlite3_stmt *st = s->st[i];
 	int rc, n = 0;
 
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		n += store_owner_alive((const char *)sqlite3_column_text(st, 0));
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? n : -1;
-}
-
-/*
- * The previous boot's last restarts that its wall clock puts inside the
- * window (the monotonic clock began again at the reboot).
- */
-/* Live restarts of other hosts in m's group; -1 on error. */
-static int
-count_group(struct store *s, const struct store_msg *m)
-{
-	sqlite3_stmt *st = s->st[S_GROUP_RUNNING];
-	int rc, n = 0;
-
-	bind_text(st, 1, m->group);
-	bind_text(st, 2, m->host);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		n += store_owner_alive((const char *)sqlite3_column_text(st, 0));
 	done_with(st);
 	return rc == SQLITE_DONE ? n : -1;
 }
 
+/* Live restarts, by any worker of this database. */
+static int
+count_running(struct store *s)
+{
+	return count_alive(s, S_SEL_RUNNING);
+}
+
+/* Live restarts of other hosts in m's group. */
+static int
+count_group(struct store *s, const struct store_msg *m)
+{
+	bind_text(s->st[S_GROUP_RUNNING], 1, m->group);
+	bind_text(s->st[S_GROUP_RUNNING], 2, m->host);
+	return count_alive(s, S_GROUP_RUNNING);
+}
+
+/*
+ * The previous boot's last restarts that its wall clock puts inside the
+ * window (the monotonic clock began again at the reboot).
+ */
 static int
 count_prev_boot(struct store *s, uint32_t limit, uint32_t *n)
 {
