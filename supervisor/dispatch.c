@@ -81,6 +81,7 @@ dispatch_init(struct dispatch *s, struct ev_loop *loop,
 	    s->conf->max_lease, lease_extend, lease_lost, s);
 	TAILQ_INIT(&s->waiting);
 	hold_init(&s->holds, s->loop, &s->rng, hold_offer, s);
+	s->holds.max_delay = c->max_lease / 2;
 	job_table_init(s);
 }
 
@@ -95,6 +96,7 @@ dispatch_reload(struct dispatch *s)
 {
 	s->leases.window = s->src->ack_deadline;
 	s->leases.max_lease = s->conf->max_lease;
+	s->holds.max_delay = s->conf->max_lease / 2;
 	/* Held messages meet the new rules when its generation takes over. */
 	if (!s->conf->enabled)	/* nothing more may come of earlier pulls */
 		s->src->ops->unpull(s->src);

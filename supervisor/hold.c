@@ -104,6 +104,8 @@ hold_add(struct holds *h, struct hold_node *n, enum hold reason,
 		n->backoffs = 0;
 	at = now + (retry > 0 ? retry : fallback(n));
 	at += jitter(h, at - now);
+	if (h->max_delay > 0 && at - now > h->max_delay)
+		at = now + h->max_delay;
 	if (at < n->last_offer + HOLD_MIN_GAP)
 		at = n->last_offer + HOLD_MIN_GAP;
 	n->hn.idx = HEAP_NONE;

@@ -54,6 +54,12 @@ struct holds {
 	struct rng	*rng;
 	hold_offer_fn	 offer;
 	void		*arg;
+	/*
+	 * The longest wait between two offers, jitter included, so that a
+	 * message is offered again (and max_lease counts again) before its
+	 * lease is given up: dispatch sets it from max_lease; 0 is none.
+	 */
+	int64_t		 max_delay;
 };
 
 void hold_init(struct holds *h, struct ev_loop *loop, struct rng *rng,

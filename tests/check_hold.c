@@ -91,6 +91,28 @@ START_TEST(test_rate_hint)
 }
 END_TEST
 
+/*
+ * A closed window's minute, a pause's 30 s: no wait may outlast half of
+ * max_lease, or the lease is given up while the message waits.
+ */
+START_TEST(test_max_delay)
+{
+	struct hold_node n = { 0 }, p = { 0 };
+	int64_t t;
+
+	h.max_delay = 2500;	/* max_lease 5s */
+	ck_assert_int_eq(hold_add(&h, &n, HOLD_WINDOW, NULL, 60000, 0), 0);
+	t = time_to_offer(0, 70000);
+	ck_assert_msg(t >= 0 && t <= 2500, "window hold offered after %lld ms",
+	    (long long)t);
+	noffered = 0;
+	ck_assert_int_eq(hold_add(&h, &p, HOLD_PAUSED, NULL, 0, 10000), 0);
+	t = time_to_offer(10000, 70000);
+	ck_assert_msg(t >= 0 && t <= 2500, "pause hold offered after %lld ms",
+	    (long long)t);
+}
+END_TEST
+
 START_TEST(test_wake_by_host)
 {
 	struct hold_node a = { 0 }, b = { 0 };
@@ -171,6 +193,7 @@ main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_fallbacks);
 	tcase_add_test(tc, test_rate_hint);
+	tcase_add_test(tc, test_max_delay);
 	tcase_add_test(tc, test_wake_by_host);
 	tcase_add_test(tc, test_wake_one_is_oldest);
 	tcase_add_test(tc, test_min_gap);

@@ -22,6 +22,7 @@ type = sim
 rate = 50
 payload_file = $T/payloads
 exit_when_done = ${EXIT_WHEN_DONE:-yes}
+${SOURCE_EXTRA:-}
 
 [restart]
 allow = cattle-* rack-* other-*
@@ -64,24 +65,29 @@ check = /bin/true
 check_timeout = 0s" 'check_timeout'
 
 # --- a window that is closed now: held, then restarted when it opens ----
-# The clock is faketime's: a Monday at 08:59:52 UTC, the window opens at
-# 09:00.
+# The clock is faketime's: a Monday at 08:59:45 UTC, the window opens at
+# 09:00; the wait is longer than max_lease, which no wait may end.
 command -v faketime >/dev/null || fail "faketime is not installed"
 : >"$T/payloads"
 for i in $(seq 1 20); do
 	printf '{"msg_id": "w-%d", "host": "cattle-%d"}\n' "$i" "$i" >>"$T/payloads"
 done
+SOURCE_EXTRA="ack_deadline = 2s"
 conf "mode = sim
 sim_latency = 10ms..20ms
 sim_failure_rate = 0
 window = Mon-Fri 09:00-17:00, Sat 10:00-12:00
-timezone = UTC"
-faketime -f "@2026-12-07 08:59:52" "$MANDRILLD" -f -c "$T/mandrill.conf" >"$LOG" 2>&1 &
+timezone = UTC
+
+[lease]
+max_lease = 6s"
+SOURCE_EXTRA=
+faketime -f "@2026-12-07 08:59:45" "$MANDRILLD" -f -c "$T/mandrill.conf" >"$LOG" 2>&1 &
 PID=$!
 wait_exit 60
 check "window: mandrilld ran to the end and exited 0" "$RC" 0
 check "window: the requests were held, saying why and until when" \
-    "$(grep -c 'Held msg_id=.*(window): outside the window (Mon-Fri 09:00-17:00, Sat 10:00-12:00 UTC): opens in [0-9]s' "$LOG" |
+    "$(grep -c 'Held msg_id=.*(window): outside the window (Mon-Fri 09:00-17:00, Sat 10:00-12:00 UTC): opens in [0-9]*s' "$LOG" |
        awk '{print ($1 >= 20)}')" 1
 check "window: no restart started before 09:00" \
     "$(sql "SELECT count(*) FROM restarts WHERE started < '2026-12-07T09:00'")" 0
@@ -90,6 +96,8 @@ check "window: every request restarted once the window opened" \
 check "window: nothing lost, nothing dead" \
     "$(sql "SELECT count(*) FROM messages WHERE state <> 'restarted'")-$(sql "SELECT count(*) FROM dead_letters")" 0-0
 check "window: every message acked" "$(count_log 'Done. Acked')" 20
+check "window: no lease given up while waiting longer than max_lease" \
+    "$(count_log 'Lease lost')-$(sql "SELECT max(deliveries) FROM messages")" 0-1
 
 LOG=$T/groups.log
 # --- groups: at most one restart at a time per group; the groups overlap -
