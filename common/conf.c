@@ -874,6 +874,18 @@ conf_check(const struct conf *c, char *err, size_t errlen)
 		snprintf(err, errlen, "[mandrill] state_dir is empty");
 		return -1;
 	}
+	if (c->max_lease < (c->source == SOURCE_NATS ? c->ack_wait :
+	    c->ack_deadline)) {
+		char a[32], b[32];
+
+		snprintf(err, errlen, "[lease] max_lease (%s) is shorter than "
+		    "the lease itself ([source] %s, %s): no lease could be "
+		    "extended", duration_fmt(c->max_lease, a, sizeof(a)),
+		    c->source == SOURCE_NATS ? "ack_wait" : "ack_deadline",
+		    duration_fmt(c->source == SOURCE_NATS ? c->ack_wait :
+		    c->ack_deadline, b, sizeof(b)));
+		return -1;
+	}
 	if (c->source == SOURCE_NATS && check_nats(c, err, errlen) < 0)
 		return -1;
 	if (c->mode == RESTART_COMMAND && check_command(c, err, errlen) < 0)

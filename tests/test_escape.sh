@@ -33,6 +33,7 @@ drain_timeout = 5s
 rate = 0
 count = 1
 instances = 0
+${4:-}
 
 [restart]
 mode = command
@@ -101,7 +102,7 @@ stop_mandrilld timeout
 
 # --- a cancel (max_lease): the same, mandrilld and the worker running -------
 reset
-esc_conf cancel "restart_timeout = 1m" "max_lease = 2s"
+esc_conf cancel "restart_timeout = 1m" "max_lease = 2s" "ack_deadline = 1s"
 start_mandrilld
 wait_pids cancel
 wait_for 'Cancelling restart host=' 15 || fail "cancel: no cancel logged"

@@ -64,6 +64,9 @@ command = /bin/true
 check = /bin/true
 check_timeout = 0s" 'check_timeout'
 
+bad_line "a max_lease shorter than the lease" "[lease]
+max_lease = 5s" '\[lease\] max_lease (5s) is shorter than the lease itself (\[source\] ack_deadline, 10s)'
+
 # --- a window that is closed now: held, then restarted when it opens ----
 # The clock is faketime's: a Monday at 08:59:45 UTC, the window opens at
 # 09:00; the wait is longer than max_lease, which no wait may end.
