@@ -393,7 +393,15 @@ on_done(struct dispatch *s, struct wproc *wp, const struct proto_msg *m)
 	settle(s, j, m->outcome, m->attempt, &m->error, host);
 	snprintf(why, sizeof(why), "%.*s", (int)m->error.len,
 	    m->error.p ? m->error.p : "");
-	if (m->outcome == OUT_HELD && wp->gen != s->pool->active_gen)
+	if (m->outcome == OUT_HELD && !s->running) {
+		/*
+		 * Draining: it would wait past the drain for a window or a
+		 * slot.  Nothing was done for it; back to the broker.
+		 */
+		log_debug("Nacked msg_id=%s: held (%s) while draining",
+		    j->d->id, hold_name(m->hold));
+		job_give_back(s, j);
+	} else if (m->outcome == OUT_HELD && wp->gen != s->pool->active_gen)
 		hold_job(s, j, m->hold, host, 1, why);	/* old rules: again soon */
 	else if (m->outcome == OUT_HELD)
 		hold_job(s, j, m->hold, host, m->retry, why);

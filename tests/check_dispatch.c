@@ -787,6 +787,37 @@ START_TEST(test_drain_finishes_running_jobs_and_gives_back_the_rest)
 }
 END_TEST
 
+/*
+ * A job on a worker when the drain began comes back held (its worker
+ * judged it after the drain: a closed window, a full group): it goes
+ * back to the broker at once, never into a hold the drain waits on.
+ */
+START_TEST(test_held_after_the_drain_is_given_back)
+{
+	struct rig r;
+	struct fake *a;
+
+	rig_open(&r, 1, 3, 3);
+	a = fake_new(&r);
+	fake_ready(&r, a, 8);
+	ck_assert_uint_eq(a->njobs, 3);
+	r.src->ops->unpull(r.src);
+	dispatch_stop(&r.d);
+	avail_stop(&r.avail);
+	dispatch_nack_all(&r.d, NULL, "draining; not yet dispatched");
+	ck_assert_uint_eq(r.d.in_flight, 3);	/* all three on the worker */
+	fake_done(&r, a, 0, OUT_HELD);
+	ck_assert_uint_eq(r.d.holds.n[HOLD_HOST], 0);
+	ck_assert_uint_eq(r.d.n.nacked, 1);
+	ck_assert_uint_eq(r.d.in_flight, 2);
+	fake_done(&r, a, 1, OUT_RESTARTED);
+	fake_done(&r, a, 2, OUT_HELD);
+	ck_assert_uint_eq(r.d.in_flight, 0);
+	ck_assert_uint_eq(hold_total(&r.d.holds), 0);
+	rig_close(&r);
+}
+END_TEST
+
 START_TEST(test_fast_shutdown_gives_back_running_jobs)
 {
 	struct rig r;
@@ -1010,6 +1041,7 @@ dispatch_suite(void)
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, test_drain_finishes_running_jobs_and_gives_back_the_rest);
 	tcase_add_test(tc, test_fast_shutdown_gives_back_running_jobs);
+	tcase_add_test(tc, test_held_after_the_drain_is_given_back);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("state");

@@ -71,6 +71,9 @@ max_lease = 5s" '\[lease\] max_lease (5s) is shorter than the lease itself (\[so
 # The clock is faketime's: a Monday at 08:59:45 UTC, the window opens at
 # 09:00; the wait is longer than max_lease, which no wait may end.
 command -v faketime >/dev/null || fail "faketime is not installed"
+# Under --enable-sanitizers libfaketime comes before the ASan runtime.
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
+export ASAN_OPTIONS
 : >"$T/payloads"
 for i in $(seq 1 20); do
 	printf '{"msg_id": "w-%d", "host": "cattle-%d"}\n' "$i" "$i" >>"$T/payloads"
@@ -102,6 +105,47 @@ check "window: every message acked" "$(count_log 'Done. Acked')" 20
 check "window: no lease given up while waiting longer than max_lease" \
     "$(count_log 'Lease lost')-$(sql "SELECT max(deliveries) FROM messages")" 0-1
 
+# --- the wall clock steps back out of the window: nothing more starts ---
+# libfaketime reads the time from a file; the monotonic clock stays real.
+# Inside the window at 16:59:50, the clock is stepped back to 08:00.
+LOG=$T/step.log
+rm -rf "$T/state"
+: >"$T/payloads"
+for i in $(seq 1 40); do
+	printf '{"msg_id": "s-%d", "host": "cattle-%d"}\n' "$i" "$i" >>"$T/payloads"
+done
+EXIT_WHEN_DONE=no
+SOURCE_EXTRA="rate = 4"
+conf "mode = sim
+sim_latency = 10ms..20ms
+sim_failure_rate = 0
+window = Mon-Fri 09:00-17:00
+timezone = UTC"
+sed -i '/^rate = 50$/d' "$T/mandrill.conf"
+EXIT_WHEN_DONE=
+SOURCE_EXTRA=
+echo "@2026-12-07 16:59:50" >"$T/faketime"
+LD_PRELOAD=$(ls /usr/lib/*/faketime/libfaketime.so.1 | head -1) \
+FAKETIME_TIMESTAMP_FILE=$T/faketime FAKETIME_NO_CACHE=1 \
+FAKETIME_DONT_FAKE_MONOTONIC=1 start_mandrilld
+wait_for "Done. Acked msg_id=payload-6 " 20 || fail "step: nothing restarted in the window"
+echo "@2026-12-07 08:00:00" >"$T/faketime"
+sleep 4
+check "step: restarts started inside the window before the step" \
+    "$(sql "SELECT count(*) > 0 FROM restarts WHERE started >= '2026-12-07T16:59'")" 1
+check "step: none started after the clock stepped back to 08:00" \
+    "$(sql "SELECT count(*) FROM restarts WHERE started < '2026-12-07T16:59'")" 0
+check "step: the later requests are held by the window" \
+    "$(grep -c 'Held msg_id=.*(window): outside the window' "$LOG" | awk '{print ($1 > 0)}')" 1
+drain_at=$(date +%s)
+ctl drain >/dev/null
+wait_exit 20
+check "step: a drain with requests held by the window exits 0" "$RC" 0
+check "step: and does not wait for the window (nor for drain_timeout)" \
+    "$(( $(date +%s) - drain_at < 10 ))" 1
+check "step: nothing lost: every request not restarted is still to come" \
+    "$(sql "SELECT count(*) FROM messages WHERE state NOT IN ('restarted', 'received')")-$(sql "SELECT count(*) FROM dead_letters")" 0-0
+
 LOG=$T/groups.log
 # --- groups: at most one restart at a time per group; the groups overlap -
 cat >"$T/restart.sh" <<'EOF'
@@ -116,19 +160,26 @@ for g in a b c; do
 		printf '{"msg_id": "g-%s%d", "host": "rack-%s-%d"}\n' "$g" "$i" "$g" "$i" >>"$T/payloads"
 	done
 done
+# A group longer than a payload's may be: the regex's capture of a name.
+long=$(printf 'a%.0s' $(seq 1 50)).$(printf 'b%.0s' $(seq 1 20))
+for i in 1 2 3; do
+	printf '{"msg_id": "g-l%d", "host": "rack-%s-%d"}\n' "$i" "$long" "$i" >>"$T/payloads"
+done
 # Two hosts the regex does not place, in one group named by the payload.
 printf '{"msg_id": "g-o1", "host": "other-1", "group": "special"}\n' >>"$T/payloads"
 printf '{"msg_id": "g-o2", "host": "other-2", "group": "special"}\n' >>"$T/payloads"
 printf '{"msg_id": "g-bad", "host": "other-3", "group": "no spaces"}\n' >>"$T/payloads"
 conf "mode = command
 command = $T/restart.sh {host}
-group = ^rack-([a-z]+)-
+group = ^rack-([^-]+)-
 max_concurrent_per_group = 1"
 start_mandrilld
 wait_exit 60
 check "groups: mandrilld exited 0" "$RC" 0
 check "groups: every host restarted" \
-    "$(sql "SELECT count(*) FROM restarts WHERE outcome = 'restarted'")" 11
+    "$(sql "SELECT count(*) FROM restarts WHERE outcome = 'restarted'")" 14
+check "groups: a 71-character group is a group too" \
+    "$(sql "$OVERLAP_SQL AND a.host LIKE 'rack-aaa%' AND b.host LIKE 'rack-aaa%'")-$(sql "SELECT count(DISTINCT group_name) FROM hosts WHERE host LIKE 'rack-aaa%' AND length(group_name) = 71")" 0-1
 for g in a b c; do
 	check "groups: no two restarts of rack-$g overlap" \
 	    "$(sql "$OVERLAP_SQL AND a.host LIKE 'rack-$g-%' AND b.host LIKE 'rack-$g-%'")" 0

@@ -93,16 +93,18 @@ roughly(int64_t ms, char *buf, size_t len)
 {
 	int64_t sec = (ms + 999) / 1000;
 
+	int64_t min = (sec + 59) / 60, hours = (sec + 3599) / 3600;
+
 	if (sec < 60)
 		snprintf(buf, len, "%" PRId64 "s", sec);
-	else if (sec < 3600)
-		snprintf(buf, len, "%" PRId64 "m", (sec + 59) / 60);
-	else if (sec < 86400)
-		snprintf(buf, len, "%" PRId64 "h%" PRId64 "m", (sec + 59) / 3600,
-		    (sec + 59) / 60 % 60);
+	else if (min < 60)
+		snprintf(buf, len, "%" PRId64 "m", min);
+	else if (min < 24 * 60)
+		snprintf(buf, len, "%" PRId64 "h%" PRId64 "m", min / 60,
+		    min % 60);
 	else
-		snprintf(buf, len, "%" PRId64 "d%" PRId64 "h",
-		    (sec + 3599) / 86400, (sec + 3599) / 3600 % 24);
+		snprintf(buf, len, "%" PRId64 "d%" PRId64 "h", hours / 24,
+		    hours % 24);
 	return buf;
 }
 

@@ -27,7 +27,11 @@ struct payload {
 	char	msg_id[MSG_ID_MAX + 1];	/* "" when none could be read */
 	char	instance[254];
 	char	host[254];
-	char	group[GROUP_MAX + 1];	/* "" when the payload names none */
+	/*
+	 * The payload's (at most GROUP_MAX), or [restart] group's capture
+	 * of the host name, which is at most as long as the name.
+	 */
+	char	group[254];		/* "": in no group */
 };
 
 /* 0, or -1 with a one-line reason; p->msg_id is kept when it was read. */

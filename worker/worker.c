@@ -397,7 +397,9 @@ judge_window(struct worker *w)
 
 	if (w->window.n == 0)
 		return;
-	if (now >= w->window_recheck) {
+	/* A step of the wall clock back is judged again at once too. */
+	if (now >= w->window_recheck || now < w->window_judged) {
+		w->window_judged = now;
 		if (window_open_at(&w->window, (time_t)(now / 1000), &opens))
 			w->window_opens_at = 0;
 		else

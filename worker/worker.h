@@ -74,6 +74,7 @@ struct worker {
 	struct window	 window;
 	int64_t		 window_opens_at;	/* wall ms; 0: open */
 	int64_t		 window_recheck;	/* wall ms to judge it again */
+	int64_t		 window_judged;		/* wall ms it was judged */
 	regex_t		 group_re;
 	int		 has_group_re;
 	struct loopwatch watch;
