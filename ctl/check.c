@@ -7,8 +7,9 @@
  * max_per_minute.  The pause and the budget come from the running
  * mandrilld, the rest from the configuration file and the database,
  * read-only.  A group named by a request's payload is not known here:
- * the host's group is the one [restart] group gives it.  It is a preview: the worker's
- * verdict, made in a transaction, is the one that counts.
+ * the host's group is the one [restart] group gives it.  It is a
+ * preview: the worker's verdict, made in a transaction, is the one that
+ * counts.
  */
 #include "config.h"
 
@@ -33,7 +34,7 @@ struct verdict {
 	char		 why[512];
 	char		 command[1024];
 	char		 check[1024];	/* [restart] check, or "" */
-	char		 group[64];	/* the host's group, or "" */
+	char		 group[HOSTNAME_MAX + 1];	/* the host's group, or "" */
 };
 
 /* The command line that would run, quoted where a shell would need it. */
@@ -110,20 +111,14 @@ judge(const struct conf *c, const json_t *st, sqlite3 *db,
 		return;
 	}
 	if (!window_open_at(w, time(NULL), &opens)) {
-		char at[32];
+		char at[48] = "it does not open within a week";
 		time_t t = time(NULL) + (time_t)opens;
 		struct tm tm;
 
-		if (opens < 0 || localtime_r(&t, &tm) == NULL)
-			snprintf(v->why, sizeof(v->why), "window %.200s%s%s: it does "
-			    "not open within a week", c->window, c->timezone[0] ?
-			    " " : "", c->timezone);
-		else {
-			strftime(at, sizeof(at), "%a %Y-%m-%d %H:%M %Z", &tm);
-			snprintf(v->why, sizeof(v->why), "window %.200s%s%s: opens "
-			    "%s", c->window, c->timezone[0] ? " " : "",
-			    c->timezone, at);
-		}
+		if (opens >= 0 && localtime_r(&t, &tm) != NULL)
+			strftime(at, sizeof(at), "opens %a %Y-%m-%d %H:%M %Z", &tm);
+		snprintf(v->why, sizeof(v->why), "window %.200s%s%.64s: %s",
+		    c->window, c->timezone[0] ? " " : "", c->timezone, at);
 		return;
 	}
 	if (query_host(db, host, v->group[0] ? v->group : NULL, &f) < 0) {
@@ -215,17 +210,8 @@ check_hosts(const struct ctl *c, int n, char **hosts)
 	window_zone_use(c->conf.timezone);
 	status = ctl_request(c, req, &st);
 	json_decref(req);
-	if (status != 0) {
-		if (has_re)
-			regfree(&re);
-		return status;
-	}
-	if ((db = query_open(c, &status)) == NULL) {
-		json_decref(st);
-		if (has_re)
-			regfree(&re);
-		return status;
-	}
+	if (status != 0 || (db = query_open(c, &status)) == NULL)
+		goto out;
 	for (int i = 0; i < n; i++) {
 		judge(&c->conf, st, db, &w, has_re ? &re : NULL, hosts[i], &v);
 		print_verdict(c, hosts[i], &v);
@@ -235,8 +221,10 @@ check_hosts(const struct ctl *c, int n, char **hosts)
 	if (!c->json && ctl_budget(st, budget, sizeof(budget)) != NULL)
 		printf("%s\n", budget);
 	sqlite3_close(db);
+	status = all ? 0 : EX_NO;
+out:
 	json_decref(st);
 	if (has_re)
 		regfree(&re);
-	return all ? 0 : EX_NO;
+	return status;
 }

@@ -745,6 +745,16 @@ END_TEST
 
 /* --- drain ----------------------------------------------------------- */
 
+/* The drain, as supervisor.c begins it. */
+static void
+begin_drain(struct rig *r)
+{
+	r->src->ops->unpull(r->src);
+	dispatch_stop(&r->d);
+	avail_stop(&r->avail);
+	dispatch_nack_all(&r->d, NULL, "draining; not yet dispatched");
+}
+
 START_TEST(test_drain_finishes_running_jobs_and_gives_back_the_rest)
 {
 	struct rig r;
@@ -760,11 +770,7 @@ START_TEST(test_drain_finishes_running_jobs_and_gives_back_the_rest)
 	ck_assert_uint_eq(r.d.holds.n[HOLD_HOST], 1);
 	ck_assert_uint_eq(r.d.in_flight, 3);
 	pulled = r.d.n.pulled;
-	/* The drain, as supervisor.c begins it. */
-	r.src->ops->unpull(r.src);
-	dispatch_stop(&r.d);
-	avail_stop(&r.avail);
-	dispatch_nack_all(&r.d, NULL, "draining; not yet dispatched");
+	begin_drain(&r);
 	ck_assert_uint_eq(r.d.n.nacked, 1);
 	ck_assert_uint_eq(r.d.holds.n[HOLD_HOST], 0);
 	ck_assert_uint_eq(r.d.in_flight, 2);
@@ -801,10 +807,7 @@ START_TEST(test_held_after_the_drain_is_given_back)
 	a = fake_new(&r);
 	fake_ready(&r, a, 8);
 	ck_assert_uint_eq(a->njobs, 3);
-	r.src->ops->unpull(r.src);
-	dispatch_stop(&r.d);
-	avail_stop(&r.avail);
-	dispatch_nack_all(&r.d, NULL, "draining; not yet dispatched");
+	begin_drain(&r);
 	ck_assert_uint_eq(r.d.in_flight, 3);	/* all three on the worker */
 	fake_done(&r, a, 0, OUT_HELD);
 	ck_assert_uint_eq(r.d.holds.n[HOLD_HOST], 0);

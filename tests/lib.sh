@@ -145,6 +145,20 @@ wait_count() {
 	return 0
 }
 
+# ctl ARGS: mandrillctl on the test's configuration
+CTL=$top_builddir/mandrillctl
+ctl() { "$CTL" -c "$T/mandrill.conf" "$@"; }
+
+# wait_ctl: until mandrilld answers on its control socket (10 s at most)
+wait_ctl() {
+	i=0
+	until ctl status >/dev/null 2>&1; do
+		i=$((i + 1))
+		[ "$i" -gt 100 ] && return 1
+		sleep 0.1
+	done
+}
+
 # worker_pids: the live workers of mandrilld
 worker_pids() { pgrep -P "$PID" 2>/dev/null; }
 

@@ -5,9 +5,6 @@
 # metrics; nothing is lost, and mandrillctl resume starts the count again.
 . "$(dirname "$0")/lib.sh"
 
-CTL=$top_builddir/mandrillctl
-ctl() { "$CTL" -c "$T/mandrill.conf" "$@"; }
-
 conf() {
 	write_conf <<CONF
 workers = 1

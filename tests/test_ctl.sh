@@ -6,9 +6,6 @@
 # reload that answers with the validation result.
 . "$(dirname "$0")/lib.sh"
 
-CTL=$top_builddir/mandrillctl
-ctl() { "$CTL" -c "$T/mandrill.conf" "$@"; }
-
 # 40 requests over 20 hosts, one invalid, one denied; restarts by
 # /bin/true, min_interval 1h so that a second request for a host is
 # skipped.
@@ -55,15 +52,6 @@ deny = cattle-dead*
 min_interval = 1h
 max_attempts = 1
 CONF
-}
-
-wait_ctl() {
-	i=0
-	until ctl status >/dev/null 2>&1; do
-		i=$((i + 1))
-		[ "$i" -gt 100 ] && return 1
-		sleep 0.1
-	done
 }
 
 conf

@@ -7,9 +7,6 @@
 # refusing a bad line of each key.
 . "$(dirname "$0")/lib.sh"
 
-CTL=$top_builddir/mandrillctl
-ctl() { "$CTL" -c "$T/mandrill.conf" "$@"; }
-
 # conf RESTART_LINES: the sim reading $T/payloads
 conf() {
 	write_conf <<CONF
@@ -272,8 +269,7 @@ max_concurrent_per_group = 1
 max_failures = 10%"
 EXIT_WHEN_DONE=
 start_mandrilld
-i=0
-until ctl status >/dev/null 2>&1 || [ "$i" -gt 100 ]; do i=$((i + 1)); sleep 0.1; done
+wait_ctl || fail "verdicts: mandrilld does not answer on its control socket"
 ctl check rack-a-9 >"$T/check.out"
 check "check: outside the window exits 1" "$?" 1
 check "check: names the window and when it opens" \

@@ -679,25 +679,22 @@ word_index(const struct pstr *s, const char *const *words, int n)
 static int
 take_rollout(struct worker *w, const struct worker_settings *ws)
 {
-	char text[PROTO_PATH_MAX], err[256];
+	char text[PROTO_PATH_MAX], zone[256], err[256] = "too long";
 
 	if (copy_pstr(text, sizeof(text), &ws->window) < 0 ||
 	    window_parse(text, &w->window, err, sizeof(err)) < 0) {
 		log_err("welcome frame: window: %s", err);
 		return -1;
 	}
-	snprintf(w->rules.window, sizeof(w->rules.window), "%.120s", text);
-	if (copy_pstr(text, sizeof(text), &ws->timezone) < 0 ||
-	    window_zone_check(text, err, sizeof(err)) < 0) {
+	if (copy_pstr(zone, sizeof(zone), &ws->timezone) < 0 ||
+	    window_zone_check(zone, err, sizeof(err)) < 0) {
 		log_err("welcome frame: timezone: %s", err);
 		return -1;
 	}
-	window_zone_use(text);
-	if (text[0] != '\0' && w->window.n > 0 &&
-	    strlen(w->rules.window) + strlen(text) + 2 < sizeof(w->rules.window))
-		snprintf(w->rules.window + strlen(w->rules.window),
-		    sizeof(w->rules.window) - strlen(w->rules.window), " %s",
-		    text);
+	window_zone_use(zone);
+	/* For the reasons held messages give: the window and its zone. */
+	snprintf(w->rules.window, sizeof(w->rules.window), "%.86s%s%.40s",
+	    text, zone[0] ? " " : "", zone);
 	if (copy_pstr(text, sizeof(text), &ws->group) < 0 ||
 	    conf_group_regex(text, &w->group_re, err, sizeof(err)) < 0) {
 		log_err("welcome frame: group: %s", err);
@@ -828,9 +825,10 @@ welcome(struct worker *w, const struct proto_msg *m)
 	if (ws->check.len > 0) {
 		char tmpl[PROTO_PATH_MAX];
 
+		snprintf(err, sizeof(err), "too long");
 		if (copy_pstr(tmpl, sizeof(tmpl), &ws->check) < 0 ||
 		    (argv = argv_split(tmpl, err, sizeof(err))) == NULL) {
-			log_err("check: %s", argv == NULL ? err : "too long");
+			log_err("check: %s", err);
 			return -1;
 		}
 	}
