@@ -8,6 +8,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -227,6 +228,22 @@ const struct conf_key conf_keys[] = {
 	  "is never" },
 	{ "lease", "max_lease", CT_DUR, OFF(max_lease), 0, "1h",
 	  1000, 86400000, NULL, "longest time a message's lease is extended" },
+
+	{ "fleet", "coordination", CT_ENUM, OFF(coordination), 0, "none", 0, 0,
+	  "none|nats", "none: the rules hold per instance; nats: across every "
+	  "instance sharing the consumer, in JetStream Key-Value" },
+	{ "fleet", "instance", CT_STR, STR(instance), "", 0, 0, NULL,
+	  "this instance's name in the fleet's records; empty is the host "
+	  "name" },
+	{ "fleet", "bucket", CT_STR, STR(bucket), "mandrill", 0, 0, NULL,
+	  "prefix of the Key-Value buckets: <bucket>-msgs, -leases, -recent, "
+	  "-rate, -control" },
+	{ "fleet", "lease", CT_DUR, OFF(fleet_lease), 0, "30s", 3000, 3600000,
+	  NULL, "how long a fleet grant lasts unless renewed; a restart whose "
+	  "grant cannot be renewed is killed before it ends" },
+	{ "fleet", "remember", CT_DUR, OFF(remember), 0, "7d", 60000,
+	  INT64_C(31536000000), NULL, "how long the fleet remembers that a "
+	  "msg_id was restarted (exactly once across instances)" },
 };
 const size_t conf_nkeys = sizeof(conf_keys) / sizeof(conf_keys[0]);
 
@@ -454,7 +471,8 @@ conf_set(struct conf *c, const char *section, const char *name,
 		    conf_key_find(section, "type") == NULL &&
 		    conf_key_find(section, "mode") == NULL &&
 		    conf_key_find(section, "max_lease") == NULL &&
-		    conf_key_find(section, "metrics_file") == NULL)
+		    conf_key_find(section, "metrics_file") == NULL &&
+		    conf_key_find(section, "coordination") == NULL)
 			snprintf(err, errlen, "unknown section [%s]", section);
 		else
 			snprintf(err, errlen, "unknown key \"%s\" in [%s]",
@@ -813,6 +831,54 @@ check_nats(const struct conf *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* A Key-Value bucket or key token: letters, digits, - and _; NULL if ok. */
+static const char *
+kv_token_check(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n == 0)
+		return "is empty";
+	if (n > max)
+		return "is too long";
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
+			return "may hold only letters, digits, - and _";
+	return NULL;
+}
+
+static int
+check_fleet(const struct conf *c, char *err, size_t errlen)
+{
+	const char *why;
+
+	if (c->coordination == COORD_NONE)
+		return 0;
+	if (c->source != SOURCE_NATS) {
+		snprintf(err, errlen, "[fleet] coordination = nats needs "
+		    "[source] type = nats: the fleet's rules live in its "
+		    "JetStream");
+		return -1;
+	}
+	if ((why = kv_token_check(c->bucket, 48)) != NULL) {
+		snprintf(err, errlen, "[fleet] bucket \"%s\" %s", c->bucket,
+		    why);
+		return -1;
+	}
+	for (const char *p = c->instance; *p != '\0'; p++)
+		if (!isalnum((unsigned char)*p) && strchr("-_.:", *p) == NULL) {
+			snprintf(err, errlen, "[fleet] instance \"%s\" may "
+			    "hold only letters, digits and - _ . :", c->instance);
+			return -1;
+		}
+	if (c->fleet_lease < 3 * 1000 || c->fleet_lease > c->max_lease) {
+		snprintf(err, errlen, "[fleet] lease must be from 3s to "
+		    "[lease] max_lease");
+		return -1;
+	}
+	return 0;
+}
+
 int
 conf_check(const struct conf *c, char *err, size_t errlen)
 {
@@ -887,6 +953,8 @@ conf_check(const struct conf *c, char *err, size_t errlen)
 		return -1;
 	}
 	if (c->source == SOURCE_NATS && check_nats(c, err, errlen) < 0)
+		return -1;
+	if (check_fleet(c, err, errlen) < 0)
 		return -1;
 	if (c->mode == RESTART_COMMAND && check_command(c, err, errlen) < 0)
 		return -1;

@@ -2,7 +2,7 @@
  * conf: the mandrill configuration file, its keys, defaults and checks.
  *
  * One INI file with sections [mandrill], [source], [restart], [lease],
- * [metrics].
+ * [metrics], [fleet].
  * Every key is described once, in conf.c's table: its type, default and
  * accepted form.  The parser, the sample file and the man page test all
  * read that table, so a key cannot exist in one and not the others.
@@ -29,6 +29,7 @@
 enum source_type { SOURCE_SIM, SOURCE_NATS };
 enum restart_mode { RESTART_SIM, RESTART_COMMAND };
 enum sync_mode { SYNC_OFF, SYNC_NORMAL, SYNC_FULL };
+enum coordination { COORD_NONE, COORD_NATS };
 
 struct conf {
 	/* [mandrill] */
@@ -112,6 +113,13 @@ struct conf {
 
 	/* [lease] */
 	int64_t		 max_lease;
+
+	/* [fleet] */
+	int		 coordination;	/* enum coordination */
+	char		 instance[64];	/* "": the host name */
+	char		 bucket[64];	/* the KV buckets' prefix */
+	int64_t		 fleet_lease;	/* [fleet] lease: a grant's TTL, ms */
+	int64_t		 remember;	/* how long a msg_id's record stays */
 
 	/* [metrics] */
 	char		 metrics_file[CONF_PATH_MAX];

@@ -70,6 +70,8 @@ const struct proto_setting proto_settings[] = {
 	SET(check, F_STR),
 	SET(check_timeout, F_I64),
 	SET(check_interval, F_I64),
+	SET(coordination, F_STR),
+	SET(fleet_lease, F_I64),
 };
 #define NSETTINGS	(sizeof(proto_settings) / sizeof(proto_settings[0]))
 const size_t proto_nsettings = NSETTINGS;
@@ -109,6 +111,18 @@ static const struct field f_state[] = {
 	{ "wal", F_U64, M(wal) }, { NULL, 0, 0 }
 };
 
+static const struct field f_grant[] = {
+	{ "id", F_U64, M(id) }, { "msg_id", F_STR, M(msg_id) },
+	{ "host", F_STR, M(host) }, { "group", F_STR, M(group) },
+	{ NULL, 0, 0 }
+};
+static const struct field f_granted[] = {
+	{ "id", F_U64, M(id) }, { "outcome", F_OUTCOME, M(outcome) },
+	{ "hold", F_HOLD, M(hold) }, { "retry", F_I64, M(retry) },
+	{ "error", F_STR, M(error) }, { "until", F_I64, M(until) },
+	{ NULL, 0, 0 }
+};
+
 static const struct ftype {
 	const char		*name;
 	enum proto_type		 type;
@@ -122,6 +136,8 @@ static const struct ftype {
 	{ "heartbeat", P_HEARTBEAT, f_none, 0 },
 	{ "started", P_STARTED, f_started, 0 },
 	{ "state", P_STATE, f_state, 0 },
+	{ "grant", P_GRANT, f_grant, 0 },
+	{ "granted", P_GRANTED, f_granted, 0 },
 };
 
 static const char *outcomes[OUT_COUNT] = {
@@ -131,7 +147,7 @@ static const char *outcomes[OUT_COUNT] = {
 
 static const char *holds[HOLD_COUNT] = {
 	"", "paused", "host", "msg_id", "concurrency", "rate", "store",
-	"crash", "window", "group",
+	"crash", "window", "group", "fleet",
 };
 
 /* The index of a name in a table of n names, or -1. */
@@ -549,6 +565,30 @@ proto_pack_started(msgpack_packer *pk, uint64_t id, uint32_t pgid)
 	pack_head(pk, "started", 2);
 	pack_u64(pk, "id", id);
 	pack_u64(pk, "pgid", pgid);
+}
+
+void
+proto_pack_grant(msgpack_packer *pk, const struct proto_grant *g)
+{
+	pack_head(pk, "grant", 4);
+	pack_u64(pk, "id", g->id);
+	pack_bounded(pk, "msg_id", g->msg_id, 256);
+	pack_bounded(pk, "host", g->host, 253);
+	pack_bounded(pk, "group", g->group, 253);
+}
+
+void
+proto_pack_granted(msgpack_packer *pk, const struct proto_granted *g)
+{
+	pack_head(pk, "granted", 6);
+	pack_u64(pk, "id", g->id);
+	pack_key(pk, "outcome");
+	pack_key(pk, outcome_name(g->outcome));
+	pack_key(pk, "hold");
+	pack_key(pk, hold_name(g->hold));
+	pack_i64(pk, "retry", g->retry);
+	pack_bounded(pk, "error", g->error, PROTO_ERR_MAX);
+	pack_i64(pk, "until", g->until);
 }
 
 void

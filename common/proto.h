@@ -8,12 +8,16 @@
  *   supervisor -> worker: welcome {v, settings...}, job {id, msg_id,
  *                         data, size, attempt, deadline, bury, crashes,
  *                         lost_at, retry_of}, cancel {id}, drain {}, reopen {} (the
- *                         log file)
+ *                         log file), granted {id, outcome, hold, retry,
+ *                         error, until} (the answer to a grant, and each
+ *                         renewal of one: until is when it ends)
  *   worker -> supervisor: ready {v, pid, max_jobs, db_dev, db_ino},
  *                         started {id, pgid} (a restart command's process
  *                         group), done {id, outcome, error, attempt,
  *                         duration, host, hold, retry}, heartbeat {},
- *                         state {unsaved, store, wal} (sent when it changes)
+ *                         state {unsaved, store, wal} (sent when it changes),
+ *                         grant {id, msg_id, host, group} (fleet mode: may
+ *                         this restart start?)
  *
  * Decoding is strict and total: every key of a type is required, no
  * other key is allowed, every value has one type, and every failure is
@@ -28,13 +32,15 @@
 
 #include <msgpack.h>
 
-#define PROTO_VERSION	6	/* 2: job frames carry bury; 3: holds, crashes,
+#define PROTO_VERSION	7	/* 2: job frames carry bury; 3: holds, crashes,
 				   the store's state, mode and synchronous
 				   as strings; 4: pause_reason; 5: retain,
 				   log_format, the dry-run outcome, and
 				   retry_of in job frames; 6: the window,
 				   group and check settings, the window and
-				   group holds */
+				   group holds; 7: fleet grants (grant,
+				   granted), coordination, the fleet
+				   hold */
 #define PROTO_FRAME_MAX	65536
 #define PROTO_DATA_MAX	32768	/* payload bytes carried in a job frame */
 #define PROTO_ERR_MAX	256	/* error text carried in a done frame */
@@ -44,7 +50,7 @@
 
 enum proto_type {
 	P_WELCOME, P_JOB, P_CANCEL, P_DRAIN, P_REOPEN, P_READY, P_DONE,
-	P_HEARTBEAT, P_STARTED, P_STATE,
+	P_HEARTBEAT, P_STARTED, P_STATE, P_GRANT, P_GRANTED,
 };
 
 /* What a job came to; see DESIGN.md's outcome table. */
@@ -61,6 +67,7 @@ enum outcome {
 enum hold {
 	HOLD_NONE, HOLD_PAUSED, HOLD_HOST, HOLD_MSG_ID, HOLD_CONCURRENCY,
 	HOLD_RATE, HOLD_STORE, HOLD_CRASH, HOLD_WINDOW, HOLD_GROUP,
+	HOLD_FLEET,	/* the fleet's Key-Value store cannot be reached */
 	HOLD_COUNT
 };
 
@@ -124,6 +131,8 @@ struct worker_settings {
 	struct pstr	 check;		/* argv template; "": no check */
 	int64_t		 check_timeout;
 	int64_t		 check_interval;
+	struct pstr	 coordination;	/* "none" or "nats": ask for grants */
+	int64_t		 fleet_lease;	/* [fleet] lease */
 };
 
 /*
@@ -171,6 +180,8 @@ struct proto_msg {
 	uint64_t	 wal;		/* state: WAL bytes */
 	uint64_t	 db_dev;	/* ready: the database file's identity */
 	uint64_t	 db_ino;
+	struct pstr	 group;		/* grant: the host's group, "" */
+	int64_t		 until;		/* granted: wall ms the grant ends */
 	struct worker_settings ws;
 };
 
@@ -226,5 +237,27 @@ void proto_pack_state(msgpack_packer *pk, uint32_t unsaved, const char *store,
     uint64_t wal);
 void proto_pack_heartbeat(msgpack_packer *pk);
 void proto_pack_started(msgpack_packer *pk, uint64_t id, uint32_t pgid);
+
+/* A grant request: may this restart start, fleet-wide? */
+struct proto_grant {
+	uint64_t	 id;
+	const char	*msg_id;
+	const char	*host;
+	const char	*group;		/* "" when none */
+};
+/*
+ * Its answer: outcome restarted (granted until, a wall time), held (hold,
+ * retry, error), or skipped, duplicate or invalid (error says why).
+ */
+struct proto_granted {
+	uint64_t	 id;
+	enum outcome	 outcome;
+	enum hold	 hold;
+	int64_t		 retry;
+	const char	*error;
+	int64_t		 until;
+};
+void proto_pack_grant(msgpack_packer *pk, const struct proto_grant *g);
+void proto_pack_granted(msgpack_packer *pk, const struct proto_granted *g);
 
 #endif

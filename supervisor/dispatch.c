@@ -31,6 +31,17 @@
 
 static void hold_offer(void *arg, struct hold_node *n);
 
+/* A done frame, kept while the fleet records what it says. */
+struct parked {
+	enum outcome	 outcome;
+	uint32_t	 attempt;
+	enum hold	 hold;
+	int64_t		 retry;
+	int		 old_gen;	/* from a worker of an older generation */
+	char		 host[256];
+	char		 error[PROTO_ERR_MAX + 1];
+};
+
 static int
 lease_extend(void *arg, struct lease *l, int64_t ms)
 {
@@ -362,11 +373,14 @@ on_started(struct dispatch *s, struct wproc *wp, const struct proto_msg *m)
 	return 0;	/* a job already given back is no error */
 }
 
+static void done_apply(struct dispatch *s, struct job *j,
+    const struct parked *p);
+
 static int
 on_done(struct dispatch *s, struct wproc *wp, const struct proto_msg *m)
 {
 	struct job *j = job_find(s, m->id);
-	char host[256], why[PROTO_ERR_MAX + 1];
+	struct parked p;
 
 	if (j != NULL && j->wp == wp)
 		j->pgid = 0;	/* its command has ended */
@@ -376,44 +390,196 @@ on_done(struct dispatch *s, struct wproc *wp, const struct proto_msg *m)
 		    " already given back", wp->slot, m->id);
 		return 0;
 	}
-	if (j == NULL || j->wp != wp) {
-		log_err("worker %" PRIu32 ": done for unknown job %" PRIu64
-		    "; stopping it", wp->slot, m->id);
+	if (j == NULL || j->wp != wp || j->parked != NULL) {
+		log_err("worker %" PRIu32 ": done for %s job %" PRIu64
+		    "; stopping it", wp->slot, j != NULL && j->wp == wp ?
+		    "an already done" : "an unknown", m->id);
 		return -1;
 	}
 	/* The host is the worker's word, used only as a key and in logs. */
-	snprintf(host, sizeof(host), "%.*s", (int)(m->host.len < sizeof(host) ?
-	    m->host.len : 0), m->host.p ? m->host.p : "");
+	snprintf(p.host, sizeof(p.host), "%.*s", (int)(m->host.len <
+	    sizeof(p.host) ? m->host.len : 0), m->host.p ? m->host.p : "");
+	snprintf(p.error, sizeof(p.error), "%.*s", (int)m->error.len,
+	    m->error.p ? m->error.p : "");
+	p.outcome = m->outcome;
+	p.attempt = m->attempt;
+	p.hold = m->hold;
+	p.retry = m->retry;
+	p.old_gen = wp->gen != s->pool->active_gen;
 	if (m->duration > 0)
 		hist_add(&s->n.restart_time, m->duration);
-	if (m->outcome != OUT_ERROR) {
+	if (j->grant != NULL) {
+		/*
+		 * Fleet mode: the outcome goes to the fleet's records first,
+		 * and its broker action waits for them (dispatch_finished).
+		 */
+		int ran = p.outcome == OUT_RESTARTED || p.outcome == OUT_FAILED ||
+		    p.outcome == OUT_DEAD;
+
+		if ((j->parked = malloc(sizeof(*j->parked))) == NULL) {
+			log_err("dispatch: out of memory keeping the outcome of "
+			    "msg_id=%s; it is recorded, and redelivered",
+			    j->d->id);
+			job_give_back(s, j);
+			return 0;
+		}
+		*j->parked = p;
+		fleet_finish(s->fleet, j->grant, ran, p.outcome == OUT_RESTARTED);
+		return 0;
+	}
+	done_apply(s, j, &p);
+	return 0;
+}
+
+/* What a done frame means for the job, once it may be acted on. */
+static void
+done_apply(struct dispatch *s, struct job *j, const struct parked *p)
+{
+	struct pstr error = { p->error, strlen(p->error) };
+
+	if (p->outcome != OUT_ERROR) {
 		j->crashes_new = 0;	/* the worker recorded them */
 		hold_forget_backoff(&j->hold);
 	}
-	settle(s, j, m->outcome, m->attempt, &m->error, host);
-	snprintf(why, sizeof(why), "%.*s", (int)m->error.len,
-	    m->error.p ? m->error.p : "");
-	if (m->outcome == OUT_HELD && !s->running) {
+	settle(s, j, p->outcome, p->attempt, &error, p->host);
+	if (p->outcome == OUT_HELD && !s->running) {
 		/*
 		 * Draining: it would wait past the drain for a window or a
 		 * slot.  Nothing was done for it; back to the broker.
 		 */
 		log_debug("Nacked msg_id=%s: held (%s) while draining",
-		    j->d->id, hold_name(m->hold));
+		    j->d->id, hold_name(p->hold));
 		job_give_back(s, j);
-	} else if (m->outcome == OUT_HELD && wp->gen != s->pool->active_gen)
-		hold_job(s, j, m->hold, host, 1, why);	/* old rules: again soon */
-	else if (m->outcome == OUT_HELD)
-		hold_job(s, j, m->hold, host, m->retry, why);
-	else if (m->outcome == OUT_ERROR)
-		hold_job(s, j, HOLD_STORE, host, 0, why);
-	else if (m->outcome == OUT_RESTARTED || m->outcome == OUT_FAILED ||
-	    m->outcome == OUT_DEAD || m->outcome == OUT_DRY_RUN) {
-		restart_ended(s, host);
-		if (s->cb.attempt_ended != NULL && m->outcome != OUT_DRY_RUN)
-			s->cb.attempt_ended(s->cb.arg, m->outcome);
+	} else if (p->outcome == OUT_HELD && p->old_gen)
+		hold_job(s, j, p->hold, p->host, 1, p->error);	/* old rules: again soon */
+	else if (p->outcome == OUT_HELD)
+		hold_job(s, j, p->hold, p->host, p->retry, p->error);
+	else if (p->outcome == OUT_ERROR)
+		hold_job(s, j, HOLD_STORE, p->host, 0, p->error);
+	else if (p->outcome == OUT_RESTARTED || p->outcome == OUT_FAILED ||
+	    p->outcome == OUT_DEAD || p->outcome == OUT_DRY_RUN) {
+		restart_ended(s, p->host);
+		if (s->cb.attempt_ended != NULL && p->outcome != OUT_DRY_RUN)
+			s->cb.attempt_ended(s->cb.arg, p->outcome);
+	}
+}
+
+/* The fleet's word on a grant, for the worker that asked. */
+static void
+send_granted(struct job *j, const struct fleet_answer *a)
+{
+	struct proto_granted g = { j->id, a->outcome, a->hold, a->retry,
+	    a->why, a->until };
+
+	if (j->wp != NULL && j->wp->chan != NULL)
+		proto_pack_granted(chan_packer(j->wp->chan), &g);
+}
+
+/* A worker asks: may this restart start, fleet-wide? */
+static int
+on_grant(struct dispatch *s, struct wproc *wp, const struct proto_msg *m)
+{
+	struct job *j = job_find(s, m->id);
+	char msg_id[257], host[254], group[254];
+	struct fleet_answer a;
+
+	memset(&a, 0, sizeof(a));
+	a.outcome = OUT_HELD;
+	a.hold = HOLD_FLEET;
+	if (s->fleet == NULL || j == NULL || j->wp != wp || j->grant != NULL ||
+	    j->parked != NULL) {
+		if (j == NULL && !s->running)
+			return 0;	/* given back at shutdown */
+		log_err("worker %" PRIu32 ": %s for job %" PRIu64 "; stopping it",
+		    wp->slot, s->fleet == NULL ? "grant frame without [fleet] "
+		    "coordination" : j == NULL || j->wp != wp ? "grant frame "
+		    "for an unknown job" : "second grant frame", m->id);
+		return -1;
+	}
+	if (m->msg_id.len >= sizeof(msg_id) || m->host.len == 0 ||
+	    m->host.len >= sizeof(host) || m->group.len >= sizeof(group)) {
+		log_err("worker %" PRIu32 ": grant frame with a bad msg_id, "
+		    "host or group; stopping it", wp->slot);
+		return -1;
+	}
+	snprintf(msg_id, sizeof(msg_id), "%.*s", (int)m->msg_id.len, m->msg_id.p);
+	snprintf(host, sizeof(host), "%.*s", (int)m->host.len, m->host.p);
+	snprintf(group, sizeof(group), "%.*s", (int)m->group.len,
+	    m->group.p ? m->group.p : "");
+	if ((j->grant = fleet_grant(s->fleet, j->id, msg_id, host, group)) ==
+	    NULL) {
+		snprintf(a.why, sizeof(a.why), "fleet: out of memory");
+		a.retry = 1000;
+		send_granted(j, &a);
 	}
 	return 0;
+}
+
+void
+dispatch_granted(struct dispatch *s, uint64_t job, const struct fleet_answer *a)
+{
+	struct job *j = job_find(s, job);
+
+	if (j == NULL)
+		return;
+	if (a->outcome != OUT_RESTARTED)
+		j->grant = NULL;	/* the fleet holds nothing for it */
+	log_debug("Fleet %s msg_id=%s%s%s", a->outcome == OUT_RESTARTED ?
+	    "granted" : outcome_name(a->outcome), j->d->id,
+	    a->why[0] ? ": " : "", a->why);
+	send_granted(j, a);
+	if (j->wp != NULL && j->wp->chan != NULL)
+		chan_flush(j->wp->chan);
+}
+
+void
+dispatch_renewed(struct dispatch *s, uint64_t job, int64_t until)
+{
+	struct job *j = job_find(s, job);
+	struct fleet_answer a;
+
+	if (j == NULL || j->grant == NULL || j->parked != NULL)
+		return;
+	memset(&a, 0, sizeof(a));
+	a.outcome = OUT_RESTARTED;
+	a.until = until;
+	send_granted(j, &a);
+}
+
+void
+dispatch_finished(struct dispatch *s, uint64_t job, int owner)
+{
+	struct job *j = job_find(s, job);
+	struct parked *p;
+
+	if (j == NULL || (p = j->parked) == NULL)
+		return;
+	j->parked = NULL;
+	j->grant = NULL;
+	if (!owner && (p->outcome == OUT_RESTARTED || p->outcome == OUT_FAILED ||
+	    p->outcome == OUT_DEAD)) {
+		/*
+		 * Another instance took the message over while this one ran
+		 * it (this one was stopped past its grant): its ack or nak
+		 * would settle that instance's delivery.  Let go silently.
+		 */
+		struct delivery *d = j->d;
+
+		s->not_owner++;
+		log_warn("Not acked msg_id=%s host=%s outcome=%s: another "
+		    "instance holds it now (fleet)", d->id, p->host,
+		    outcome_name(p->outcome));
+		job_release(s, j);
+		if (s->src->ops->forget != NULL)
+			s->src->ops->forget(s->src, d);
+		else
+			s->src->ops->nack(s->src, d, 0);
+		restart_ended(s, p->host);
+	} else
+		done_apply(s, j, p);
+	free(p);
+	dispatch_waiting(s);
+	dispatch_pull(s);
 }
 
 /*
@@ -462,6 +628,9 @@ dispatch_frame(struct dispatch *s, struct wproc *wp,
 		break;
 	case P_STATE:
 		rc = on_state(s, wp, m);
+		break;
+	case P_GRANT:
+		rc = wp->state == WP_STARTING ? -1 : on_grant(s, wp, m);
 		break;
 	default:
 		log_err("worker %" PRIu32 ": unexpected frame from a worker; "
@@ -528,6 +697,7 @@ dispatch_worker_lost(struct dispatch *s, struct wproc *wp)
 	}
 	while ((j = TAILQ_FIRST(&wp->jobs)) != NULL) {
 		pgroup_kill(j);
+		job_drop_grant(s, j);	/* its command is dead: free the host */
 		j->crashes++;
 		j->crashes_new++;
 		j->lost_at = clock_wall();

@@ -18,6 +18,7 @@
 #include <ev.h>
 
 #include "conf.h"
+#include "fleet.h"
 #include "hist.h"
 #include "hold.h"
 #include "lease.h"
@@ -44,6 +45,8 @@ struct job {
 	uint32_t		 crashes_new;	/* not yet recorded by a worker */
 	int64_t			 lost_at;	/* wall ms of the last such loss */
 	uint32_t		 n_holds;	/* times held */
+	struct fgrant		*grant;	/* fleet mode: asked for or held */
+	struct parked		*parked;	/* its done, while the fleet records it */
 };
 
 struct counters {
@@ -88,6 +91,8 @@ struct dispatch {
 	struct holds		 holds;		/* waiting for their reason */
 	unsigned		 store_bad;	/* workers whose store fails */
 	struct counters		 n;
+	struct fleet		*fleet;		/* NULL: coordination = none */
+	uint64_t		 not_owner;	/* finished after another took it */
 };
 
 void dispatch_init(struct dispatch *s, struct ev_loop *loop,
@@ -120,6 +125,11 @@ void dispatch_nack_running(struct dispatch *s, const char *why);
 void dispatch_worker_lost(struct dispatch *s, struct wproc *wp);
 /* New rules took over (a reload's generation): look at every held message. */
 void dispatch_rethink(struct dispatch *s);
+/* The fleet's answers (fleet.h's callbacks, through the supervisor). */
+void dispatch_granted(struct dispatch *s, uint64_t job,
+    const struct fleet_answer *a);
+void dispatch_renewed(struct dispatch *s, uint64_t job, int64_t until);
+void dispatch_finished(struct dispatch *s, uint64_t job, int owner);
 /* When the oldest lease of a job that waits or runs began; now if none. */
 int64_t dispatch_oldest(const struct dispatch *s, int64_t now);
 

@@ -84,10 +84,21 @@ job_unlink(struct dispatch *s, struct job *j)
 	}
 }
 
+void
+job_drop_grant(struct dispatch *s, struct job *j)
+{
+	if (j->grant != NULL)
+		fleet_drop(s->fleet, j->grant);
+	j->grant = NULL;
+	free(j->parked);
+	j->parked = NULL;
+}
+
 /* A released slot keeps its struct, on the free list. */
 void
 job_release(struct dispatch *s, struct job *j)
 {
+	job_drop_grant(s, j);
 	lease_remove(&s->leases, &j->lease);
 	if (j->hold.held)
 		hold_remove(&s->holds, &j->hold);

@@ -174,6 +174,7 @@ int nats_extend(struct source *src, struct delivery *pub, int64_t ms);
 void nats_ack(struct source *src, struct delivery *pub);
 void nats_nack(struct source *src, struct delivery *pub, int64_t delay_ms);
 void nats_term(struct source *src, struct delivery *pub, const char *why);
+void nats_forget(struct source *src, struct delivery *pub);
 
 /* natsdead.c */
 void dead_on_advisory(natsConnection *nc, natsSubscription *sub,

@@ -163,6 +163,12 @@ nats_nack(struct source *src, struct delivery *pub, int64_t delay_ms)
 }
 
 void
+nats_forget(struct source *src, struct delivery *pub)
+{
+	nats_delivery_free((struct nats_delivery *)pub);
+}
+
+void
 nats_term(struct source *src, struct delivery *pub, const char *why)
 {
 	struct nats_src *s = (struct nats_src *)src;

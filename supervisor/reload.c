@@ -157,6 +157,22 @@ fixed_change(const struct conf *old, const struct conf *new)
 		return "[mandrill] control_group";
 	if (strcmp(old->user, new->user) != 0)
 		return "[mandrill] user";
+	if (old->coordination != new->coordination)
+		return "[fleet] coordination";
+	if (old->coordination == COORD_NATS) {
+		/* The fleet's buckets, and the lifetimes they keep keys for. */
+		if (strcmp(old->instance, new->instance) != 0)
+			return "[fleet] instance";
+		if (strcmp(old->bucket, new->bucket) != 0)
+			return "[fleet] bucket";
+		if (old->fleet_lease != new->fleet_lease)
+			return "[fleet] lease";
+		if (old->remember != new->remember)
+			return "[fleet] remember";
+		if (old->min_interval != new->min_interval)
+			return "[restart] min_interval (with [fleet] coordination "
+			    "= nats, the TTL of <bucket>-recent)";
+	}
 	if (old->source != SOURCE_NATS)
 		return NULL;
 	/* What names and shapes the durable consumer, under running work. */

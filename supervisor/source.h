@@ -57,6 +57,13 @@ struct source_ops {
 	void	(*nack)(struct source *, struct delivery *, int64_t delay_ms);
 	void	(*term)(struct source *, struct delivery *, const char *why);
 	/*
+	 * Let go of a delivery and tell the broker nothing: another
+	 * instance holds its message now (fleet mode), and an ack or a nak
+	 * from here would settle or disturb that instance's delivery.
+	 * NULL: the source cannot; a nack is used.
+	 */
+	void	(*forget)(struct source *, struct delivery *);
+	/*
 	 * The delivery's outcome is dead or invalid and recorded; called
 	 * before its ack or term.  NULL: the source keeps no dead letters.
 	 */

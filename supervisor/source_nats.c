@@ -386,6 +386,7 @@ static const struct source_ops nats_ops = {
 	.ack = nats_ack,
 	.nack = nats_nack,
 	.term = nats_term,
+	.forget = nats_forget,
 	.dead = nats_dead,
 	.retry = nats_retry,
 	.stop = nats_stop,

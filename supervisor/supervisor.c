@@ -264,6 +264,8 @@ apply_conf(struct supervisor *s, const struct conf *c)
 	avail_reload(&s->avail, s->conf.workers);
 	metrics_reload(&s->metrics);
 	dispatch_reload(&s->dispatch);
+	if (s->fleet != NULL)
+		fleet_reload(s->fleet, &s->conf);
 	metrics_notify(&s->metrics);	/* paused or not, and why */
 }
 
@@ -300,9 +302,9 @@ file_conf(const struct supervisor *s)
 	return c;
 }
 
-int
-supervisor_pause(struct supervisor *s, const char *reason, char *err,
-    size_t len)
+/* The pause of this instance alone (the fleet's comes through here too). */
+static int
+pause_here(struct supervisor *s, const char *reason, char *err, size_t len)
 {
 	struct conf c = file_conf(s);
 
@@ -316,8 +318,8 @@ supervisor_pause(struct supervisor *s, const char *reason, char *err,
 	return 0;
 }
 
-int
-supervisor_resume(struct supervisor *s, char *err, size_t len)
+static int
+resume_here(struct supervisor *s, const char *by, char *err, size_t len)
 {
 	struct conf c = file_conf(s);
 
@@ -325,9 +327,31 @@ supervisor_resume(struct supervisor *s, char *err, size_t len)
 		return -1;
 	s->paused = 0;
 	budget_reset(&s->budget);
-	log_info("resumed by mandrillctl%s", s->file_enabled ? "" :
+	log_info("resumed by %s%s", by, s->file_enabled ? "" :
 	    "; [restart] enabled = no still pauses");
 	apply_conf(s, &c);
+	return 0;
+}
+
+/* mandrillctl pause and the error budget: the whole fleet's, in fleet mode. */
+int
+supervisor_pause(struct supervisor *s, const char *reason, char *err,
+    size_t len)
+{
+	if (pause_here(s, reason, err, len) < 0)
+		return -1;
+	if (s->fleet != NULL)
+		fleet_pause(s->fleet, reason);
+	return 0;
+}
+
+int
+supervisor_resume(struct supervisor *s, char *err, size_t len)
+{
+	if (resume_here(s, "mandrillctl", err, len) < 0)
+		return -1;
+	if (s->fleet != NULL)
+		fleet_resume(s->fleet);
 	return 0;
 }
 
@@ -410,6 +434,48 @@ tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 	s->last_tick = now;
 	pool_tick(&s->pool, now, on_time, KILL_GRACE_MS);
+}
+
+/* The fleet's callbacks. */
+static void
+fleet_granted_cb(void *arg, uint64_t job, const struct fleet_answer *a)
+{
+	struct supervisor *s = arg;
+
+	dispatch_granted(&s->dispatch, job, a);
+}
+
+static void
+fleet_renewed_cb(void *arg, uint64_t job, int64_t until)
+{
+	struct supervisor *s = arg;
+
+	dispatch_renewed(&s->dispatch, job, until);
+}
+
+static void
+fleet_finished_cb(void *arg, uint64_t job, int owner)
+{
+	struct supervisor *s = arg;
+
+	dispatch_finished(&s->dispatch, job, owner);
+	check_done(s);
+}
+
+/* Another instance (or this one) paused or resumed the fleet. */
+static void
+fleet_paused_cb(void *arg, const char *reason)
+{
+	struct supervisor *s = arg;
+	char err[256];
+
+	if (reason != NULL && !s->paused) {
+		if (pause_here(s, reason, err, sizeof(err)) < 0)
+			log_err("fleet pause: %s", err);
+	} else if (reason == NULL && s->paused &&
+	    resume_here(s, "the fleet (mandrillctl resume)", err,
+	    sizeof(err)) < 0)
+		log_err("fleet resume: %s", err);
 }
 
 static void
@@ -519,6 +585,18 @@ supervisor_init(struct supervisor *s, struct ev_loop *loop,
 		log_err("source %s: %s", s->src->ops->name, err);
 		return -1;
 	}
+	if (c->coordination == COORD_NATS) {
+		struct fleet_cb fcb = { fleet_granted_cb, fleet_renewed_cb,
+		    fleet_finished_cb, fleet_paused_cb, s };
+		char ferr[CONF_ERR_MAX];
+
+		if ((s->fleet = fleet_new(loop, c, &fcb, ferr,
+		    sizeof(ferr))) == NULL) {
+			log_err("%s", ferr);
+			return -1;
+		}
+		s->dispatch.fleet = s->fleet;
+	}
 	avail_spawn_missing(&s->avail);
 	return 0;
 }
@@ -574,6 +652,9 @@ supervisor_free(struct supervisor *s)
 	control_close(&s->ctl);
 	budget_free(&s->budget);
 	pool_free(&s->pool);
+	/* Its connection first: the source's stop waits for cnats to end. */
+	fleet_free(s->fleet);
+	s->fleet = s->dispatch.fleet = NULL;
 	s->src->ops->stop(s->src);
 	dispatch_free(&s->dispatch);
 }

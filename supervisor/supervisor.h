@@ -28,6 +28,7 @@
 #include "conf.h"
 #include "control.h"
 #include "dispatch.h"
+#include "fleet.h"
 #include "metrics.h"
 #include "pool.h"
 #include "reload.h"
@@ -54,6 +55,7 @@ struct supervisor {
 	int			 paused;	/* by mandrillctl, persisted */
 	int64_t			 started_wall;	/* ms since the epoch */
 	struct budget		 budget;	/* [restart] max_failures */
+	struct fleet		*fleet;		/* [fleet] coordination = nats */
 
 	ev_timer		 tick;		/* 1 s housekeeping */
 	int64_t			 last_tick;

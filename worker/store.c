@@ -1651,6 +1651,33 @@ store_invalid(struct store *s, const struct store_msg *m, const char *reason,
 }
 
 int
+store_settle(struct store *s, const struct store_msg *m, enum outcome o,
+    const char *reason, struct store_verdict *v)
+{
+	struct admit_decision d;
+	struct msg_row row;
+	struct row_write w;
+	char why[sizeof(v->error)];
+
+	snprintf(why, sizeof(why), "%s", reason);	/* reason may be v->error */
+	memset(v, 0, sizeof(*v));
+	if (read_msg(s, m, &row) < 0)
+		return -1;
+	v->attempts = row.a.attempts;
+	if (existing(&row, &d, v))
+		return 0;
+	snprintf(v->error, sizeof(v->error), "%s", why);
+	v->outcome = o;
+	if (o == OUT_INVALID)	/* a conflict, as admit_row says of one here */
+		return dead_letter(s, m, why);
+	if (d.verdict == AV_LOST && mark_lost(s, m, d.why) < 0)
+		return -1;
+	w = (struct row_write){ "skipped", row.a.attempts, NULL, v->error,
+	    row.a.crashes, HOLD_NONE };
+	return record(s, m, &row, &w);
+}
+
+int
 store_bury(struct store *s, const struct store_msg *m, const char *reason,
     struct store_verdict *v)
 {

@@ -137,6 +137,15 @@ int store_invalid(struct store *s, const struct store_msg *m,
 int store_bury(struct store *s, const struct store_msg *m,
     const char *reason, struct store_verdict *v);
 
+/*
+ * Fleet mode: the fleet settled a message without a restart here
+ * (skipped: min_interval; duplicate: another instance restarted it;
+ * invalid: its msg_id names another host there), reason saying why:
+ * recorded, unless this database already decides it.
+ */
+int store_settle(struct store *s, const struct store_msg *m,
+    enum outcome o, const char *reason, struct store_verdict *v);
+
 /* Is the worker named by an owner string still running? */
 int store_owner_alive(const char *owner);
 /*

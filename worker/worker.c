@@ -23,14 +23,23 @@
 
 #define RETRY_SECONDS	1.0	/* after a failed commit of outcomes */
 #define EXIT_FLUSH_MS	10000	/* waiting for the supervisor to read */
+/*
+ * A granted restart is killed this share of the fleet lease before its
+ * grant ends, unless renewed: the kill must land before another
+ * instance may start the host.
+ */
+#define FENCE_SHARE	5
 
 static void schedule_commit(struct worker *w);
 static void maybe_exit(struct worker *w);
+static void ask_grant(struct worker *w, struct wjob *j);
+static void fence_arm(struct worker *w, struct wjob *j);
 
 static void
 job_free(struct wjob *j)
 {
 	ev_timer_stop(j->w->loop, &j->check_timer);
+	ev_timer_stop(j->w->loop, &j->fence_timer);
 	free(j->check_output);
 	free(j->output);
 	free(j->payload);
@@ -122,6 +131,7 @@ attempt_over(struct wjob *j, int exit_status, enum outcome outcome,
 	struct worker *w = j->w;
 
 	ev_timer_stop(w->loop, &j->check_timer);
+	ev_timer_stop(w->loop, &j->fence_timer);
 	TAILQ_REMOVE(&w->running, j, link);
 	j->run_us = (uint64_t)(clock_now_us() - j->started);
 	j->exit_status = exit_status;
@@ -286,13 +296,53 @@ apply(struct worker *w, struct wjob *j)
 		return store_admit(w->store, &m, &w->rules, &j->v);
 	case JS_INVALID:
 		return store_invalid(w->store, &m, j->v.error, &j->v);
+	case JS_SETTLE:
+		return store_settle(w->store, &m, j->v.outcome, j->v.error,
+		    &j->v);
 	case JS_FINISH:
 		return store_finish(w->store, &m, &w->rules, j->exit_status,
 		    j->output, &j->v);
+	case JS_GRANT:		/* never in a batch */
 	case JS_RUNNING:
 		break;
 	}
 	return 0;
+}
+
+/*
+ * Fleet mode: the running restart (or its check) is killed when its
+ * grant is about to end unrenewed, and the attempt recorded as failed:
+ * after the grant ends another instance may start the same host.
+ */
+static void
+fence_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct wjob *j = t->data;
+	char left[32];
+
+	if (j->state != JS_RUNNING)
+		return;
+	log_err("Fencing restart host=%s msg_id=%s: its fleet grant was not "
+	    "renewed and ends in %s; killing its process group", j->p.host,
+	    j->p.msg_id, duration_fmt(j->grant_until - clock_wall(), left,
+	    sizeof(left)));
+	restart_cancel(&j->run);
+	restart_done(&j->run, -1, "fenced: its fleet grant could not be "
+	    "renewed", NULL);
+}
+
+static void
+fence_arm(struct worker *w, struct wjob *j)
+{
+	int64_t lease, at;
+
+	if (j->grant_until <= 0 || j->state != JS_RUNNING)
+		return;
+	lease = w->fleet_lease;
+	at = j->grant_until - lease / FENCE_SHARE - clock_wall();
+	ev_timer_stop(w->loop, &j->fence_timer);
+	ev_timer_set(&j->fence_timer, at > 0 ? at / 1000.0 : 0., 0.);
+	ev_timer_start(w->loop, &j->fence_timer);
 }
 
 /* After the commit: start what was admitted, report the rest. */
@@ -325,6 +375,7 @@ settle(struct worker *w, struct wjob *j)
 		}
 		restart_start(&w->rs, &j->run, j->p.host, restart_done);
 		announce_started(w, j);
+		fence_arm(w, j);
 		return;
 	}
 	log_verdict(w, j);
@@ -713,6 +764,9 @@ take_settings(struct worker *w, const struct worker_settings *ws)
 	static const char *const formats[] = { "text", "json" };
 
 	w->mode = word_index(&ws->mode, modes, 2);
+	w->fleet = ws->coordination.len == 4 &&
+	    memcmp(ws->coordination.p, "nats", 4) == 0;
+	w->fleet_lease = ws->fleet_lease;
 	w->synchronous = word_index(&ws->synchronous, syncs, 3);
 	w->log_format = word_index(&ws->log_format, formats, 2);
 	if (copy_pstr(w->state_dir, sizeof(w->state_dir), &ws->state_dir) ||
@@ -882,6 +936,8 @@ job_accept(struct worker *w, const struct proto_msg *m)
 	j->w = w;
 	ev_timer_init(&j->check_timer, check_again, 0., 0.);
 	j->check_timer.data = j;
+	ev_timer_init(&j->fence_timer, fence_cb, 0., 0.);
+	j->fence_timer.data = j;
 	j->id = m->id;
 	j->delivery = m->attempt;
 	j->crashes = m->crashes;
@@ -913,8 +969,92 @@ job_accept(struct worker *w, const struct proto_msg *m)
 	else
 		log_debug("Received msg_id=%s instance=%s", j->p.msg_id,
 		    j->p.instance);
+	if (j->state == JS_ADMIT && w->fleet && j->bury[0] == '\0' &&
+	    !j->refused && w->chan != NULL) {
+		ask_grant(w, j);
+		return;
+	}
 	TAILQ_INSERT_TAIL(&w->todo, j, link);
 	schedule_commit(w);
+}
+
+/*
+ * Fleet mode: before its admission, a restart asks the supervisor for
+ * the fleet's grant (the host, a slot, a rate token, the msg_id), and
+ * waits on the granting list for the answer.
+ */
+static void
+ask_grant(struct worker *w, struct wjob *j)
+{
+	struct proto_grant g = { j->id, j->p.msg_id[0] ? j->p.msg_id :
+	    j->broker_id, j->p.host, j->p.group };
+
+	j->state = JS_GRANT;
+	TAILQ_INSERT_TAIL(&w->granting, j, link);
+	proto_pack_grant(chan_packer(w->chan), &g);
+	w->sent++;
+}
+
+/* Answer to a grant, or the renewal of one: until moves on. */
+static void
+on_granted(struct worker *w, const struct proto_msg *m)
+{
+	struct wjob *j;
+
+	TAILQ_FOREACH(j, &w->running, link)
+		if (j->id == m->id) {
+			if (m->outcome == OUT_RESTARTED && m->until > j->grant_until) {
+				j->grant_until = m->until;
+				fence_arm(w, j);
+			}
+			return;
+		}
+	TAILQ_FOREACH(j, &w->granting, link)
+		if (j->id == m->id)
+			break;
+	if (j == NULL) {
+		log_debug("granted for job %" PRIu64 ": not waiting for one",
+		    m->id);
+		return;
+	}
+	TAILQ_REMOVE(&w->granting, j, link);
+	copy_pstr(j->v.error, sizeof(j->v.error), &m->error);
+	switch (m->outcome) {
+	case OUT_RESTARTED:
+		j->grant_until = m->until;
+		j->state = JS_ADMIT;
+		break;
+	case OUT_SKIPPED: case OUT_DUPLICATE: case OUT_INVALID:
+		j->v.outcome = m->outcome;
+		j->state = JS_SETTLE;
+		break;
+	default:
+		j->v.outcome = OUT_HELD;
+		j->v.hold = m->outcome == OUT_HELD ? m->hold : HOLD_FLEET;
+		j->v.retry = m->retry;
+		log_verdict(w, j);
+		send_done(w, j);
+		maybe_exit(w);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&w->todo, j, link);
+	schedule_commit(w);
+}
+
+/* No answer will come: the supervisor is gone. */
+static void
+forget_grants(struct worker *w)
+{
+	struct wjob *j;
+
+	while ((j = TAILQ_FIRST(&w->granting)) != NULL) {
+		TAILQ_REMOVE(&w->granting, j, link);
+		j->v.outcome = OUT_HELD;
+		j->v.hold = HOLD_FLEET;
+		snprintf(j->v.error, sizeof(j->v.error), "the supervisor went "
+		    "away before its fleet grant came");
+		send_done(w, j);
+	}
 }
 
 /*
@@ -939,6 +1079,11 @@ job_cancel(struct worker *w, uint64_t id)
 	TAILQ_FOREACH(j, &w->todo, link)
 		if (j->id == id && j->state == JS_ADMIT) {
 			j->cancelled = 1;
+			return;
+		}
+	TAILQ_FOREACH(j, &w->granting, link)
+		if (j->id == id) {
+			j->cancelled = 1;	/* whatever the answer */
 			return;
 		}
 	log_debug("cancel of job %" PRIu64 ": nothing running", id);
@@ -979,6 +1124,9 @@ on_frame(struct chan *c, const struct proto_msg *m, void *arg)
 	case P_CANCEL:
 		job_cancel(w, m->id);
 		return 0;
+	case P_GRANTED:
+		on_granted(w, m);
+		return 0;
 	default:
 		log_err("unexpected frame type from the supervisor");
 		goto fatal;
@@ -987,6 +1135,7 @@ fatal:
 	w->exit_code = 70;
 	chan_free(w->chan);
 	w->chan = NULL;
+	forget_grants(w);
 	begin_drain(w, "protocol error");
 	return -1;
 }
@@ -1004,6 +1153,7 @@ on_close(struct chan *c, const char *why, void *arg)
 	}
 	chan_free(w->chan);
 	w->chan = NULL;
+	forget_grants(w);
 	begin_drain(w, "supervisor gone");
 }
 
@@ -1037,6 +1187,7 @@ worker_init(struct worker *w, struct ev_loop *loop, int fd)
 	TAILQ_INIT(&w->todo);
 	TAILQ_INIT(&w->blocked);
 	TAILQ_INIT(&w->running);
+	TAILQ_INIT(&w->granting);
 	ev_prepare_init(&w->committer, commit_cb);
 	w->committer.data = w;
 	ev_idle_init(&w->nudge, nudge_cb);
@@ -1062,6 +1213,10 @@ worker_cleanup(struct worker *w)
 	}
 	while ((j = TAILQ_FIRST(&w->blocked)) != NULL) {
 		TAILQ_REMOVE(&w->blocked, j, link);
+		job_free(j);
+	}
+	while ((j = TAILQ_FIRST(&w->granting)) != NULL) {
+		TAILQ_REMOVE(&w->granting, j, link);
 		job_free(j);
 	}
 	while ((j = TAILQ_FIRST(&w->running)) != NULL) {

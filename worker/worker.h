@@ -25,7 +25,13 @@
 #include "window.h"
 #include "store.h"
 
-enum wjob_state { JS_ADMIT, JS_INVALID, JS_RUNNING, JS_FINISH };
+/*
+ * JS_GRANT: fleet mode, waiting for the supervisor's grant before its
+ * admission; JS_SETTLE: the fleet settled it (skipped, duplicate or a
+ * conflict), to be recorded without a restart.
+ */
+enum wjob_state { JS_ADMIT, JS_INVALID, JS_RUNNING, JS_FINISH, JS_GRANT,
+	JS_SETTLE };
 
 struct worker;
 
@@ -58,6 +64,9 @@ struct wjob {
 	int64_t		 check_began;	/* us */
 	char		*check_output;
 	ev_timer	 check_timer;	/* check_interval between runs */
+	/* Fleet mode: the grant, and the kill before it ends (fencing). */
+	int64_t		 grant_until;	/* wall ms; 0: no grant */
+	ev_timer	 fence_timer;
 };
 
 TAILQ_HEAD(wjob_list, wjob);
@@ -96,6 +105,9 @@ struct worker {
 	struct wjob_list todo;		/* waiting for the next commit */
 	struct wjob_list blocked;	/* outcomes whose commit failed */
 	struct wjob_list running;
+	struct wjob_list granting;	/* fleet mode: asked, not yet answered */
+	int		 fleet;		/* [fleet] coordination = nats */
+	int64_t		 fleet_lease;	/* ms, a grant's length */
 	ev_prepare	 committer;
 	ev_idle		 nudge;		/* no sleeping while todo waits */
 	ev_timer	 retry;
