@@ -71,6 +71,8 @@ struct fgrant {
 	int			 lost;	/* a renewal was refused */
 	int			 dropped;	/* its job is gone */
 	int			 finish, ran, ok;	/* a finish is wanted */
+	int			 unrecorded;	/* the finish could not write */
+	int			 retry_said;
 	int64_t			 until;	/* wall ms the grant ends */
 	int64_t			 sent;	/* wall ms the last task was queued */
 
@@ -109,6 +111,7 @@ struct fleet {
 	struct fleet_cb		 cb;
 	ev_async		 wake;
 	ev_timer		 renew;
+	ev_timer		 retry;
 	int64_t			 lease;
 	char			 instance[64];
 	char			 bname[B_COUNT][80];
@@ -583,6 +586,9 @@ do_finish(struct fleet *f, struct fgrant *g, struct ftask *t)
 	int stale = 0;
 
 	g->owner = 1;
+	if (g->unrecorded)	/* again: the leases still guard the host */
+		do_renew(f, g, t);
+	g->unrecorded = 0;
 	if (g->ran && g->ok) {
 		pthread_mutex_lock(&f->mu);
 		int64_t min_interval = f->lim.min_interval;
@@ -596,16 +602,34 @@ do_finish(struct fleet *f, struct fgrant *g, struct ftask *t)
 			kv_err(t->err, sizeof(t->err), "put", g->host, NATS_ERR);
 		snprintf(val, sizeof(val), "done instance=%s host=%s at=%" PRId64,
 		    f->instance, g->host, clock_wall());
-		if (g->msg_rev != 0 && update_if(f, B_MSGS, g->msg, val,
-		    &g->msg_rev, t->err, sizeof(t->err)) == 1)
+		switch (g->msg_rev != 0 ? update_if(f, B_MSGS, g->msg, val,
+		    &g->msg_rev, t->err, sizeof(t->err)) : 0) {
+		case 1:
 			g->owner = 0;
+			break;
+		case -1:
+			g->unrecorded = 1;
+			break;
+		}
 	} else if (g->msg_rev != 0) {
 		/* Not restarted: another attempt, anywhere, may start it. */
-		if (kv_delete_if(f, B_MSGS, g->msg, g->msg_rev, &stale) !=
-		    NATS_OK && stale)
+		natsStatus st = kv_delete_if(f, B_MSGS, g->msg, g->msg_rev,
+		    &stale);
+
+		if (st != NATS_OK && stale)
 			g->owner = 0;
+		else if (st != NATS_OK) {
+			kv_err(t->err, sizeof(t->err), "delete", g->msg, st);
+			g->unrecorded = 1;
+		}
 	}
-	release_leases(f, g);
+	/*
+	 * An outcome the fleet could not record keeps its leases (renewed
+	 * meanwhile) and is written again: another instance must not take
+	 * the host or the message over meanwhile.
+	 */
+	if (!g->unrecorded)
+		release_leases(f, g);
 }
 
 static void
@@ -826,6 +850,15 @@ settled(struct fleet *f, struct ftask *t)
 			launch(f, OP_FINISH, g);
 		break;
 	case OP_FINISH:
+		g->busy = 0;
+		if (g->unrecorded) {
+			if (!g->retry_said++)
+				log_warn("fleet: the outcome of job %" PRIu64 " (host "
+				    "%s) is not recorded in the fleet yet; its ack "
+				    "waits, and it is written again", g->job,
+				    g->host);
+			break;	/* retry_cb writes it again */
+		}
 		if (!g->dropped)
 			f->cb.finished(f->cb.arg, g->job, g->owner);
 		grant_free(f, g);
@@ -871,6 +904,18 @@ renew_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		if (g->live && !g->busy && !g->lost && !g->dropped &&
 		    !g->finish)
 			launch(f, OP_RENEW, g);
+}
+
+/* Outcomes the fleet could not record, written again each second. */
+static void
+retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct fleet *f = w->data;
+	struct fgrant *g;
+
+	TAILQ_FOREACH(g, &f->grants, link)
+		if (g->unrecorded && !g->busy)
+			launch(f, OP_FINISH, g);
 }
 
 struct fgrant *
@@ -1120,6 +1165,9 @@ fleet_new(struct ev_loop *loop, const struct conf *c,
 	ev_timer_init(&f->renew, renew_cb, f->lease / 4000.0, f->lease / 4000.0);
 	f->renew.data = f;
 	ev_timer_start(loop, &f->renew);
+	ev_timer_init(&f->retry, retry_cb, 1., 1.);
+	f->retry.data = f;
+	ev_timer_start(loop, &f->retry);
 	if (connect_kv(f, c, err, len) < 0) {
 		fleet_free(f);
 		return NULL;
@@ -1158,6 +1206,7 @@ fleet_free(struct fleet *f)
 		pthread_join(f->watcher, NULL);
 	ev_async_stop(f->loop, &f->wake);
 	ev_timer_stop(f->loop, &f->renew);
+	ev_timer_stop(f->loop, &f->retry);
 	/* What is still held frees itself at its TTL. */
 	STAILQ_CONCAT(&f->todo, &f->done);
 	while ((t = STAILQ_FIRST(&f->todo)) != NULL) {

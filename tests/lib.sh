@@ -29,6 +29,9 @@ cleanup() {
 		kill -KILL "$p" 2>/dev/null
 	done
 	[ -n "$NATS_PID" ] && kill -KILL "$NATS_PID" 2>/dev/null
+	for p in ${NODE_PID_1:-} ${NODE_PID_2:-} ${NODE_PID_3:-}; do
+		kill -KILL "$p" 2>/dev/null
+	done
 	for m in $MOUNTS; do
 		unmount "$m"
 	done
@@ -413,3 +416,76 @@ finish() {
 	echo "# $CHECKS checks, $FAILS failed"
 	[ "$FAILS" -eq 0 ]
 }
+
+# --- A three-node JetStream cluster (fleet mode, issue 14) ------------------
+
+FREE_PORTS=$top_builddir/tests/free_ports
+
+# start_node I: cluster node nI (1 to 3) on its ports, its store in
+# $T/cjs/nI, routed to the other two; sets NODE_PID_I.
+start_node() {
+	eval "cport=\$CPORT_$1 rport=\$RPORT_$1"
+	mkdir -p "$T/cjs/n$1"
+	: >>"$T/node$1.log"
+	nats-server -a 127.0.0.1 -p "$cport" -js -sd "$T/cjs/n$1" -n "n$1" \
+	    --cluster_name mandrill --cluster "nats://127.0.0.1:$rport" \
+	    --routes "nats://127.0.0.1:$RPORT_1,nats://127.0.0.1:$RPORT_2,nats://127.0.0.1:$RPORT_3" \
+	    >>"$T/node$1.log" 2>&1 &
+	eval "NODE_PID_$1=\$!"
+}
+
+# stop_node I [SIGNAL]: stop node nI by its PID (TERM by default)
+stop_node() {
+	eval "p=\${NODE_PID_$1:-}"
+	[ -n "$p" ] || return 0
+	kill "-${2:-TERM}" "$p" 2>/dev/null
+	wait "$p" 2>/dev/null
+	eval "NODE_PID_$1="
+}
+
+# leader_lines: how many times the nodes have logged a new metadata leader
+leader_lines() {
+	cat "$T"/node*.log 2>/dev/null |
+	    grep -c -E 'Self is new JetStream cluster metadata leader|JetStream cluster new metadata leader'
+}
+
+# start_cluster: three nodes on free ports (kept, so that a node started
+# again comes back on its own), ready once they have elected a metadata
+# leader; CLUSTER_URL lists the three.  start_cluster again after
+# stop_cluster restarts them on their stores.
+start_cluster() {
+	if ! command -v nats-server >/dev/null 2>&1; then
+		fail "nats-server is not installed (Debian package nats-server)"
+		finish
+		exit 1
+	fi
+	if [ -z "${CPORT_1:-}" ]; then
+		set -- $("$FREE_PORTS" 6)
+		CPORT_1=$1 CPORT_2=$2 CPORT_3=$3 RPORT_1=$4 RPORT_2=$5 RPORT_3=$6
+	fi
+	before=$(leader_lines)
+	for n in 1 2 3; do
+		start_node "$n"
+	done
+	CLUSTER_URL=nats://127.0.0.1:$CPORT_1,nats://127.0.0.1:$CPORT_2,nats://127.0.0.1:$CPORT_3
+	i=0
+	until [ "$(leader_lines)" -gt "$before" ]; do
+		i=$((i + 1))
+		if [ "$i" -gt 300 ]; then
+			fail "the JetStream cluster elected no leader in 30 s:"
+			tail -3 "$T"/node*.log
+			finish
+			exit 1
+		fi
+		sleep 0.1
+	done
+}
+
+stop_cluster() {
+	for n in 1 2 3; do
+		stop_node "$n"
+	done
+}
+
+# node_of NAME: the node number of server NAME (n1 .. n3)
+node_of() { echo "$1" | sed -n 's/^n\([123]\)$/\1/p'; }

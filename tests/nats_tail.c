@@ -14,6 +14,9 @@
  * server keeps it: "deliveries D pending P ack_pending A redelivered R"
  * (deliveries made, redeliveries included; messages not yet delivered;
  * delivered and not acked; delivered more than once and not acked).
+ *
+ * nats_tail -l URL STREAM DURABLE: print the name of the server that
+ * leads the consumer (a cluster), or "-" when it has none.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,7 +72,8 @@ delete_consumer(const char *url, const char *stream, const char *durable)
 }
 
 static int
-consumer_info(const char *url, const char *stream, const char *durable)
+consumer_info(const char *url, const char *stream, const char *durable,
+    int leader)
 {
 	natsConnection *nc = NULL;
 	jsCtx *js = NULL;
@@ -83,10 +87,15 @@ consumer_info(const char *url, const char *stream, const char *durable)
 		    nats_GetLastError(NULL));
 		return 2;
 	}
-	printf("deliveries %llu pending %llu ack_pending %lld redelivered "
-	    "%lld\n", (unsigned long long)ci->Delivered.Consumer,
-	    (unsigned long long)ci->NumPending, (long long)ci->NumAckPending,
-	    (long long)ci->NumRedelivered);
+	if (leader)
+		printf("%s\n", ci->Cluster != NULL && ci->Cluster->Leader != NULL &&
+		    *ci->Cluster->Leader ? ci->Cluster->Leader : "-");
+	else
+		printf("deliveries %llu pending %llu ack_pending %lld "
+		    "redelivered %lld\n",
+		    (unsigned long long)ci->Delivered.Consumer,
+		    (unsigned long long)ci->NumPending,
+		    (long long)ci->NumAckPending, (long long)ci->NumRedelivered);
 	jsConsumerInfo_Destroy(ci);
 	jsCtx_Destroy(js);
 	natsConnection_Destroy(nc);
@@ -102,8 +111,10 @@ main(int argc, char **argv)
 	int want, got = 0;
 	int64_t deadline;
 
-	if (argc == 5 && strcmp(argv[1], "-i") == 0)
-		return consumer_info(argv[2], argv[3], argv[4]);
+	if (argc == 5 && (strcmp(argv[1], "-i") == 0 ||
+	    strcmp(argv[1], "-l") == 0))
+		return consumer_info(argv[2], argv[3], argv[4],
+		    argv[1][1] == 'l');
 	if (argc == 3)
 		return stream_count(argv[1], argv[2]);
 	if (argc == 4)
@@ -111,7 +122,7 @@ main(int argc, char **argv)
 	if (argc != 5) {
 		fprintf(stderr, "usage: nats_tail URL SUBJECT COUNT SECONDS\n"
 		    "       nats_tail URL STREAM [DURABLE]\n"
-		    "       nats_tail -i URL STREAM DURABLE\n");
+		    "       nats_tail -i|-l URL STREAM DURABLE\n");
 		return 2;
 	}
 	want = atoi(argv[3]);

@@ -1,0 +1,292 @@
+#!/bin/sh
+# Issue 14, fleet mode: three mandrilld sharing one durable consumer on a
+# three-node JetStream cluster (started here on free loopback ports and
+# stopped by PID), with [fleet] coordination = nats.  Each case has its
+# own stream, consumer and buckets.  The restart command logs each start
+# and end (runs.CASE); each instance keeps its own database, and the
+# checks read the three merged: overlaps are judged on the attempts'
+# recorded intervals, which enclose the command's run.
+. "$(dirname "$0")/lib.sh"
+
+TAIL=$top_builddir/tests/nats_tail
+
+cat >"$T/restart.sh" <<'EOF'
+#!/bin/sh
+# restart.sh RUNS SECONDS HOST
+echo "start $3 $(date +%s.%N)" >>"$1"
+sleep "$2"
+echo "end $3 $(date +%s.%N)" >>"$1"
+EOF
+chmod +x "$T/restart.sh"
+
+# fleet_conf CASE RESTART-LINES [FLEET-LINES]: i1..i3's configurations;
+# ACK_WAIT, LEASE and RUN (the command's seconds) override the defaults,
+# and COORD=none runs the cases without coordination (to see each check
+# fail, and for the figures of before)
+fleet_conf() {
+	mkdir -p "$T/$1"
+	for i in 1 2 3; do
+		cat >"$T/$1/i$i.conf" <<EOF
+[mandrill]
+state_dir = $T/$1/i$i
+worker_path = $WORKER
+log_level = debug
+workers = 2
+jobs_per_worker = 8
+max_in_flight = 64
+busy_timeout = 1s
+control_socket = $T/$1/i$i.sock
+
+[source]
+type = nats
+url = $CLUSTER_URL
+stream = $1
+subject = $1.restart
+durable = $1
+replicas = 3
+ack_wait = ${ACK_WAIT:-5s}
+
+[restart]
+mode = command
+command = $T/restart.sh $T/runs.$1 ${RUN:-0.2} {host}
+allow = *
+backoff_min = 200ms
+backoff_max = 1s
+$2
+
+[fleet]
+coordination = ${COORD:-nats}
+instance = i$i
+bucket = $1
+lease = ${LEASE:-5s}
+${3:-}
+EOF
+	done
+	: >"$T/runs.$1"
+}
+
+# start_fleet CASE: i1 first (it makes the stream, the consumer and the
+# buckets), then i2 and i3; FPID_1..3
+start_fleet() {
+	for i in 1 2 3; do
+		"$MANDRILLD" -f -c "$T/$1/i$i.conf" >"$T/$1/i$i.log" 2>&1 &
+		eval "FPID_$i=\$!"
+		EXTRA_PIDS="$EXTRA_PIDS $!"
+		LOG=$T/$1/i$i.log
+		wait_for 'worker 2 ready' 20 ||
+		    fail "$1: instance i$i did not start: $(tail -2 "$LOG")"
+	done
+}
+
+# stop_fleet CASE: TERM each, wait; each drains and exits 0
+stop_fleet() {
+	for i in 1 2 3; do
+		eval "p=\$FPID_$i"
+		kill -CONT "$p" 2>/dev/null
+		kill -TERM "$p" 2>/dev/null
+	done
+	for k in 1 2 3; do
+		eval "PID=\$FPID_$k"
+		LOG=$T/$1/i$k.log
+		wait_exit 30
+		check "$1: instance i$k drains and exits 0" "$RC" 0
+	done
+	PID=
+}
+
+pub() {
+	c=$1
+	shift
+	"$PUBLISH" -q -u "$CLUSTER_URL" -s "$c.restart" "$@" ||
+	    fail "mandrill-publish to $c.restart failed"
+}
+
+# consumer CASE: the server's view of CASE's consumer
+consumer() { "$TAIL" -i "$CLUSTER_URL" "$1" "$1" 2>/dev/null; }
+
+# wait_acked CASE N SECONDS: until N deliveries were made and none is
+# pending or unacked
+wait_acked() {
+	i=0
+	while :; do
+		set -- "$1" "$2" "$3" $(consumer "$1")
+		[ "${5:-0}" -ge "$2" ] && [ "${7:-1}" = 0 ] && [ "${9:-1}" = 0 ] &&
+		    return 0
+		i=$((i + 1))
+		[ "$i" -gt $(($3 * 10)) ] && return 1
+		sleep 0.1
+		set -- "$1" "$2" "$3"
+	done
+}
+
+# fsql CASE SQL: SQL over the three databases, restarts merged as r
+fsql() {
+	sqlite3 -batch -noheader "$T/$1/i1/mandrill.db" "
+	    ATTACH '$T/$1/i2/mandrill.db' AS b;
+	    ATTACH '$T/$1/i3/mandrill.db' AS c;
+	    CREATE TEMP VIEW r AS
+	        SELECT 1 AS i, id, host, msg_id, started, finished, outcome
+	        FROM main.restarts
+	        UNION ALL SELECT 2, id, host, msg_id, started, finished, outcome
+	        FROM b.restarts
+	        UNION ALL SELECT 3, id, host, msg_id, started, finished, outcome
+	        FROM c.restarts;
+	    $2"
+}
+
+# overlapping CASE: pairs of attempts on one host, in any two databases,
+# whose recorded intervals overlap (an open one runs to now)
+overlapping() {
+	fsql "$1" "SELECT count(*) FROM r a JOIN r b ON a.host = b.host
+	    AND (a.i, a.id) != (b.i, b.id) AND a.started <= b.started
+	    AND b.started < coalesce(a.finished, '9')
+	    AND NOT (a.started = b.started AND (a.i, a.id) > (b.i, b.id))"
+}
+
+# twice CASE: hosts restarted successfully more than once, fleet-wide
+twice() {
+	fsql "$1" "SELECT count(*) FROM (SELECT host FROM r
+	    WHERE outcome = 'restarted' GROUP BY host HAVING count(*) > 1)"
+}
+
+# runs CASE: "starts hosts-started-twice most-running-at-once" from the
+# command's own log
+runs() {
+	sort -k3,3n "$T/runs.$1" | awk '
+	    $1 == "start" { n[$2]++; run++; if (run > mx) mx = run; starts++ }
+	    $1 == "end" { run-- }
+	    END { t = 0; for (h in n) if (n[h] > 1) t++
+	        print starts + 0, t + 0, mx + 0 }'
+}
+
+# started_between CASE FROM TO: command starts with FROM <= time < TO
+started_between() {
+	awk -v a="$2" -v b="$3" '$1 == "start" && $3 >= a && $3 < b' \
+	    "$T/runs.$1" | wc -l
+}
+
+seqhosts() { seq "$2" "$3" | sed "s/^/$1/"; }
+
+start_cluster
+note "cluster: $CLUSTER_URL"
+
+# 1. The same hosts requested several times at once, min_interval: each
+# host runs once, no two runs overlap.
+fleet_conf once "min_interval = 1h"
+start_fleet once
+for r in 1 2 3; do
+	seqhosts h 1 8 | pub once -f -
+done
+wait_acked once 24 40 || fail "once: not all 24 requests acked: $(consumer once)"
+check "once: 8 hosts x 3 requests: 8 runs, none twice" "$(runs once | cut -d' ' -f1-2)" "8 0"
+check "once: no two attempts of a host overlap" "$(overlapping once)" 0
+check "once: the copies were skipped, fleet-wide" \
+    "$(fsql once "SELECT count(*) FROM r WHERE outcome = 'restarted'")" 8
+stop_fleet once
+
+# 2. max_concurrent = 2: never more than 2 running in the fleet.
+RUN=0.5 fleet_conf concurrent "max_concurrent = 2"
+start_fleet concurrent
+seqhosts c 1 12 | pub concurrent -f -
+wait_acked concurrent 12 60 || fail "concurrent: not all acked: $(consumer concurrent)"
+set -- $(runs concurrent)
+check "concurrent: 12 hosts, 12 runs" "$1-$2" "12-0"
+check "concurrent: at most 2 running at once, fleet-wide" "$3" 2
+stop_fleet concurrent
+
+# 3. A pause on one instance holds every instance; a resume on another
+# lets everything go, each once.
+fleet_conf pause ""
+start_fleet pause
+"$CTL" -c "$T/pause/i1.conf" pause --reason "fleet test" >/dev/null ||
+    fail "pause: mandrillctl pause on i1 failed"
+LOG=$T/pause/i2.log
+wait_for 'paused: fleet test' 10 || fail "pause: i2 did not hear of i1's pause"
+seqhosts p 1 6 | pub pause -f -
+sleep 3
+check "pause: nothing restarted anywhere while paused" "$(runs pause | cut -d' ' -f1)" 0
+"$CTL" -c "$T/pause/i3.conf" resume >/dev/null ||
+    fail "pause: mandrillctl resume on i3 failed"
+wait_acked pause 6 30 || fail "pause: not all acked after resume: $(consumer pause)"
+check "pause: after the resume (on i3), 6 runs, none twice" "$(runs pause | cut -d' ' -f1-2)" "6 0"
+stop_fleet pause
+
+# 4. max_per_minute = 3: 3 starts in the first minute, not one more.
+RUN=0.05 fleet_conf rate "max_per_minute = 3"
+start_fleet rate
+seqhosts r 1 8 | pub rate -f -
+sleep 8
+check "rate: max_per_minute = 3: 3 started fleet-wide in 8 s" "$(runs rate | cut -d' ' -f1)" 3
+stop_fleet rate
+
+# 5. One instance stopped (SIGSTOP) past ack_wait and the fleet lease
+# while its restarts run: the worker kills them before the grant ends,
+# another instance takes the messages over, and no host runs twice at
+# once or is restarted successfully twice; the late instance acks nothing.
+ACK_WAIT=2s LEASE=3s RUN=4 fleet_conf stop ""
+start_fleet stop
+seqhosts s 1 4 | pub stop -f -
+LOG=$T/stop/i1.log
+if wait_for 'Saved msg_id' 10; then
+	kill -STOP "$FPID_1"
+	sleep 7
+	kill -CONT "$FPID_1"
+else
+	note "stop: i1 got no message to run; stopping it all the same"
+	kill -STOP "$FPID_1"; sleep 7; kill -CONT "$FPID_1"
+fi
+wait_acked stop 4 60 || fail "stop: not all acked: $(consumer stop)"
+check "stop: no two attempts of a host overlap" "$(overlapping stop)" 0
+check "stop: no host restarted successfully twice" "$(twice stop)" 0
+check "stop: every host restarted" \
+    "$(fsql stop "SELECT count(DISTINCT host) FROM r WHERE outcome = 'restarted'")" 4
+fenced=$(grep -c 'Fencing restart' "$T/stop/i1.log")
+note "stop: i1 fenced $fenced restarts; not acked by it: $(grep -c 'Not acked' "$T/stop/i1.log")"
+check "stop: i1's worker killed its restarts before their grants ended" \
+    "$(test "$fenced" -ge 1 && echo yes)" yes
+stop_fleet stop
+
+# 6. KV unreachable (the whole cluster stopped) while requests wait:
+# nothing is restarted while it is down, and everything once when back.
+RUN=0.5 LEASE=20s fleet_conf down "max_concurrent = 1"
+start_fleet down
+seqhosts d 1 6 | pub down -f -
+sleep 1
+stop_cluster
+t0=$(date +%s.%N)
+sleep 4
+t1=$(date +%s.%N)
+start_cluster
+# A run that started before the stop may end within it; none may start.
+check "down: no restart started while the cluster was down" \
+    "$(started_between down "$(echo "$t0 + 0.6" | bc)" "$t1")" 0
+wait_acked down 6 90 || fail "down: not all acked after the cluster came back: $(consumer down)"
+check "down: 6 hosts, each run once" "$(runs down | cut -d' ' -f1-2)" "6 0"
+check "down: no two attempts of a host overlap" "$(overlapping down)" 0
+stop_fleet down
+
+# 7. The consumer's leader node killed mid-run: nothing lost, nothing
+# restarted twice (a dropped ack is a redelivery the fleet's record of
+# the msg_id settles as a duplicate).
+RUN=0.1 fleet_conf leader "max_concurrent = 4"
+start_fleet leader
+seqhosts l 1 40 | pub leader -f -
+sleep 2
+lname=$("$TAIL" -l "$CLUSTER_URL" leader leader 2>/dev/null)
+ln=$(node_of "$lname")
+if [ -n "$ln" ]; then
+	note "leader: killing node $lname, the consumer's leader"
+	stop_node "$ln" KILL
+	sleep 3
+	start_node "$ln"
+else
+	fail "leader: no leader named for the consumer ($lname)"
+fi
+wait_acked leader 40 120 || fail "leader: not all acked: $(consumer leader)"
+check "leader: 40 hosts, each restarted successfully once" \
+    "$(fsql leader "SELECT count(DISTINCT host) FROM r WHERE outcome = 'restarted'")-$(twice leader)" "40-0"
+check "leader: no two attempts of a host overlap" "$(overlapping leader)" 0
+stop_fleet leader
+
+stop_cluster
+finish
