@@ -7,6 +7,7 @@
  *                  ev_async, and the callbacks that fill it
  *   natsledger.c   the pull requests (pure, natsledger.h)
  *   natsack.c      deliveries, and ack, nack, extend and term on them
+ *   natsconfirm.c  acks the server confirms, sent again until it does
  *   natsdead.c     dead letters: advisories, buried messages, deleting
  *                  them from the stream, dead_letter_subject
  *   natssetup.c    connection options, the stream and the consumer
@@ -34,14 +35,15 @@
 
 enum nev_type {
 	NEV_MSG, NEV_STATUS, NEV_BURY, NEV_DISCONNECTED, NEV_RECONNECTED,
-	NEV_CLOSED, NEV_ERROR, NEV_CONSUMER,
+	NEV_CLOSED, NEV_ERROR, NEV_CONSUMER, NEV_ACKED,
 };
 
 /* One thing a cnats thread (or the recovery thread) saw, for the loop. */
 struct nev {
 	STAILQ_ENTRY(nev)	 link;
 	enum nev_type		 type;
-	uint64_t		 req;		/* MSG, STATUS: the pull request */
+	uint64_t		 req;		/* MSG, STATUS: the pull request;
+						   ACKED: the ack's token */
 	natsMsg			*msg;		/* MSG, BURY: ours to destroy */
 	uint64_t		 delivered;	/* MSG, BURY */
 	uint64_t		 sseq;		/* MSG, BURY */
@@ -112,6 +114,18 @@ struct recovery {
 	struct nats_note	 note;
 };
 
+/* Acks waiting for the server's answer (natsconfirm.c). */
+#define CONFIRM_HASH	4096
+struct pending_ack;
+struct confirms {
+	TAILQ_HEAD(, pending_ack) list;
+	struct pending_ack	*hash[CONFIRM_HASH];
+	uint64_t		 next_token;
+	unsigned		 n;
+	uint64_t		 confirmed, retried, unconfirmed, unconfirmed_new;
+	int64_t			 warned;
+};
+
 struct nats_src {
 	struct source		 src;
 	struct bridge		 bridge;	/* the only state threads touch */
@@ -128,6 +142,7 @@ struct nats_src {
 	char			 delete_subject[640];
 	struct ledger		 ledger;
 	struct nd_list		 buried;	/* dead letters to hand out */
+	struct confirms		 confirms;	/* acks not yet answered */
 	unsigned		 buried_wanted;	/* of them, pulled */
 	int			 connected;
 	int			 unpulled;	/* draining: pull nothing more */
@@ -175,6 +190,13 @@ void nats_ack(struct source *src, struct delivery *pub);
 void nats_nack(struct source *src, struct delivery *pub, int64_t delay_ms);
 void nats_term(struct source *src, struct delivery *pub, const char *why);
 void nats_forget(struct source *src, struct delivery *pub);
+
+/* natsconfirm.c */
+void confirm_ack(struct nats_src *s, const char *reply, int64_t lease_end);
+void confirm_answer(struct nats_src *s, uint64_t token);
+void confirm_tick(struct nats_src *s, int64_t now);
+void confirm_free(struct nats_src *s);
+int confirm_subject(const char *subject, uint64_t *token);
 
 /* natsdead.c */
 void dead_on_advisory(natsConnection *nc, natsSubscription *sub,

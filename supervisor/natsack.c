@@ -127,7 +127,7 @@ nats_ack(struct source *src, struct delivery *pub)
 	struct nats_delivery *d = (struct nats_delivery *)pub;
 
 	if (pub->bury == NULL) {
-		publish(s, natsMsg_GetReply(d->msg), "+ACK");
+		confirm_ack(s, natsMsg_GetReply(d->msg), d->lease_end);
 		s->acked++;
 	} else
 		dead_delete(s, d->sseq);

@@ -131,6 +131,12 @@ bridge_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m,
 		natsMsg_Destroy(m);
 		return;
 	}
+	if (confirm_subject(natsMsg_GetSubject(m), &e->req)) {
+		e->type = NEV_ACKED;	/* the server applied that ack */
+		natsMsg_Destroy(m);
+		bridge_push(&s->bridge, e);
+		return;
+	}
 	e->req = ledger_id_of(natsMsg_GetSubject(m));
 	if (dead_delete_answer(m, e)) {
 		natsMsg_Destroy(m);

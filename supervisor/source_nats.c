@@ -155,6 +155,9 @@ event(struct nats_src *s, struct nev *e)
 	case NEV_CONSUMER:
 		setup_recovered(s);
 		break;
+	case NEV_ACKED:
+		confirm_answer(s, e->req);
+		break;
 	default:
 		connection(s, e->type);
 		break;
@@ -196,6 +199,7 @@ tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	int ended;
 
 	ended = ledger_expire(&s->ledger, now) > 0;
+	confirm_tick(s, now);
 	if (s->consumer_lost && s->connected && !s->recovery.running &&
 	    now >= s->consumer_retry)
 		setup_recover(s);
@@ -330,6 +334,7 @@ nats_stop(struct source *src)
 		natsConnection_Destroy(s->nc);
 	bridge_free(&s->bridge);
 	dead_free(s);
+	confirm_free(s);
 	natsOptions_Destroy(s->opts);
 	/* No cnats thread may still be inside a callback when s is freed. */
 	if (nats_CloseAndWait(FLUSH_TIMEOUT) != NATS_OK) {
@@ -372,10 +377,13 @@ nats_dump(const struct source *src)
 	log_always(LOG_INFO, "nats: %s %s, stream %s, durable %s; delivered %"
 	    PRIu64 ", acked %" PRIu64 ", nacked %" PRIu64 ", terminated %"
 	    PRIu64 ", dead letters %" PRIu64 "; pull requests %" PRIu64
-	    " (%u open, %u messages owed)", s->connected ? "connected to" :
-	    "disconnected from", s->spec.url, s->spec.stream, s->spec.durable,
-	    s->delivered, s->acked, s->nacked, s->termed, s->dead_letters,
-	    s->requests, ledger_open(&s->ledger), requested(s));
+	    " (%u open, %u messages owed); acks confirmed %" PRIu64 ", sent "
+	    "again %" PRIu64 ", never confirmed %" PRIu64 ", waiting %u",
+	    s->connected ? "connected to" : "disconnected from", s->spec.url,
+	    s->spec.stream, s->spec.durable, s->delivered, s->acked, s->nacked,
+	    s->termed, s->dead_letters, s->requests, ledger_open(&s->ledger),
+	    requested(s), s->confirms.confirmed, s->confirms.retried,
+	    s->confirms.unconfirmed, s->confirms.n);
 }
 
 static const struct source_ops nats_ops = {
@@ -429,6 +437,7 @@ source_nats_new(struct ev_loop *loop, const struct conf *c,
 	s->src.ack_deadline = c->ack_wait;
 	s->src.backlog = -1;
 	TAILQ_INIT(&s->buried);
+	TAILQ_INIT(&s->confirms.list);
 	ledger_init(&s->ledger);
 	/* The secret files are read now; a failure is start's to report. */
 	if (natsauth_load(&s->auth, c, s->auth_err, sizeof(s->auth_err)) < 0 &&

@@ -331,6 +331,14 @@ fence_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	    "renewed", NULL);
 }
 
+/* Fleet mode: too late to start under this grant (or to go on). */
+static int
+grant_ended(const struct worker *w, const struct wjob *j)
+{
+	return j->grant_until > 0 &&
+	    clock_wall() >= j->grant_until - w->fleet_lease / FENCE_SHARE;
+}
+
 static void
 fence_arm(struct worker *w, struct wjob *j)
 {
@@ -371,6 +379,17 @@ settle(struct worker *w, struct wjob *j)
 			j->v.dry_run = 1;
 			j->run.rs = &w->rs;
 			restart_done(&j->run, 0, NULL, cmd);
+			return;
+		}
+		if (grant_ended(w, j)) {
+			/*
+			 * Its grant ended before it could start (the answer
+			 * came late: mandrilld was stopped, or the commit
+			 * slow): another instance may have the host now.
+			 */
+			j->run.rs = &w->rs;
+			restart_done(&j->run, -1, "fenced: its fleet grant ended "
+			    "before the restart could start", NULL);
 			return;
 		}
 		restart_start(&w->rs, &j->run, j->p.host, restart_done);
@@ -1022,6 +1041,19 @@ on_granted(struct worker *w, const struct proto_msg *m)
 	switch (m->outcome) {
 	case OUT_RESTARTED:
 		j->grant_until = m->until;
+		if (grant_ended(w, j)) {
+			/* Late: nothing is recorded, the message waits. */
+			j->grant_until = 0;
+			j->v.outcome = OUT_HELD;
+			j->v.hold = HOLD_FLEET;
+			j->v.retry = 1000;
+			snprintf(j->v.error, sizeof(j->v.error), "its fleet "
+			    "grant had ended when it came");
+			log_verdict(w, j);
+			send_done(w, j);
+			maybe_exit(w);
+			return;
+		}
 		j->state = JS_ADMIT;
 		break;
 	case OUT_SKIPPED: case OUT_DUPLICATE: case OUT_INVALID:
