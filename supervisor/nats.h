@@ -45,6 +45,9 @@ struct nev {
 	uint64_t		 req;		/* MSG, STATUS: the pull request;
 						   ACKED: the ack's token */
 	natsMsg			*msg;		/* MSG, BURY: ours to destroy */
+	natsMsg			*adv;		/* BURY: its advisory, from the
+						   advisories stream: acked once
+						   the burial is recorded */
 	uint64_t		 delivered;	/* MSG, BURY */
 	uint64_t		 sseq;		/* MSG, BURY */
 	uint64_t		 pending;	/* MSG: the consumer's backlog */
@@ -66,6 +69,7 @@ struct nats_delivery {
 	struct delivery		 pub;
 	TAILQ_ENTRY(nats_delivery) link;	/* buried, waiting */
 	natsMsg			*msg;
+	natsMsg			*adv;		/* buried: its durable advisory */
 	uint64_t		 sseq;		/* stream sequence */
 	char			 id[129];	/* Nats-Msg-Id, or sequence */
 	char			 why[160];	/* buried: the reason */
@@ -92,6 +96,7 @@ struct nats_spec {
 	int			 create;
 	unsigned		 replicas;
 	int			 stream_only_ours;	/* its one subject is ours */
+	char			 adv_stream[CONF_NAME_MAX + 16];	/* "": none */
 };
 
 /* A line provisioning would have logged, for the loop to log. */
@@ -208,6 +213,7 @@ void dead_pull(struct nats_src *s, unsigned *n, int64_t now);
 void dead_later(struct nats_src *s, struct nats_delivery *d,
     int64_t delay_ms);
 void dead_delete(struct nats_src *s, uint64_t sseq);
+void dead_recorded(struct nats_src *s, struct nats_delivery *d);
 void nats_dead(struct source *src, struct delivery *pub, const char *why);
 /* mandrillctl retry: the payload published again to subject, marked. */
 #define NATS_RETRY_HEADER	"Mandrill-Retry"
@@ -221,6 +227,13 @@ int setup_options(struct nats_src *s, char *err, size_t len);
 int setup_fail(char *err, size_t len, const char *what, natsStatus st,
     jsErrCode jerr);
 int setup_stream(jsCtx *js, struct nats_spec *sp, char *err, size_t len);
+/*
+ * The stream that keeps the MAX_DELIVERIES advisories of subject for an
+ * instance that is not connected: found, or made (create = yes); sets
+ * sp->adv_stream, or leaves it "" (then they are heard only live).
+ */
+int setup_advisories(jsCtx *js, struct nats_spec *sp, const char *subject,
+    char *err, size_t len);
 int setup_consumer(jsCtx *js, const struct nats_spec *sp, char *err,
     size_t len, struct nats_note *note);
 void setup_note_log(const struct nats_note *note);

@@ -40,6 +40,8 @@ nats_delivery_new(struct nev *e)
 		return NULL;
 	d->msg = e->msg;
 	e->msg = NULL;
+	d->adv = e->adv;
+	e->adv = NULL;
 	d->sseq = e->sseq;
 	if (natsMsgHeader_Get(d->msg, "Nats-Msg-Id", &v) != NATS_OK ||
 	    v == NULL || (n = strlen(v)) >= sizeof(d->id))
@@ -65,6 +67,8 @@ nats_delivery_new(struct nev *e)
 void
 nats_delivery_free(struct nats_delivery *d)
 {
+	if (d->adv != NULL)	/* not recorded: the advisory comes again */
+		natsMsg_Destroy(d->adv);
 	if (d->msg != NULL)
 		natsMsg_Destroy(d->msg);
 	free(d);
@@ -130,7 +134,7 @@ nats_ack(struct source *src, struct delivery *pub)
 		confirm_ack(s, natsMsg_GetReply(d->msg), d->lease_end);
 		s->acked++;
 	} else
-		dead_delete(s, d->sseq);
+		dead_recorded(s, d);
 	nats_delivery_free(d);
 }
 
@@ -178,6 +182,6 @@ nats_term(struct source *src, struct delivery *pub, const char *why)
 		publish(s, natsMsg_GetReply(d->msg), "+TERM");
 		s->termed++;
 	} else
-		dead_delete(s, d->sseq);	/* recorded as invalid: out it goes */
+		dead_recorded(s, d);	/* recorded as invalid: out it goes */
 	nats_delivery_free(d);
 }

@@ -57,6 +57,8 @@ bridge_event_free(struct nev *e)
 {
 	if (e->msg != NULL)
 		natsMsg_Destroy(e->msg);
+	if (e->adv != NULL)
+		natsMsg_Destroy(e->adv);
 	free(e);
 }
 

@@ -5,7 +5,11 @@
  * MAX_DELIVERIES advisory.  The advisory's callback thread fetches the
  * message by stream sequence and queues it; the loop hands it to the
  * supervisor as a delivery marked `bury`, which a worker records in
- * dead_letters.  Once recorded it is deleted from the stream (no ack can
+ * dead_letters.  The advisories are kept in a stream of their own
+ * (<stream>-advisories, made with create = yes) and read through a
+ * durable consumer shared by the instances: one that comes while no
+ * instance is connected waits there, and each is acked only once its
+ * burial is recorded.  Once recorded it is deleted from the stream (no ack can
  * take it out of the work queue any more); one not yet recorded waits on
  * the buried list and is handed out again on a later pull.  Every dead
  * or invalid message, once recorded, is also copied to
@@ -34,21 +38,33 @@ dead_on_advisory(natsConnection *nc, natsSubscription *sub, natsMsg *m,
 	jsErrCode jerr = 0;
 	natsStatus st;
 	struct nev *e;
+	int durable = s->spec.adv_stream[0] != '\0';
 
 	if (nats_advisory_parse(natsMsg_GetData(m),
-	    (size_t)natsMsg_GetDataLength(m), &seq, &deliveries) < 0 ||
-	    (e = bridge_event(NEV_BURY)) == NULL) {
+	    (size_t)natsMsg_GetDataLength(m), &seq, &deliveries) < 0) {
+		if (durable)	/* not one: out of the stream with it */
+			natsMsg_Term(m, NULL);
 		natsMsg_Destroy(m);
 		return;
 	}
-	natsMsg_Destroy(m);
+	if ((e = bridge_event(NEV_BURY)) == NULL) {
+		natsMsg_Destroy(m);	/* not acked: it comes again */
+		return;
+	}
 	e->sseq = seq;
 	e->delivered = deliveries;
 	st = js_GetMsg(&e->msg, s->js, s->spec.stream, seq, NULL, &jerr);
 	if (st == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr) {
-		free(e);		/* gone already: recorded elsewhere */
+		if (durable)	/* gone already: recorded elsewhere */
+			natsMsg_Ack(m, NULL);
+		natsMsg_Destroy(m);
+		free(e);
 		return;
 	}
+	if (durable && st == NATS_OK)
+		e->adv = m;	/* acked when the burial is recorded */
+	else
+		natsMsg_Destroy(m);	/* an error: it comes again */
 	if (st != NATS_OK) {
 		e->type = NEV_ERROR;
 		snprintf(e->text, sizeof(e->text), "message %" PRIu64 " reached "
@@ -175,6 +191,18 @@ dead_delete(struct nats_src *s, uint64_t sseq)
 		log_warn("nats: cannot delete dead message %" PRIu64 " from "
 		    "stream %s: %s", sseq, s->spec.stream,
 		    natsStatus_GetText(st));
+}
+
+/* A buried message is recorded: out of the stream, its advisory acked. */
+void
+dead_recorded(struct nats_src *s, struct nats_delivery *d)
+{
+	dead_delete(s, d->sseq);
+	if (d->adv != NULL) {
+		natsMsg_Ack(d->adv, NULL);
+		natsMsg_Destroy(d->adv);
+		d->adv = NULL;
+	}
 }
 
 /* Dead or invalid, and recorded: a copy to dead_letter_subject. */

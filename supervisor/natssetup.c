@@ -104,6 +104,54 @@ create_stream(jsCtx *js, struct nats_spec *sp, char *err, size_t len)
 	return 0;
 }
 
+int
+setup_advisories(jsCtx *js, struct nats_spec *sp, const char *subject,
+    char *err, size_t len)
+{
+	const char *subjects[1] = { subject };
+	char name[sizeof(sp->adv_stream)], what[1024];
+	jsStreamInfo *si = NULL;
+	jsStreamConfig sc;
+	jsErrCode jerr = 0;
+	natsStatus st;
+
+	sp->adv_stream[0] = '\0';
+	snprintf(name, sizeof(name), "%s-advisories", sp->stream);
+	st = js_GetStreamInfo(&si, js, name, NULL, &jerr);
+	if (st == NATS_OK) {
+		jsStreamInfo_Destroy(si);
+		snprintf(sp->adv_stream, sizeof(sp->adv_stream), "%s", name);
+		return 0;
+	}
+	if (st != NATS_NOT_FOUND && jerr != JSStreamNotFoundErr) {
+		snprintf(what, sizeof(what), "stream %s", name);
+		return setup_fail(err, len, what, st, jerr);
+	}
+	if (!sp->create) {
+		log_warn("nats: no stream %s keeps the dead-letter advisories "
+		    "(subject %s) and create = no: one that comes while no "
+		    "instance is connected is lost, and its message stays in "
+		    "%s", name, subject, sp->stream);
+		return 0;
+	}
+	jsStreamConfig_Init(&sc);
+	sc.Name = name;
+	sc.Subjects = subjects;
+	sc.SubjectsLen = 1;
+	sc.Storage = js_FileStorage;
+	sc.Retention = js_WorkQueuePolicy;
+	sc.Replicas = (int64_t)sp->replicas;
+	if ((st = js_AddStream(NULL, js, &sc, NULL, &jerr)) != NATS_OK) {
+		snprintf(what, sizeof(what), "cannot create stream %s for the "
+		    "advisories %s", name, subject);
+		return setup_fail(err, len, what, st, jerr);
+	}
+	log_info("nats: created stream %s, which keeps the dead-letter "
+	    "advisories until an instance records them", name);
+	snprintf(sp->adv_stream, sizeof(sp->adv_stream), "%s", name);
+	return 0;
+}
+
 /* Start-up only (it logs): the stream exists, or is made, and fits. */
 int
 setup_stream(jsCtx *js, struct nats_spec *sp, char *err, size_t len)

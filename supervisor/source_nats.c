@@ -256,8 +256,31 @@ subscribe(struct nats_src *s, char *err, size_t len)
 	st = natsConnection_Subscribe(&s->sub, s->nc, what, bridge_on_msg, s);
 	if (st == NATS_OK)
 		st = natsSubscription_SetPendingLimits(s->sub, -1, -1);
-	if (st == NATS_OK)
-		/* One instance of those sharing the durable takes each. */
+	if (st == NATS_OK && s->spec.adv_stream[0] != '\0') {
+		/*
+		 * Kept in their stream: one instance of those sharing the
+		 * durable takes each, and acks it once the burial is
+		 * recorded; one that came while none was connected waits.
+		 */
+		jsSubOptions so;
+		jsErrCode jerr = 0;
+		char durable[CONF_NAME_MAX + 16];
+
+		jsSubOptions_Init(&so);
+		snprintf(durable, sizeof(durable), "%s-advisories",
+		    s->spec.durable);
+		so.Stream = s->spec.adv_stream;
+		so.Queue = durable;
+		so.Config.Durable = durable;
+		so.Config.AckWait = 30 * INT64_C(1000000000);
+		so.ManualAck = true;
+		st = js_Subscribe(&s->adv, s->js, s->adv_subject,
+		    dead_on_advisory, s, NULL, &so, &jerr);
+		if (st != NATS_OK)
+			return setup_fail(err, len, "subscribe to the advisories",
+			    st, jerr);
+	} else if (st == NATS_OK)
+		/* Heard live only: one instance of those sharing takes each. */
 		st = natsConnection_QueueSubscribe(&s->adv, s->nc,
 		    s->adv_subject, s->spec.durable, dead_on_advisory, s);
 	if (st == NATS_OK)
@@ -296,7 +319,8 @@ nats_start(struct source *src, char *err, size_t len)
 		return -1;
 	rc = setup_consumer(s->js, &s->spec, err, len, &note);
 	setup_note_log(&note);
-	if (rc < 0 || subscribe(s, err, len) < 0)
+	if (rc < 0 || setup_advisories(s->js, &s->spec, s->adv_subject, err,
+	    len) < 0 || subscribe(s, err, len) < 0)
 		return -1;
 	s->connected = 1;
 	ev_timer_start(src->loop, &s->tick);

@@ -17,6 +17,11 @@
  *
  * nats_tail -l URL STREAM DURABLE: print the name of the server that
  * leads the consumer (a cluster), or "-" when it has none.
+ *
+ * nats_tail -p URL STREAM DURABLE N: take up to N messages from that
+ * pull consumer and ack none (a consumer that fails them all: after
+ * max_deliver of these the server gives up, with an advisory); print how
+ * many came.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +107,35 @@ consumer_info(const char *url, const char *stream, const char *durable,
 	return 0;
 }
 
+static int
+fetch_no_ack(const char *url, const char *stream, const char *durable, int n)
+{
+	natsConnection *nc = NULL;
+	natsSubscription *sub = NULL;
+	natsMsgList list = { 0 };
+	jsSubOptions so;
+	jsErrCode jerr = 0;
+	jsCtx *js = NULL;
+	natsStatus st;
+
+	jsSubOptions_Init(&so);
+	so.Stream = stream;
+	so.Consumer = durable;
+	if (js_open(url, &nc, &js) < 0 || js_PullSubscribe(&sub, js, NULL,
+	    durable, NULL, &so, &jerr) != NATS_OK) {
+		fprintf(stderr, "nats_tail: bind %s: %s\n", durable,
+		    nats_GetLastError(NULL));
+		return 2;
+	}
+	st = natsSubscription_Fetch(&list, sub, n, 2000, &jerr);
+	printf("%d\n", st == NATS_OK ? list.Count : 0);
+	natsMsgList_Destroy(&list);	/* not acked */
+	natsSubscription_Destroy(sub);
+	jsCtx_Destroy(js);
+	natsConnection_Destroy(nc);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -115,6 +149,8 @@ main(int argc, char **argv)
 	    strcmp(argv[1], "-l") == 0))
 		return consumer_info(argv[2], argv[3], argv[4],
 		    argv[1][1] == 'l');
+	if (argc == 6 && strcmp(argv[1], "-p") == 0)
+		return fetch_no_ack(argv[2], argv[3], argv[4], atoi(argv[5]));
 	if (argc == 3)
 		return stream_count(argv[1], argv[2]);
 	if (argc == 4)
@@ -122,7 +158,8 @@ main(int argc, char **argv)
 	if (argc != 5) {
 		fprintf(stderr, "usage: nats_tail URL SUBJECT COUNT SECONDS\n"
 		    "       nats_tail URL STREAM [DURABLE]\n"
-		    "       nats_tail -i|-l URL STREAM DURABLE\n");
+		    "       nats_tail -i|-l URL STREAM DURABLE\n"
+		    "       nats_tail -p URL STREAM DURABLE N\n");
 		return 2;
 	}
 	want = atoi(argv[3]);

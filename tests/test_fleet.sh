@@ -21,6 +21,7 @@ chmod +x "$T/restart.sh"
 
 # fleet_conf CASE RESTART-LINES [FLEET-LINES]: i1..i3's configurations;
 # ACK_WAIT, LEASE and RUN (the command's seconds) override the defaults,
+# SRC adds [source] lines,
 # and COORD=none runs the cases without coordination (to see each check
 # fail, and for the figures of before)
 fleet_conf() {
@@ -45,6 +46,7 @@ subject = $1.restart
 durable = $1
 replicas = 3
 ack_wait = ${ACK_WAIT:-5s}
+${SRC:-}
 
 [restart]
 mode = command
@@ -287,6 +289,48 @@ check "leader: 40 hosts, each restarted successfully once" \
     "$(fsql leader "SELECT count(DISTINCT host) FROM r WHERE outcome = 'restarted'")-$(twice leader)" "40-0"
 check "leader: no two attempts of a host overlap" "$(overlapping leader)" 0
 stop_fleet leader
+
+# 8. A dead-letter advisory that comes while no instance is connected
+# waits in <stream>-advisories and is recorded by the next instance.
+ACK_WAIT=1s SRC="max_deliver = 2" fleet_conf adv ""
+start_fleet adv
+stop_fleet adv
+pub adv a1
+# Two deliveries to a client that acks neither; the server gives up (and
+# says so) at the next pull after the second one's ack_wait: the third.
+for n in 1 2 3; do
+	got=$("$TAIL" -p "$CLUSTER_URL" adv adv 1)
+	[ "$n" = 3 ] || [ "$got" = 1 ] ||
+	    note "adv: delivery $n to the failing consumer: $got"
+	sleep 1.2
+done
+i=0
+until [ "$("$TAIL" "$CLUSTER_URL" adv-advisories 2>/dev/null)" = 1 ] ||
+    [ "$i" -gt 50 ]; do
+	i=$((i + 1))
+	sleep 0.1
+done
+check "adv: with no instance connected, the advisory is kept" \
+    "$("$TAIL" "$CLUSTER_URL" adv-advisories)" 1
+start_fleet adv
+n=0
+for i in 1 2 3; do
+	n=$((n + $(sqlite3 "$T/adv/i$i/mandrill.db" "SELECT count(*) FROM dead_letters" 2>/dev/null || echo 0)))
+done
+i=0
+while [ "$n" -lt 1 ] && [ "$i" -lt 100 ]; do
+	sleep 0.1
+	i=$((i + 1))
+	n=0
+	for k in 1 2 3; do
+		n=$((n + $(sqlite3 "$T/adv/i$k/mandrill.db" "SELECT count(*) FROM dead_letters" 2>/dev/null || echo 0)))
+	done
+done
+check "adv: the next instance records it as a dead letter, once" "$n" 1
+sleep 0.5
+check "adv: the message and its advisory are out of their streams" \
+    "$("$TAIL" "$CLUSTER_URL" adv)-$("$TAIL" "$CLUSTER_URL" adv-advisories)" 0-0
+stop_fleet adv
 
 stop_cluster
 finish
