@@ -18,6 +18,9 @@
  * nats_tail -l URL STREAM DURABLE: print the name of the server that
  * leads the consumer (a cluster), or "-" when it has none.
  *
+ * nats_tail -L URL STREAM: print the name of the server that leads the
+ * stream, or "-".
+ *
  * nats_tail -p URL STREAM DURABLE N: take up to N messages from that
  * pull consumer and ack none (a consumer that fails them all: after
  * max_deliver of these the server gives up, with an advisory); print how
@@ -108,6 +111,28 @@ consumer_info(const char *url, const char *stream, const char *durable,
 }
 
 static int
+stream_leader(const char *url, const char *stream)
+{
+	natsConnection *nc = NULL;
+	jsCtx *js = NULL;
+	jsStreamInfo *si = NULL;
+	jsErrCode jerr = 0;
+
+	if (js_open(url, &nc, &js) < 0 ||
+	    js_GetStreamInfo(&si, js, stream, NULL, &jerr) != NATS_OK) {
+		fprintf(stderr, "nats_tail: stream %s: %s\n", stream,
+		    nats_GetLastError(NULL));
+		return 2;
+	}
+	printf("%s\n", si->Cluster != NULL && si->Cluster->Leader != NULL &&
+	    *si->Cluster->Leader ? si->Cluster->Leader : "-");
+	jsStreamInfo_Destroy(si);
+	jsCtx_Destroy(js);
+	natsConnection_Destroy(nc);
+	return 0;
+}
+
+static int
 fetch_no_ack(const char *url, const char *stream, const char *durable, int n)
 {
 	natsConnection *nc = NULL;
@@ -149,6 +174,8 @@ main(int argc, char **argv)
 	    strcmp(argv[1], "-l") == 0))
 		return consumer_info(argv[2], argv[3], argv[4],
 		    argv[1][1] == 'l');
+	if (argc == 4 && strcmp(argv[1], "-L") == 0)
+		return stream_leader(argv[2], argv[3]);
 	if (argc == 6 && strcmp(argv[1], "-p") == 0)
 		return fetch_no_ack(argv[2], argv[3], argv[4], atoi(argv[5]));
 	if (argc == 3)
@@ -159,7 +186,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "usage: nats_tail URL SUBJECT COUNT SECONDS\n"
 		    "       nats_tail URL STREAM [DURABLE]\n"
 		    "       nats_tail -i|-l URL STREAM DURABLE\n"
-		    "       nats_tail -p URL STREAM DURABLE N\n");
+		    "       nats_tail -p URL STREAM DURABLE N\n"
+		    "       nats_tail -L URL STREAM\n");
 		return 2;
 	}
 	want = atoi(argv[3]);

@@ -332,5 +332,40 @@ check "adv: the message and its advisory are out of their streams" \
     "$("$TAIL" "$CLUSTER_URL" adv)-$("$TAIL" "$CLUSTER_URL" adv-advisories)" 0-0
 stop_fleet adv
 
+# 9. mandrill-publish during the stream leader's election: what the
+# server refuses or leaves unanswered is published again with the same
+# msg_id until stored; a rerun of the batch stores nothing new.
+fleet_conf pubs ""
+start_fleet pubs
+stop_fleet pubs
+seqhosts q 1 400 >"$T/pubs.hosts"
+sname=$("$TAIL" -L "$CLUSTER_URL" pubs 2>/dev/null)
+sn=$(node_of "$sname")
+if [ -n "$sn" ]; then
+	note "pubs: killing node $sname, the stream's leader, then publishing"
+	stop_node "$sn" KILL
+else
+	fail "pubs: no leader named for the stream ($sname)"
+fi
+"$PUBLISH" -u "$CLUSTER_URL" -s pubs.restart --batch b1 -t 60 \
+    -f "$T/pubs.hosts" >"$T/pubs.out" 2>"$T/pubs.err"
+rc=$?
+note "pubs: $(tail -1 "$T/pubs.out")"
+check "pubs: every request stored through the election (exit 0)" "$rc" 0
+[ -n "$sn" ] && start_node "$sn"
+i=0
+until l=$("$TAIL" -L "$CLUSTER_URL" pubs 2>/dev/null) && [ "$l" != - ] ||
+    [ "$i" -gt 100 ]; do
+	i=$((i + 1))
+	sleep 0.1
+done
+check "pubs: 400 of 400 stored" \
+    "$(grep -c '400 of 400 stored' "$T/pubs.out")" 1
+"$PUBLISH" -u "$CLUSTER_URL" -s pubs.restart --batch b1 -l \
+    -f "$T/pubs.hosts" >"$T/pubs2.out" 2>&1
+check "pubs: the same batch again: each a duplicate, nothing new" \
+    "$(grep -c '^duplicate b1:q' "$T/pubs2.out")-$(grep -c '^stored' "$T/pubs2.out")" "400-0"
+check "pubs: the stream holds 400 messages" "$("$TAIL" "$CLUSTER_URL" pubs)" 400
+
 stop_cluster
 finish
