@@ -128,6 +128,9 @@ const struct conf_key conf_keys[] = {
 	{ "source", "dead_letter_subject", CT_STR, STR(dead_letter_subject), "",
 	  0, 0, NULL, "nats: also publish dead and invalid messages here; "
 	  "empty publishes none" },
+	{ "source", "events_subject", CT_STR, STR(events_subject), "", 0, 0,
+	  NULL, "nats: also publish every outcome here, as a JSON event; "
+	  "empty publishes none" },
 	{ "source", "creds", CT_STR, STR(creds), "", 0, 0, NULL,
 	  "nats: credentials file (user JWT and nkey seed); must not be "
 	  "readable by others" },
@@ -822,6 +825,20 @@ check_nats(const struct conf *c, char *err, size_t errlen)
 	}
 	if (check_auth(c, err, errlen) < 0)
 		return -1;
+	if (c->events_subject[0] != '\0' &&
+	    (why = conf_subject_check(c->events_subject)) != NULL) {
+		snprintf(err, errlen, "[source] events_subject \"%s\" %s",
+		    c->events_subject, why);
+		return -1;
+	}
+	if (c->events_subject[0] != '\0' &&
+	    (strcmp(c->events_subject, c->subject) == 0 ||
+	    strcmp(c->events_subject, c->dead_letter_subject) == 0)) {
+		snprintf(err, errlen, "[source] events_subject is the %s: "
+		    "events would be taken for requests", strcmp(c->events_subject,
+		    c->subject) == 0 ? "subject itself" : "dead_letter_subject");
+		return -1;
+	}
 	if (c->dead_letter_subject[0] != '\0' &&
 	    strcmp(c->dead_letter_subject, c->subject) == 0) {
 		snprintf(err, errlen, "[source] dead_letter_subject is the "

@@ -72,6 +72,7 @@ struct conf {
 	int		 create;
 	unsigned	 replicas;
 	char		 dead_letter_subject[CONF_NAME_MAX];
+	char		 events_subject[CONF_NAME_MAX];
 	char		 creds[CONF_PATH_MAX];		/* files: secrets */
 	char		 nkey_seed[CONF_PATH_MAX];
 	char		 token_file[CONF_PATH_MAX];

@@ -61,6 +61,9 @@ struct opts {
 	int		 raw;
 	int		 quiet;
 	int		 list;
+	int		 events;	/* --events: read them, publish nothing */
+	int		 timeout_set;
+	long		 count;		/* --events: stop after this many; 0 */
 };
 
 enum item_state { IT_WAITING, IT_SENT, IT_STORED, IT_DUPLICATE };
@@ -98,6 +101,11 @@ usage(FILE *f)
 	    "answered, until then (default 30)\n"
 	    "  -l, --list           print each message: stored, duplicate or "
 	    "not stored\n"
+	    "  -e, --events         publish nothing: print the events of "
+	    "[source] events_subject\n"
+	    "                       (or -s), one JSON line each, until -n "
+	    "of them or -t seconds\n"
+	    "  -n, --count N        --events: stop after N events\n"
 	    "      --raw            publish each argument or line as given\n"
 	    "  -q, --quiet          print nothing on success\n"
 	    "  -V, --version        print the version and exit\n"
@@ -116,6 +124,8 @@ parse_args(int argc, char **argv, struct opts *o)
 		{ "batch", required_argument, NULL, 'b' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "list", no_argument, NULL, 'l' },
+		{ "events", no_argument, NULL, 'e' },
+		{ "count", required_argument, NULL, 'n' },
 		{ "raw", no_argument, NULL, 'r' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "version", no_argument, NULL, 'V' },
@@ -127,11 +137,21 @@ parse_args(int argc, char **argv, struct opts *o)
 	char *end;
 
 	o->timeout = TIMEOUT_MS;
-	while ((ch = getopt_long(argc, argv, "c:u:s:f:b:t:ilqVh", longopts,
+	while ((ch = getopt_long(argc, argv, "c:u:s:f:b:t:n:eilqVh", longopts,
 	    NULL)) != -1)
 		switch (ch) {
+		case 'e': o->events = 1; break;
+		case 'n':
+			o->count = strtol(optarg, &end, 10);
+			if (end == optarg || *end != '\0' || o->count < 1) {
+				fprintf(stderr, "mandrill-publish: --count \"%s\": "
+				    "want a positive number\n", optarg);
+				return -1;
+			}
+			break;
 		case 'b': o->batch = optarg; break;
 		case 't':
+			o->timeout_set = 1;
 			o->timeout = (int64_t)(strtod(optarg, &end) * 1000);
 			if (end == optarg || *end != '\0' || o->timeout < 0 ||
 			    o->timeout > 86400000) {
@@ -558,6 +578,68 @@ out:
 	return rc;
 }
 
+/*
+ * --events: every outcome any instance publishes on the events subject,
+ * one JSON line each, as it comes; 0 after count events (or, with no
+ * count, at the timeout or forever), 69 when the server is lost.
+ */
+static int
+read_events(const struct opts *o, struct natsauth *a, const char *subject)
+{
+	natsConnection *nc = NULL;
+	natsSubscription *sub = NULL;
+	natsMsg *m;
+	natsStatus st;
+	int64_t end = o->timeout_set ? now_ms() + o->timeout : INT64_MAX;
+	long got = 0;
+	int rc;
+
+	if ((rc = connect_to(&nc, a)) != 0)
+		return rc;
+	st = natsConnection_SubscribeSync(&sub, nc, subject);
+	if (st == NATS_OK)
+		st = natsSubscription_SetPendingLimits(sub, -1, -1);
+	if (st == NATS_OK)
+		st = natsConnection_Flush(nc);
+	if (st != NATS_OK) {
+		fprintf(stderr, "mandrill-publish: subscribing to %s: %s\n",
+		    subject, natsStatus_GetText(st));
+		rc = EX_UNAVAILABLE;
+	}
+	if (!o->quiet && rc == 0)
+		fprintf(stderr, "mandrill-publish: reading events on %s\n",
+		    subject);
+	while (rc == 0 && (o->count == 0 || got < o->count)) {
+		int64_t left = end - now_ms();
+
+		if (left <= 0)
+			break;
+		st = natsSubscription_NextMsg(&m, sub, left > 1000 ? 1000 :
+		    left);
+		if (st == NATS_TIMEOUT)
+			continue;
+		if (st != NATS_OK) {
+			fprintf(stderr, "mandrill-publish: reading %s: %s\n",
+			    subject, natsStatus_GetText(st));
+			rc = EX_UNAVAILABLE;
+			break;
+		}
+		printf("%.*s\n", natsMsg_GetDataLength(m), natsMsg_GetData(m));
+		fflush(stdout);
+		natsMsg_Destroy(m);
+		got++;
+	}
+	natsSubscription_Destroy(sub);
+	natsConnection_Destroy(nc);
+	nats_CloseAndWait(ANSWER_MS);
+	if (rc == 0 && o->count > 0 && got < o->count) {
+		fprintf(stderr, "mandrill-publish: %ld of %ld events came\n",
+		    got, o->count);
+		rc = EX_UNAVAILABLE;
+	}
+	return rc;
+}
+
 /* -u: checked as [source] url is, then taken. */
 static int
 set_url(struct conf *c, const char *list)
@@ -593,6 +675,31 @@ main(int argc, char **argv)
 	}
 	if (o.url != NULL && set_url(&c, o.url) < 0)
 		return EX_USAGE;
+	if (o.events) {
+		const char *subj = o.subject != NULL ? o.subject :
+		    c.events_subject;
+
+		if (*subj == '\0') {
+			fprintf(stderr, "mandrill-publish: --events needs -s or "
+			    "a -c file with [source] events_subject\n");
+			return EX_USAGE;
+		}
+		if ((why = conf_subject_check(subj)) != NULL &&
+		    strchr(subj, '*') == NULL && strchr(subj, '>') == NULL) {
+			fprintf(stderr, "mandrill-publish: subject \"%s\" %s\n",
+			    subj, why);
+			return EX_USAGE;
+		}
+		if ((o.conf != NULL &&
+		    natsauth_check_conf(&c, o.conf, err, sizeof(err)) < 0) ||
+		    natsauth_load(&auth, &c, err, sizeof(err)) < 0) {
+			fprintf(stderr, "mandrill-publish: %s\n", err);
+			return EX_CONFIG;
+		}
+		rc = read_events(&o, &auth, subj);
+		natsauth_free(&auth);
+		return rc;
+	}
 	if (o.subject == NULL)
 		o.subject = c.subject;
 	if (o.batch != NULL && (strlen(o.batch) > 64 ||

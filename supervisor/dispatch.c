@@ -20,6 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
 
 #include "outcome.h"
 #include "clock.h"
@@ -38,6 +41,7 @@ struct parked {
 	enum hold	 hold;
 	int64_t		 retry;
 	int		 old_gen;	/* from a worker of an older generation */
+	uint64_t	 duration;	/* us, the restart's run */
 	char		 host[256];
 	char		 error[PROTO_ERR_MAX + 1];
 };
@@ -94,6 +98,10 @@ dispatch_init(struct dispatch *s, struct ev_loop *loop,
 	hold_init(&s->holds, s->loop, &s->rng, hold_offer, s);
 	s->holds.max_delay = c->max_lease / 2;
 	job_table_init(s);
+	if (c->instance[0] != '\0')
+		snprintf(s->instance, sizeof(s->instance), "%s", c->instance);
+	else if (gethostname(s->instance, sizeof(s->instance) - 1) < 0)
+		snprintf(s->instance, sizeof(s->instance), "unnamed");
 }
 
 void
@@ -274,11 +282,47 @@ dispatch_message(struct dispatch *s, struct delivery *d)
 		dispatch_pull(s);
 }
 
+/*
+ * [source] events_subject: one JSON event per outcome, for a view of
+ * the whole fleet: instance, host, msg_id, attempt, outcome, and when it
+ * was pulled and settled (and how long its restart ran).
+ */
+static void
+publish_event(struct dispatch *s, const struct job *j, enum outcome o,
+    uint32_t attempts, const struct pstr *error, const char *host,
+    uint64_t duration_us)
+{
+	int64_t now = clock_wall();
+	int64_t pulled = now - (clock_now_us() - j->pulled_us) / 1000;
+	char at[32], from[32];
+	json_t *ev;
+	char *text;
+
+	if (s->src->ops->event == NULL || s->conf->events_subject[0] == '\0')
+		return;
+	clock_iso(now, at, sizeof(at));
+	clock_iso(pulled, from, sizeof(from));
+	ev = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:I, s:s#}",
+	    "instance", s->instance, "host", host, "msg_id", j->d->id,
+	    "attempt", (int)attempts, "outcome", outcome_name(o),
+	    "pulled", from, "at", at, "duration_ms",
+	    (json_int_t)(duration_us / 1000), "error",
+	    error->p ? error->p : "", error->p ? error->len : 0);
+	if (ev == NULL || (text = json_dumps(ev, JSON_COMPACT)) == NULL) {
+		json_decref(ev);
+		return;
+	}
+	s->src->ops->event(s->src, text, strlen(text));
+	free(text);
+	json_decref(ev);
+}
+
 /* DESIGN.md's table: what the broker is told for each outcome. */
 /* host: the worker's word, "" when it had none. */
 static void
 settle(struct dispatch *s, struct job *j, enum outcome o,
-    uint32_t attempts, const struct pstr *error, const char *host)
+    uint32_t attempts, const struct pstr *error, const char *host,
+    uint64_t duration_us)
 {
 	const char *hk = host[0] != '\0' ? " host=" : "";
 	struct delivery *d = j->d;
@@ -289,6 +333,7 @@ settle(struct dispatch *s, struct job *j, enum outcome o,
 	s->n.outcome[o]++;
 	if (outcome_action(o) == ACT_HOLD)
 		return;		/* on_done holds it */
+	publish_event(s, j, o, attempts, error, host, duration_us);
 	job_release(s, j);
 	if ((o == OUT_DEAD || o == OUT_INVALID) && s->src->ops->dead != NULL) {
 		char why[PROTO_ERR_MAX + 1];
@@ -405,6 +450,7 @@ on_done(struct dispatch *s, struct wproc *wp, const struct proto_msg *m)
 	p.attempt = m->attempt;
 	p.hold = m->hold;
 	p.retry = m->retry;
+	p.duration = m->duration;
 	p.old_gen = wp->gen != s->pool->active_gen;
 	if (m->duration > 0)
 		hist_add(&s->n.restart_time, m->duration);
@@ -441,7 +487,7 @@ done_apply(struct dispatch *s, struct job *j, const struct parked *p)
 		j->crashes_new = 0;	/* the worker recorded them */
 		hold_forget_backoff(&j->hold);
 	}
-	settle(s, j, p->outcome, p->attempt, &error, p->host);
+	settle(s, j, p->outcome, p->attempt, &error, p->host, p->duration);
 	if (p->outcome == OUT_HELD && !s->running) {
 		/*
 		 * Draining: it would wait past the drain for a window or a
@@ -565,10 +611,14 @@ dispatch_finished(struct dispatch *s, uint64_t job, int owner)
 		 */
 		struct delivery *d = j->d;
 
+		struct pstr error = { p->error, strlen(p->error) };
+
 		s->not_owner++;
 		log_warn("Not acked msg_id=%s host=%s outcome=%s: another "
 		    "instance holds it now (fleet)", d->id, p->host,
 		    outcome_name(p->outcome));
+		publish_event(s, j, p->outcome, p->attempt, &error, p->host,
+		    p->duration);
 		job_release(s, j);
 		if (s->src->ops->forget != NULL)
 			s->src->ops->forget(s->src, d);

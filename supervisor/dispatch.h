@@ -92,6 +92,7 @@ struct dispatch {
 	unsigned		 store_bad;	/* workers whose store fails */
 	struct counters		 n;
 	struct fleet		*fleet;		/* NULL: coordination = none */
+	char			 instance[64];	/* in events: [fleet] instance */
 	uint64_t		 not_owner;	/* finished after another took it */
 };
 

@@ -90,6 +90,7 @@ struct nats_spec {
 	char			 subject[CONF_NAME_MAX];
 	char			 durable[CONF_NAME_MAX];
 	char			 dlq[CONF_NAME_MAX];
+	char			 events[CONF_NAME_MAX];	/* "": none */
 	int64_t			 ack_wait;
 	unsigned		 max_deliver;
 	unsigned		 max_ack_pending;
@@ -195,6 +196,7 @@ void nats_ack(struct source *src, struct delivery *pub);
 void nats_nack(struct source *src, struct delivery *pub, int64_t delay_ms);
 void nats_term(struct source *src, struct delivery *pub, const char *why);
 void nats_forget(struct source *src, struct delivery *pub);
+void nats_event(struct source *src, const char *json, size_t len);
 
 /* natsconfirm.c */
 void confirm_ack(struct nats_src *s, const char *reply, int64_t lease_end);

@@ -167,6 +167,19 @@ nats_nack(struct source *src, struct delivery *pub, int64_t delay_ms)
 }
 
 void
+nats_event(struct source *src, const char *json, size_t len)
+{
+	struct nats_src *s = (struct nats_src *)src;
+	natsStatus st;
+
+	if (s->spec.events[0] == '\0')
+		return;
+	st = natsConnection_Publish(s->nc, s->spec.events, json, (int)len);
+	if (st != NATS_OK)
+		nats_publish_failed(s, "an event", st);
+}
+
+void
 nats_forget(struct source *src, struct delivery *pub)
 {
 	nats_delivery_free((struct nats_delivery *)pub);

@@ -64,6 +64,11 @@ struct source_ops {
 	 */
 	void	(*forget)(struct source *, struct delivery *);
 	/*
+	 * [source] events_subject: publish one outcome's JSON event, fire
+	 * and forget.  NULL: the source has no such subject.
+	 */
+	void	(*event)(struct source *, const char *json, size_t len);
+	/*
 	 * The delivery's outcome is dead or invalid and recorded; called
 	 * before its ack or term.  NULL: the source keeps no dead letters.
 	 */

@@ -390,6 +390,8 @@ nats_reload(struct source *src, const struct conf *c, char *err, size_t len)
 		return -1;
 	}
 	snprintf(s->spec.dlq, sizeof(s->spec.dlq), "%s", c->dead_letter_subject);
+	snprintf(s->spec.events, sizeof(s->spec.events), "%s",
+	    c->events_subject);
 	return 0;
 }
 
@@ -419,6 +421,7 @@ static const struct source_ops nats_ops = {
 	.nack = nats_nack,
 	.term = nats_term,
 	.forget = nats_forget,
+	.event = nats_event,
 	.dead = nats_dead,
 	.retry = nats_retry,
 	.stop = nats_stop,
@@ -436,6 +439,7 @@ spec_init(struct nats_spec *sp, const struct conf *c)
 	snprintf(sp->subject, sizeof(sp->subject), "%s", c->subject);
 	snprintf(sp->durable, sizeof(sp->durable), "%s", c->durable);
 	snprintf(sp->dlq, sizeof(sp->dlq), "%s", c->dead_letter_subject);
+	snprintf(sp->events, sizeof(sp->events), "%s", c->events_subject);
 	sp->ack_wait = c->ack_wait;
 	sp->max_deliver = c->max_deliver;
 	sp->max_ack_pending = c->max_ack_pending;

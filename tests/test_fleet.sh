@@ -174,8 +174,14 @@ note "cluster: $CLUSTER_URL"
 
 # 1. The same hosts requested several times at once, min_interval: each
 # host runs once, no two runs overlap.
-fleet_conf once "min_interval = 1h"
+# Every outcome is also an event on events_subject, read here by
+# mandrill-publish --events as an operator would.
+SRC="events_subject = once.events" fleet_conf once "min_interval = 1h"
 start_fleet once
+"$PUBLISH" --events -q -u "$CLUSTER_URL" -s once.events -n 24 -t 60 \
+    >"$T/once.events" 2>"$T/once.events.err" &
+READER=$!
+sleep 0.5
 for r in 1 2 3; do
 	seqhosts h 1 8 | pub once -f -
 done
@@ -184,6 +190,13 @@ check "once: 8 hosts x 3 requests: 8 runs, none twice" "$(runs once | cut -d' ' 
 check "once: no two attempts of a host overlap" "$(overlapping once)" 0
 check "once: the copies were skipped, fleet-wide" \
     "$(fsql once "SELECT count(*) FROM r WHERE outcome = 'restarted'")" 8
+wait "$READER"
+check "once: mandrill-publish --events read 24 events and exited 0" \
+    "$?-$(wc -l <"$T/once.events")" 0-24
+check "once: 8 events say restarted, 16 skipped or duplicate" \
+    "$(grep -c '"outcome":"restarted"' "$T/once.events")-$(grep -c -E '"outcome":"(skipped|duplicate)"' "$T/once.events")" 8-16
+check "once: each event names its instance, host, msg_id, attempt and times" \
+    "$(grep -c -E '^\{"instance":"i[123]","host":"h[1-8]","msg_id":"[^"]+","attempt":[0-9]+,"outcome":"[a-z-]+","pulled":"[0-9T:.Z-]+","at":"[0-9T:.Z-]+","duration_ms":[0-9]+,"error":' "$T/once.events")" 24
 stop_fleet once
 
 # 2. max_concurrent = 2: never more than 2 running in the fleet.
