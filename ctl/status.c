@@ -86,6 +86,15 @@ ctl_print_status(const json_t *st)
 	print_held(json_object_get(st, "held"));
 	if (ctl_budget(st, budget, sizeof(budget)) != NULL)
 		printf("%s\n", budget);
+	if (json_is_object(json_object_get(st, "fleet"))) {
+		const json_t *f = json_object_get(st, "fleet");
+		const char *t = str(f, "trouble");
+
+		printf("fleet: instance %s, %" JSON_INTEGER_FORMAT " grants held, "
+		    "%" JSON_INTEGER_FORMAT " outcomes left to another instance; "
+		    "Key-Value %s%s\n", str(f, "instance"), num(f, "grants"),
+		    num(f, "not_owner"), *t ? "failing: " : "answers", t);
+	}
 	if (!json_is_true(json_object_get(st, "store_ok")))
 		printf("the store cannot commit: pulling nothing\n");
 	printf("pulled %" JSON_INTEGER_FORMAT ", acked %" JSON_INTEGER_FORMAT

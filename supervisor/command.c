@@ -79,6 +79,21 @@ budget_json(struct supervisor *s, int64_t now)
 	    "attempts", (json_int_t)attempts);
 }
 
+/* Fleet mode: who this instance is, what it holds, whether KV answers. */
+static json_t *
+fleet_json(struct supervisor *s)
+{
+	char trouble[256];
+
+	if (s->fleet == NULL)
+		return json_null();
+	return json_pack("{s:s, s:s, s:i, s:I, s:s}", "coordination", "nats",
+	    "instance", fleet_instance(s->fleet), "grants",
+	    (int)fleet_grants(s->fleet), "not_owner",
+	    (json_int_t)s->dispatch.not_owner, "trouble",
+	    fleet_trouble(s->fleet, trouble, sizeof(trouble)));
+}
+
 static json_t *
 status(struct supervisor *s, json_t *req, const struct control_peer *p)
 {
@@ -89,7 +104,8 @@ status(struct supervisor *s, json_t *req, const struct control_peer *p)
 
 	clock_iso(s->started_wall, started, sizeof(started));
 	return json_pack("{s:b, s:i, s:s, s:s, s:s, s:I, s:s, s:i, s:{s:i, "
-	    "s:i}, s:i, s:i, s:i, s:o, s:b, s:s, s:b, s:b, s:I, s:o, s:o}",
+	    "s:i}, s:i, s:i, s:i, s:o, s:b, s:s, s:b, s:b, s:I, s:o, s:o, "
+	    "s:o}",
 	    "ok", 1, "pid", (int)getpid(), "version", PACKAGE_VERSION,
 	    "state", state_name(s->state), "started", started, "uptime_ms",
 	    (json_int_t)(clock_wall() - s->started_wall), "source",
@@ -102,7 +118,8 @@ status(struct supervisor *s, json_t *req, const struct control_peer *p)
 	    "pause_reason", why != NULL ? why : "", "enabled",
 	    s->file_enabled, "store_ok", d->store_bad == 0,
 	    "oldest_lease_ms", (json_int_t)(now - dispatch_oldest(d, now)),
-	    "counters", counters_json(s), "budget", budget_json(s, now));
+	    "counters", counters_json(s), "budget", budget_json(s, now),
+	    "fleet", fleet_json(s));
 }
 
 static json_t *

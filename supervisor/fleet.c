@@ -799,10 +799,11 @@ note_trouble(struct fleet *f, const char *err)
 	int64_t now = clock_now();
 
 	if (err[0] == '\0') {
-		if (f->trouble[0] != '\0' && f->troubles == 0)
+		if (f->trouble[0] != '\0')
 			log_info("fleet: Key-Value answers again");
-		if (f->troubles == 0)
-			f->trouble[0] = '\0';
+		f->trouble[0] = '\0';
+		f->troubles = 0;
+		f->trouble_logged = 0;
 		return;
 	}
 	f->troubles++;
