@@ -725,6 +725,57 @@ START_TEST(test_nats_settings)
 }
 END_TEST
 
+/* [fleet]: its keys, and what each refuses, naming the key. */
+START_TEST(test_fleet_keys)
+{
+	load_ok("[source]\ntype = nats\n[fleet]\ncoordination = nats\n"
+	    "instance = east-1.a\nbucket = ops_fleet\nlease = 10s\n"
+	    "remember = 2d\n");
+	ck_assert_int_eq(conf.coordination, COORD_NATS);
+	ck_assert_str_eq(conf.instance, "east-1.a");
+	ck_assert_str_eq(conf.bucket, "ops_fleet");
+	ck_assert_int_eq(conf.fleet_lease, 10000);
+	ck_assert_int_eq(conf.remember, 2 * 86400000);
+	conf_defaults(&conf);
+	ck_assert_int_eq(conf.coordination, COORD_NONE);
+	ck_assert_str_eq(conf.bucket, "mandrill");
+	ck_assert_int_eq(conf.fleet_lease, 30000);
+	assert_has(load_fails("[fleet]\ncoordination = nats\n"),
+	    "[fleet] coordination = nats needs [source] type = nats");
+	conf_defaults(&conf);
+	assert_has(load_fails("[source]\ntype = nats\n[fleet]\n"
+	    "coordination = nats\nbucket = a.b\n"),
+	    "[fleet] bucket \"a.b\" may hold only");
+	conf_defaults(&conf);
+	assert_has(load_fails("[source]\ntype = nats\n[fleet]\n"
+	    "coordination = nats\ninstance = a b\n"), "[fleet] instance");
+	conf_defaults(&conf);
+	assert_has(load_fails("[source]\ntype = nats\nack_wait = 10s\n"
+	    "[lease]\nmax_lease = 20s\n[fleet]\ncoordination = nats\n"
+	    "lease = 30s\n"),
+	    "[fleet] lease must be from 3s to [lease] max_lease");
+	conf_defaults(&conf);
+	assert_has(load_fails("[fleet]\ncoordination = kv\n"),
+	    "[fleet] coordination");
+	conf_defaults(&conf);
+	assert_has(load_fails("[fleet]\nleader = yes\n"),
+	    "unknown key \"leader\" in [fleet]");
+}
+END_TEST
+
+START_TEST(test_events_subject)
+{
+	load_ok("[source]\ntype = nats\nevents_subject = ops.events\n");
+	ck_assert_str_eq(conf.events_subject, "ops.events");
+	conf_defaults(&conf);
+	assert_has(load_fails("[source]\ntype = nats\nevents_subject = "
+	    "mandrill.restart\n"), "events_subject is the subject itself");
+	conf_defaults(&conf);
+	assert_has(load_fails("[source]\ntype = nats\nevents_subject = "
+	    "ops.*\n"), "[source] events_subject \"ops.*\"");
+}
+END_TEST
+
 START_TEST(test_nats_defaults)
 {
 	load_ok("[source]\ntype = nats\n");
@@ -1304,6 +1355,8 @@ conf_suite(void)
 	tcase_add_test(tc, test_nats_settings);
 	tcase_add_test(tc, test_nats_defaults);
 	tcase_add_test(tc, test_nats_bad_names);
+	tcase_add_test(tc, test_fleet_keys);
+	tcase_add_test(tc, test_events_subject);
 	tcase_add_test(tc, test_nats_url_elements);
 	tcase_add_test(tc, test_nats_url_split_and_redact);
 	tcase_add_test(tc, test_nats_replicas);

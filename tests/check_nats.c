@@ -11,6 +11,7 @@
 
 #include <check.h>
 
+#include "fleet.h"
 #include "source.h"
 
 START_TEST(test_ack_v1)
@@ -99,6 +100,24 @@ START_TEST(test_advisory)
 }
 END_TEST
 
+/* A msg_id as a Key-Value key: only key-safe bytes, one token, no two alike. */
+START_TEST(test_fleet_key)
+{
+	char k[400];
+
+	fleet_key("019ac9f1-2c4e_7000", k, sizeof(k));
+	ck_assert_str_eq(k, "019ac9f1-2c4e_7000");
+	fleet_key("b1:db7.example", k, sizeof(k));
+	ck_assert_str_eq(k, "b1=3Adb7=2Eexample");
+	fleet_key("a=b", k, sizeof(k));
+	ck_assert_str_eq(k, "a=3Db");		/* = itself is escaped */
+	fleet_key("x y/*>", k, sizeof(k));
+	ck_assert_str_eq(k, "x=20y=2F=2A=3E");
+	fleet_key("abcdefgh", k, 6);	/* bounded, never split an escape */
+	ck_assert_str_eq(k, "ab");
+}
+END_TEST
+
 int
 main(void)
 {
@@ -112,6 +131,7 @@ main(void)
 	tcase_add_test(tc, test_ack_rejects);
 	tcase_add_test(tc, test_subject_match);
 	tcase_add_test(tc, test_advisory);
+	tcase_add_test(tc, test_fleet_key);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -514,6 +514,68 @@ START_TEST(test_started_roundtrip)
 }
 END_TEST
 
+/* Fleet mode's question and its answers, each outcome and hold. */
+START_TEST(test_grant_roundtrip)
+{
+	struct proto_grant g = { 41, "b1:db7", "db7.example", "rack-3" };
+
+	proto_pack_grant(&pk, &g);
+	decode_ok();
+	ck_assert_int_eq(msg.type, P_GRANT);
+	ck_assert_uint_eq(msg.id, 41);
+	assert_pstr(msg.msg_id, "b1:db7", 6);
+	assert_pstr(msg.host, "db7.example", 11);
+	assert_pstr(msg.group, "rack-3", 6);
+}
+END_TEST
+
+START_TEST(test_granted_roundtrip)
+{
+	struct proto_granted g = { 42, (enum outcome)(_i % OUT_COUNT),
+	    (enum hold)(_i % HOLD_COUNT), 1000, "being restarted by instance "
+	    "i2 (fleet)", INT64_C(1796410516708) };
+
+	proto_pack_granted(&pk, &g);
+	decode_ok();
+	ck_assert_int_eq(msg.type, P_GRANTED);
+	ck_assert_uint_eq(msg.id, 42);
+	ck_assert_int_eq(msg.outcome, _i % OUT_COUNT);
+	ck_assert_int_eq(msg.hold, _i % HOLD_COUNT);
+	ck_assert_int_eq(msg.retry, 1000);
+	ck_assert_int_eq(msg.until, INT64_C(1796410516708));
+	assert_pstr(msg.error, g.error, strlen(g.error));
+}
+END_TEST
+
+/* A granted frame without its end is refused: a worker must not guess. */
+START_TEST(test_bad_granted_without_until)
+{
+	msgpack_pack_map(&pk, 6);
+	pk_kv_str("t", "granted");
+	pk_kv_u64("id", 1);
+	pk_kv_str("outcome", "restarted");
+	pk_kv_str("hold", "");
+	pk_kv_i64("retry", 0);
+	pk_kv_str("error", "");
+	decode_fails("missing key");
+	ck_assert_ptr_nonnull(strstr(err, "\"until\""));
+}
+END_TEST
+
+START_TEST(test_bad_grant_unknown_hold)
+{
+	msgpack_pack_map(&pk, 7);
+	pk_kv_str("t", "granted");
+	pk_kv_u64("id", 1);
+	pk_kv_str("outcome", "held");
+	pk_kv_str("hold", "later");
+	pk_kv_i64("retry", 0);
+	pk_kv_str("error", "");
+	pk_kv_i64("until", 0);
+	decode_fails("\"hold\"");
+}
+END_TEST
+
 /* Looped over every outcome (tcase_add_loop_test). */
 START_TEST(test_done_roundtrip)
 {
@@ -580,6 +642,7 @@ START_TEST(test_hold_names)
 	}
 	ck_assert_int_eq(hold_parse("later", 5, &h), -1);
 	ck_assert_str_eq(hold_name(HOLD_RATE), "rate");
+	ck_assert_str_eq(hold_name(HOLD_FLEET), "fleet");
 }
 END_TEST
 
@@ -1483,6 +1546,10 @@ proto_suite(void)
 	tcase_add_test(tc, test_heartbeat_roundtrip);
 	tcase_add_test(tc, test_ready_roundtrip);
 	tcase_add_test(tc, test_started_roundtrip);
+	tcase_add_test(tc, test_grant_roundtrip);
+	tcase_add_loop_test(tc, test_granted_roundtrip, 0, OUT_COUNT * HOLD_COUNT);
+	tcase_add_test(tc, test_bad_granted_without_until);
+	tcase_add_test(tc, test_bad_grant_unknown_hold);
 	tcase_add_loop_test(tc, test_done_roundtrip, 0, OUT_COUNT);
 	tcase_add_loop_test(tc, test_done_hold_roundtrip, 0, HOLD_COUNT);
 	tcase_add_test(tc, test_job_crashes_roundtrip);

@@ -88,6 +88,8 @@ ps(const char *s)
 	return (struct pstr){ s, strlen(s) };
 }
 
+static int fleet_welcome;	/* the next welcome: coordination = nats */
+
 /* A sim worker whose restarts take 5 s: long enough to be seen running. */
 static void
 send_welcome(struct fake *f, msgpack_packer *pk, msgpack_sbuffer *sb)
@@ -109,6 +111,8 @@ send_welcome(struct fake *f, msgpack_packer *pk, msgpack_sbuffer *sb)
 	ws.state_dir = ps(f->dir);
 	ws.allow = ps("cattle-*");
 	ws.enabled = 1;
+	ws.coordination = ps(fleet_welcome ? "nats" : "none");
+	ws.fleet_lease = 3000;
 	proto_pack_welcome(pk, &ws);
 	send_sbuf(f, sb);
 }
@@ -246,6 +250,147 @@ START_TEST(test_sigquit_refuses_later_job)
 }
 END_TEST
 
+static void
+send_granted(struct fake *f, msgpack_packer *pk, msgpack_sbuffer *sb,
+    uint64_t id, enum outcome o, enum hold h, int64_t until)
+{
+	struct proto_granted g = { id, o, h, 500, "by the fleet", until };
+
+	proto_pack_granted(pk, &g);
+	send_sbuf(f, sb);
+}
+
+/* The worker's restarts row count: nothing is recorded before a grant. */
+static int
+restarts_rows(struct fake *f)
+{
+	char cmd[256];
+	FILE *p;
+	int n = -1;
+
+	snprintf(cmd, sizeof(cmd), "sqlite3 %s/mandrill.db "
+	    "'SELECT count(*) FROM restarts' 2>/dev/null", f->dir);
+	if ((p = popen(cmd, "r")) != NULL) {
+		if (fscanf(p, "%d", &n) != 1)
+			n = -1;
+		pclose(p);
+	}
+	return n;
+}
+
+static void
+fleet_start(struct fake *f, msgpack_packer *pk, msgpack_sbuffer *sb)
+{
+	struct proto_msg m;
+
+	fleet_welcome = 1;
+	fake_start(f);
+	send_welcome(f, pk, sb);
+	fleet_welcome = 0;
+	ck_assert(next_frame(f, &m, 2000));
+	ck_assert_int_eq(m.type, P_READY);
+}
+
+/*
+ * Fleet mode: a job asks for a grant before anything is recorded; a
+ * refusal is a hold with the fleet's reason, a skip is recorded as one,
+ * and a grant that has already ended starts nothing.
+ */
+START_TEST(test_fleet_grant_first)
+{
+	struct fake f;
+	struct proto_msg m;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	fleet_start(&f, &pk, &sb);
+
+	send_job(&f, &pk, &sb, 1, "g-1");
+	ck_assert(next_frame(&f, &m, 2000));
+	ck_assert_int_eq(m.type, P_GRANT);
+	ck_assert_uint_eq(m.id, 1);
+	ck_assert(m.msg_id.len == 3 && memcmp(m.msg_id.p, "g-1", 3) == 0);
+	ck_assert(m.host.len == 8 && memcmp(m.host.p, "cattle-1", 8) == 0);
+	ck_assert(!next_frame(&f, &m, 200));	/* it waits for the answer */
+	ck_assert_int_eq(restarts_rows(&f), 0);
+
+	send_granted(&f, &pk, &sb, 1, OUT_HELD, HOLD_HOST, 0);
+	ck_assert(next_frame(&f, &m, 2000));
+	ck_assert_int_eq(m.type, P_DONE);
+	ck_assert_int_eq(m.outcome, OUT_HELD);
+	ck_assert_int_eq(m.hold, HOLD_HOST);
+	ck_assert_int_eq(m.retry, 500);
+
+	send_job(&f, &pk, &sb, 2, "g-2");
+	ck_assert(next_frame(&f, &m, 2000));
+	ck_assert_int_eq(m.type, P_GRANT);
+	send_granted(&f, &pk, &sb, 2, OUT_SKIPPED, HOLD_NONE, 0);
+	ck_assert(next_frame(&f, &m, 2000));
+	ck_assert_int_eq(m.type, P_DONE);
+	ck_assert_int_eq(m.outcome, OUT_SKIPPED);
+
+	/* Granted, but ended before it came: held, nothing recorded. */
+	send_job(&f, &pk, &sb, 3, "g-3");
+	ck_assert(next_frame(&f, &m, 2000));
+	ck_assert_int_eq(m.type, P_GRANT);
+	send_granted(&f, &pk, &sb, 3, OUT_RESTARTED, HOLD_NONE,
+	    clock_wall() - 10);
+	ck_assert(next_frame(&f, &m, 2000));
+	ck_assert_int_eq(m.type, P_DONE);
+	ck_assert_int_eq(m.outcome, OUT_HELD);
+	ck_assert_int_eq(m.hold, HOLD_FLEET);
+	ck_assert_int_eq(restarts_rows(&f), 0);
+	ck_assert_uint_eq(f.w.njobs, 0);
+	fake_stop(&f, &sb);
+}
+END_TEST
+
+/*
+ * A granted restart whose grant is not renewed is killed a fifth of the
+ * lease before the grant ends (fenced) and recorded as failed; one that
+ * is renewed runs on.
+ */
+START_TEST(test_fleet_fence)
+{
+	struct fake f;
+	struct proto_msg m;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	int64_t t0;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	fleet_start(&f, &pk, &sb);
+
+	send_job(&f, &pk, &sb, 1, "f-1");
+	ck_assert(next_frame(&f, &m, 2000));
+	ck_assert_int_eq(m.type, P_GRANT);
+	t0 = clock_wall();
+	/* Ends in 1.6 s: fenced at 1.0 s (lease 3 s / 5 before). */
+	send_granted(&f, &pk, &sb, 1, OUT_RESTARTED, HOLD_NONE, t0 + 1600);
+	send_job(&f, &pk, &sb, 2, "f-2");
+	ck_assert(next_frame(&f, &m, 2000));
+	ck_assert_int_eq(m.type, P_GRANT);
+	send_granted(&f, &pk, &sb, 2, OUT_RESTARTED, HOLD_NONE, t0 + 1600);
+	/* Job 2's grant is renewed; job 1's is not. */
+	send_granted(&f, &pk, &sb, 2, OUT_RESTARTED, HOLD_NONE, t0 + 30000);
+	ck_assert(next_frame(&f, &m, 3000));
+	ck_assert_int_eq(m.type, P_DONE);
+	ck_assert_uint_eq(m.id, 1);
+	ck_assert_int_eq(m.outcome, OUT_FAILED);
+	ck_assert_msg(m.error.len > 7 && memcmp(m.error.p, "fenced:", 7) == 0,
+	    "error: %.*s", (int)m.error.len, m.error.p);
+	ck_assert_int_ge(clock_wall() - t0, 900);
+	ck_assert_int_lt(clock_wall() - t0, 1600);
+	/* Job 2 is still running (its restart takes 5 s). */
+	ck_assert(!TAILQ_EMPTY(&f.w.running));
+	ck_assert_uint_eq(TAILQ_FIRST(&f.w.running)->id, 2);
+	fake_stop(&f, &sb);
+}
+END_TEST
+
 static Suite *
 worker_suite(void)
 {
@@ -255,6 +400,8 @@ worker_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_sigquit_refuses_read_job);
 	tcase_add_test(tc, test_sigquit_refuses_later_job);
+	tcase_add_test(tc, test_fleet_grant_first);
+	tcase_add_test(tc, test_fleet_fence);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1028,6 +1028,12 @@ on_granted(struct worker *w, const struct proto_msg *m)
 			}
 			return;
 		}
+	TAILQ_FOREACH(j, &w->todo, link)	/* granted, its commit to come */
+		if (j->id == m->id && j->state == JS_ADMIT && j->grant_until > 0) {
+			if (m->outcome == OUT_RESTARTED && m->until > j->grant_until)
+				j->grant_until = m->until;
+			return;
+		}
 	TAILQ_FOREACH(j, &w->granting, link)
 		if (j->id == m->id)
 			break;
