@@ -821,7 +821,10 @@ settled(struct fleet *f, struct ftask *t)
 {
 	struct fgrant *g = t->g;
 
-	note_trouble(f, t->err);
+	/* A watch event or a renewal with nothing to renew says nothing of KV. */
+	if (t->err[0] != '\0' || t->op == OP_GRANT || t->op == OP_FINISH ||
+	    (t->op == OP_RENEW && g->renewed && g->hostc.rev != 0))
+		note_trouble(f, t->err);
 	switch (t->op) {
 	case OP_GRANT:
 		g->busy = 0;

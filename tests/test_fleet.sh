@@ -83,12 +83,14 @@ start_fleet() {
 # stop_fleet CASE: TERM each, wait; each drains and exits 0
 stop_fleet() {
 	for i in 1 2 3; do
-		eval "p=\$FPID_$i"
+		eval "p=\${FPID_$i:-}"
+		[ -n "$p" ] || continue
 		kill -CONT "$p" 2>/dev/null
 		kill -TERM "$p" 2>/dev/null
 	done
 	for k in 1 2 3; do
 		eval "PID=\$FPID_$k"
+		[ -n "$PID" ] || continue	# killed by the case
 		LOG=$T/$1/i$k.log
 		wait_exit 30
 		check "$1: instance i$k drains and exits 0" "$RC" 0
@@ -199,7 +201,8 @@ check "once: each event names its instance, host, msg_id, attempt and times" \
     "$(grep -c -E '^\{"instance":"i[123]","host":"h[1-8]","msg_id":"[^"]+","attempt":[0-9]+,"outcome":"[a-z-]+","pulled":"[0-9T:.Z-]+","at":"[0-9T:.Z-]+","duration_ms":[0-9]+,"error":' "$T/once.events")" 24
 stop_fleet once
 
-# 2. max_concurrent = 2: never more than 2 running in the fleet.
+# 2. max_concurrent = 2: never more than 2 running in the fleet; and
+# max_concurrent_per_group = 1 with groups by the host name's rack.
 RUN=0.5 fleet_conf concurrent "max_concurrent = 2"
 start_fleet concurrent
 seqhosts c 1 12 | pub concurrent -f -
@@ -208,6 +211,20 @@ set -- $(runs concurrent)
 check "concurrent: 12 hosts, 12 runs" "$1-$2" "12-0"
 check "concurrent: at most 2 running at once, fleet-wide" "$3" 2
 stop_fleet concurrent
+RUN=0.4 fleet_conf group "group = ^(rack[0-9]+)-
+max_concurrent_per_group = 1"
+start_fleet group
+{ seqhosts rack1-h 1 4; seqhosts rack2-h 1 4; } | pub group -f -
+wait_acked group 8 60 || fail "group: not all acked: $(consumer group)"
+most_in_rack() {
+	grep "rack$1-" "$T/runs.group" | sort -k3,3n | awk '
+	    $1 == "start" { run++; if (run > mx) mx = run }
+	    $1 == "end" { run-- } END { print mx + 0 }'
+}
+check "group: 8 runs, at most 1 running at once in each rack, fleet-wide" \
+    "$(runs group | cut -d' ' -f1)-$(most_in_rack 1)-$(most_in_rack 2)" 8-1-1
+check "group: the two racks ran side by side" "$(runs group | cut -d' ' -f3)" 2
+stop_fleet group
 
 # 3. A pause on one instance holds every instance; a resume on another
 # lets everything go, each once.
@@ -261,6 +278,25 @@ check "stop: i1's worker killed its restarts before their grants ended" \
     "$(test "$fenced" -ge 1 && echo yes)" yes
 stop_fleet stop
 
+# 5b. One instance killed (SIGKILL) while its restarts run: its workers
+# see the end of their socket, nothing renews their grants, and they kill
+# the restarts before the grants end; the others take the messages over
+# after the lease.  Nothing is lost, and no two runs of a host overlap.
+ACK_WAIT=2s LEASE=3s RUN=5 fleet_conf kill ""
+start_fleet kill
+seqhosts k 1 4 | pub kill -f -
+LOG=$T/kill/i1.log
+wait_for 'Saved msg_id' 10 || note "kill: i1 got no message to run"
+kill -KILL "$FPID_1"
+wait "$FPID_1" 2>/dev/null
+wait_acked kill 4 60 || fail "kill: not all acked: $(consumer kill)"
+check "kill: no two attempts of a host overlap" "$(overlapping kill)" 0
+check "kill: every host restarted" \
+    "$(fsql kill "SELECT count(DISTINCT host) FROM r WHERE outcome = 'restarted'")" 4
+note "kill: hosts restarted successfully twice (an outcome i1 never told the fleet): $(twice kill)"
+FPID_1=	# stop_fleet: i1 is gone
+stop_fleet kill
+
 # 6. KV unreachable (the whole cluster stopped) while requests wait:
 # nothing is restarted while it is down, and everything once when back.
 RUN=0.5 LEASE=20s fleet_conf down "max_concurrent = 1"
@@ -270,6 +306,10 @@ sleep 1
 stop_cluster
 t0=$(date +%s.%N)
 sleep 4
+st=$("$CTL" -c "$T/down/i2.conf" status 2>&1)
+check "down: mandrillctl status says Key-Value is failing" \
+    "$(echo "$st" | grep -c '^fleet: instance i2, .*Key-Value failing')" 1
+echo "$st" | grep -q 'Key-Value failing' || echo "$st" | sed 's/^/#   /'
 t1=$(date +%s.%N)
 start_cluster
 # A run that started before the stop may end within it; none may start.
