@@ -552,6 +552,7 @@ on_grant(struct dispatch *s, struct wproc *wp, const struct proto_msg *m)
 	snprintf(host, sizeof(host), "%.*s", (int)m->host.len, m->host.p);
 	snprintf(group, sizeof(group), "%.*s", (int)m->group.len,
 	    m->group.p ? m->group.p : "");
+	j->grant_asked = clock_now_us();
 	if ((j->grant = fleet_grant(s->fleet, j->id, msg_id, host, group)) ==
 	    NULL) {
 		snprintf(a.why, sizeof(a.why), "fleet: out of memory");
@@ -568,6 +569,7 @@ dispatch_granted(struct dispatch *s, uint64_t job, const struct fleet_answer *a)
 
 	if (j == NULL)
 		return;
+	hist_add(&s->n.grant_time, (uint64_t)(clock_now_us() - j->grant_asked));
 	if (a->outcome != OUT_RESTARTED)
 		j->grant = NULL;	/* the fleet holds nothing for it */
 	log_debug("Fleet %s msg_id=%s%s%s", a->outcome == OUT_RESTARTED ?

@@ -47,6 +47,7 @@ struct job {
 	uint32_t		 n_holds;	/* times held */
 	struct fgrant		*grant;	/* fleet mode: asked for or held */
 	struct parked		*parked;	/* its done, while the fleet records it */
+	int64_t			 grant_asked;	/* us: when its worker asked */
 };
 
 struct counters {
@@ -60,6 +61,7 @@ struct counters {
 	uint64_t	 held[HOLD_COUNT];	/* times held, by reason */
 	struct hist	 ack_latency;	/* pull to ack, microseconds */
 	struct hist	 restart_time;	/* restarts' run time, microseconds */
+	struct hist	 grant_time;	/* fleet: ask to answer, microseconds */
 };
 
 struct dispatch_cb {

@@ -628,6 +628,16 @@ log_summary(const struct supervisor *s)
 	    hist_quantile(h, 0.999), h->max,
 	    tv_seconds(self.ru_utime) + tv_seconds(self.ru_stime),
 	    tv_seconds(kids.ru_utime) + tv_seconds(kids.ru_stime));
+	if (s->fleet != NULL) {
+		const struct hist *g = &n->grant_time;
+
+		log_always(LOG_INFO, "Fleet summary: %" PRIu64 " grants asked; "
+		    "grant us p50 %" PRIu64 " p99 %" PRIu64 " p99.9 %" PRIu64
+		    " max %" PRIu64 "; %" PRIu64 " outcomes left to another "
+		    "instance", g->n, hist_quantile(g, 0.5),
+		    hist_quantile(g, 0.99), hist_quantile(g, 0.999), g->max,
+		    s->dispatch.not_owner);
+	}
 }
 
 int

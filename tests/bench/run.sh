@@ -187,6 +187,92 @@ else
 	echo "nats-server not installed: no nats figure" >&2
 fi
 
+# --- fleet mode: a three-node JetStream cluster on loopback ------------------
+# Three nats-servers (free ports from tests/free_ports, stores in $T), an
+# R3 stream; FN messages published, then one mandrilld with [fleet]
+# coordination = nats on R3 buckets, timed from its start to the last
+# restart committed; the same with coordination = none for the figure it
+# is compared with.  The grant's latency (a worker's ask to the answer,
+# which is what coordination adds before a restart) is mandrilld's own
+# Fleet summary line, taken from a run with at most 4 messages in flight
+# (4 grants at a time, as many as the fleet's threads): under a backlog
+# the grants wait for each other, which is throughput, not latency.
+FN=${BENCH_FLEET_N:-3000}
+: > "$T/fleet"; : > "$T/fleet_none"; : > "$T/fleet_lat"
+: > "$T/grant50"; : > "$T/grant99"
+fleet_run() {	# $1: none or nats; appends msg/s to $2; grant figures if $3
+	rm -rf "$T/state" "$T/cjs"
+	grants=${3:-}
+	set -- "$1" "$2" $("$top/tests/free_ports" 6)
+	routes=nats://127.0.0.1:$6,nats://127.0.0.1:$7,nats://127.0.0.1:$8
+	CPIDS=
+	for n in 1 2 3; do
+		eval "cp=\${$((n + 2))} rp=\${$((n + 5))}"
+		mkdir -p "$T/cjs/n$n"
+		nats-server -a 127.0.0.1 -p "$cp" -js -sd "$T/cjs/n$n" -n "n$n" \
+		    --cluster_name bench --cluster "nats://127.0.0.1:$rp" \
+		    --routes "$routes" > "$T/cjs/n$n.log" 2>&1 &
+		CPIDS="$CPIDS $!"
+	done
+	url=nats://127.0.0.1:$3,nats://127.0.0.1:$4,nats://127.0.0.1:$5
+	waited=0
+	until cat "$T"/cjs/n*.log | grep -q 'metadata leader'; do
+		sleep 0.1; waited=$((waited + 1))
+		[ $waited -gt 300 ] && { echo "cluster did not start" >&2; break; }
+	done
+	TYPE=nats conf "url = $url
+ack_wait = 60s
+replicas = 3
+max_ack_pending = 100000" "sim_latency = 0..0" "synchronous = full
+[fleet]
+coordination = $1"
+	"$MANDRILLD" -f -l info -c "$T/b.conf" > "$T/log" 2>&1 &
+	PID=$!
+	waited=0
+	until grep -q 'nats: consuming' "$T/log"; do
+		sleep 0.1; waited=$((waited + 1))
+		[ $waited -gt 200 ] && { echo "mandrilld did not start:" >&2; tail -3 "$T/log" >&2; break; }
+	done
+	kill -TERM "$PID"; wait "$PID"; PID=
+	seq 1 "$FN" | sed 's/^/fleet-/' |
+	    "$top/mandrill-publish" -q -u "$url" -f - ||
+	    echo "fleet: publishing failed" >&2
+	rm -rf "$T/state"
+	start=$(date +%s%N)
+	"$MANDRILLD" -f -l info -c "$T/b.conf" > "$T/log" 2>&1 &
+	PID=$!
+	done_n=0
+	while [ "$done_n" -lt "$FN" ] && kill -0 "$PID" 2>/dev/null &&
+	    [ $(( ($(date +%s%N) - start) / 1000000000 )) -lt 300 ]; do
+		sleep 0.05
+		done_n=$(sqlite3 "$T/state/mandrill.db" "SELECT count(*)
+		    FROM messages WHERE state = 'restarted'" 2>/dev/null || echo 0)
+	done
+	end=$(date +%s%N)
+	kill -TERM "$PID"; wait "$PID"; PID=
+	for p in $CPIDS; do kill -TERM "$p"; done
+	for p in $CPIDS; do wait "$p"; done
+	[ "$done_n" -ne "$FN" ] && echo "fleet run ($1) failed: $done_n of $FN" >&2
+	echo "$done_n $start $end" | awk '{ printf "%.0f\n", $1 / (($3 - $2) / 1e9) }' >> "$2"
+	if [ -n "$grants" ]; then
+		grep 'Fleet summary' "$T/log" | sed 's/.*grant us p50 \([0-9]*\).*/\1/' |
+		    awk '{ print $1 / 1000 }' >> "$T/grant50"
+		grep 'Fleet summary' "$T/log" | sed 's/.* p99 \([0-9]*\).*/\1/' |
+		    awk '{ print $1 / 1000 }' >> "$T/grant99"
+	fi
+}
+if command -v nats-server >/dev/null 2>&1 && [ -x "$top/tests/free_ports" ]; then
+	i=0
+	while [ $i -lt "$RUNS" ]; do
+		fleet_run nats "$T/fleet"
+		fleet_run none "$T/fleet_none"
+		MIF=4 JOBS=2 FN=1000 fleet_run nats "$T/fleet_lat" grants
+		i=$((i + 1))
+	done
+else
+	echo "nats-server or tests/free_ports (make check builds it) missing: no fleet figure" >&2
+fi
+
 # --- 100 000 messages in flight: memory, and CPU while waiting ----------------
 rm -rf "$T/state"
 JOBS=50000 MIF=100000 conf "rate = 0
@@ -293,6 +379,11 @@ printf '| %-52s | %-36s | %s |\n' "100 000 in flight: supervisor CPU while waiti
 printf '| %-52s | %-36s | %s |\n' "end-to-end, nats, synchronous=full, msg/s ($NN msgs)" "$(stats < "$T/nats")" ">= 50000"
 printf '| %-52s | %-36s | %s |\n' "CPU s per 10 000 msgs, supervisor, nats" "$(stats < "$T/nats_cpu")" ""
 printf '| %-52s | %-36s | %s |\n' "CPU s per 10 000 msgs, nats-server itself" "$(stats < "$T/nats_srv")" ""
+printf '| %-52s | %-36s | %s |\n' "fleet, R3 cluster, coordination=nats, restarts/s ($FN)" "$(stats < "$T/fleet")" ">= 200"
+printf '| %-52s | %-36s | %s |\n' "the same, coordination=none, restarts/s" "$(stats < "$T/fleet_none")" ""
+printf '| %-52s | %-36s | %s |\n' "fleet, 4 in flight, restarts/s (1000)" "$(stats < "$T/fleet_lat")" ""
+printf '| %-52s | %-36s | %s |\n' "fleet grant, ask to answer, p50, ms" "$(stats < "$T/grant50")" ""
+printf '| %-52s | %-36s | %s |\n' "fleet grant, ask to answer, p99, ms" "$(stats < "$T/grant99")" "<= 10"
 printf '| %-52s | %-36s | %s |\n' "command mode, /bin/true, restarts/s (5000)" "$(stats < "$T/cmd")" ">= 1000"
 printf '| %-52s | %-36s | %s |\n' "CPU s per 10 000 msgs, supervisor" "$(stats < "$T/cpu_sup")" ""
 printf '| %-52s | %-36s | %s |\n' "CPU s per 10 000 msgs, workers (all)" "$(stats < "$T/cpu_wrk")" ""
