@@ -40,8 +40,9 @@ js_open(const char *url, natsConnection **nc, jsCtx **js)
 	    natsConnection_JetStream(js, *nc, NULL) == NATS_OK ? 0 : -1;
 }
 
+/* The stream's message count, or (leader) the server leading it. */
 static int
-stream_count(const char *url, const char *stream)
+stream_info(const char *url, const char *stream, int leader)
 {
 	natsConnection *nc = NULL;
 	jsCtx *js = NULL;
@@ -54,7 +55,11 @@ stream_count(const char *url, const char *stream)
 		    nats_GetLastError(NULL));
 		return 2;
 	}
-	printf("%llu\n", (unsigned long long)si->State.Msgs);
+	if (leader)
+		printf("%s\n", si->Cluster != NULL && si->Cluster->Leader !=
+		    NULL && *si->Cluster->Leader ? si->Cluster->Leader : "-");
+	else
+		printf("%llu\n", (unsigned long long)si->State.Msgs);
 	jsStreamInfo_Destroy(si);
 	jsCtx_Destroy(js);
 	natsConnection_Destroy(nc);
@@ -111,28 +116,6 @@ consumer_info(const char *url, const char *stream, const char *durable,
 }
 
 static int
-stream_leader(const char *url, const char *stream)
-{
-	natsConnection *nc = NULL;
-	jsCtx *js = NULL;
-	jsStreamInfo *si = NULL;
-	jsErrCode jerr = 0;
-
-	if (js_open(url, &nc, &js) < 0 ||
-	    js_GetStreamInfo(&si, js, stream, NULL, &jerr) != NATS_OK) {
-		fprintf(stderr, "nats_tail: stream %s: %s\n", stream,
-		    nats_GetLastError(NULL));
-		return 2;
-	}
-	printf("%s\n", si->Cluster != NULL && si->Cluster->Leader != NULL &&
-	    *si->Cluster->Leader ? si->Cluster->Leader : "-");
-	jsStreamInfo_Destroy(si);
-	jsCtx_Destroy(js);
-	natsConnection_Destroy(nc);
-	return 0;
-}
-
-static int
 fetch_no_ack(const char *url, const char *stream, const char *durable, int n)
 {
 	natsConnection *nc = NULL;
@@ -175,11 +158,11 @@ main(int argc, char **argv)
 		return consumer_info(argv[2], argv[3], argv[4],
 		    argv[1][1] == 'l');
 	if (argc == 4 && strcmp(argv[1], "-L") == 0)
-		return stream_leader(argv[2], argv[3]);
+		return stream_info(argv[2], argv[3], 1);
 	if (argc == 6 && strcmp(argv[1], "-p") == 0)
 		return fetch_no_ack(argv[2], argv[3], argv[4], atoi(argv[5]));
 	if (argc == 3)
-		return stream_count(argv[1], argv[2]);
+		return stream_info(argv[1], argv[2], 0);
 	if (argc == 4)
 		return delete_consumer(argv[1], argv[2], argv[3]);
 	if (argc != 5) {
