@@ -779,7 +779,15 @@ launch(struct fleet *f, enum fop op, struct fgrant *g)
 		g->sent = clock_wall();
 	}
 	pthread_mutex_lock(&f->mu);
-	STAILQ_INSERT_TAIL(&f->todo, t, link);
+	/*
+	 * What keeps a running restart's grant alive, or records its end,
+	 * goes before new grants: a backlog of asks must never delay a
+	 * renewal until its worker fences the restart.
+	 */
+	if (op == OP_GRANT)
+		STAILQ_INSERT_TAIL(&f->todo, t, link);
+	else
+		STAILQ_INSERT_HEAD(&f->todo, t, link);
 	pthread_cond_signal(&f->cv);
 	pthread_mutex_unlock(&f->mu);
 }
@@ -980,7 +988,7 @@ launch_pause(struct fleet *f, enum fop op, const char *reason)
 	t->op = op;
 	snprintf(t->text, sizeof(t->text), "%s", reason ? reason : "");
 	pthread_mutex_lock(&f->mu);
-	STAILQ_INSERT_TAIL(&f->todo, t, link);
+	STAILQ_INSERT_HEAD(&f->todo, t, link);	/* before any grant */
 	pthread_cond_signal(&f->cv);
 	pthread_mutex_unlock(&f->mu);
 }
