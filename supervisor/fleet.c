@@ -94,6 +94,7 @@ struct ftask {
 	enum fop		 op;
 	struct fgrant		*g;
 	int			 has_text;
+	int			 first;		/* seen: the first watch, no key */
 	char			 text[256];	/* pause: the reason */
 	char			 err[256];	/* a KV call that failed */
 };
@@ -710,7 +711,30 @@ stopping(struct fleet *f)
 	return s;
 }
 
-/* Every change of the pause key, by any instance, to the loop. */
+static void
+seen(struct fleet *f, int put, const char *text, int first)
+{
+	struct ftask *t = calloc(1, sizeof(*t));
+
+	if (t != NULL) {
+		t->op = OP_SEEN;
+		t->has_text = put;
+		t->first = first;
+		snprintf(t->text, sizeof(t->text), "%s", text ? text : "");
+		push_done(f, t);
+	}
+	pthread_mutex_lock(&f->mu);
+	f->pause_read = 0;
+	pthread_mutex_unlock(&f->mu);
+}
+
+/*
+ * Every change of the pause key, by any instance, to the loop.  A watch
+ * begins with the key as it is (or, when there is none, only the end of
+ * the initial values): the first one tells the loop either way, and one
+ * made again after an error does too, since a delete may have been
+ * missed meanwhile.
+ */
 static void *
 watch_thread(void *arg)
 {
@@ -718,13 +742,19 @@ watch_thread(void *arg)
 	kvWatcher *w = NULL;
 	kvEntry *e;
 	natsStatus st;
+	int first = 1, initial = 0, put = 0;
+	char text[256] = "";
 
 	while (!stopping(f)) {
-		if (w == NULL && kvStore_Watch(&w, f->kv[B_CONTROL], "pause",
-		    NULL) != NATS_OK) {
-			w = NULL;
-			nats_Sleep(1000);
-			continue;
+		if (w == NULL) {
+			if (kvStore_Watch(&w, f->kv[B_CONTROL], "pause", NULL) !=
+			    NATS_OK) {
+				w = NULL;
+				nats_Sleep(1000);
+				continue;
+			}
+			initial = 1;
+			put = 0;
 		}
 		e = NULL;
 		st = kvWatcher_Next(&e, w, 500);
@@ -736,24 +766,19 @@ watch_thread(void *arg)
 			nats_Sleep(1000);
 			continue;
 		}
-		if (e == NULL)
-			continue;	/* the end of the initial values */
-		{
-			struct ftask *t = calloc(1, sizeof(*t));
-			int put = kvEntry_Operation(e) == kvOp_Put;
-
-			if (t != NULL) {
-				t->op = OP_SEEN;
-				t->has_text = put;
-				snprintf(t->text, sizeof(t->text), "%s", put &&
-				    kvEntry_ValueString(e) ?
-				    kvEntry_ValueString(e) : "");
-				push_done(f, t);
-			}
-			pthread_mutex_lock(&f->mu);
-			f->pause_read = 0;
-			pthread_mutex_unlock(&f->mu);
+		if (e == NULL) {	/* the end of the initial values */
+			if (initial)	/* a delete marker is no pause either */
+				seen(f, put, text, first && !put);
+			initial = first = 0;
+			continue;
 		}
+		if (initial) {		/* the key as it is: said at the end */
+			put = kvEntry_Operation(e) == kvOp_Put;
+			snprintf(text, sizeof(text), "%s", put &&
+			    kvEntry_ValueString(e) ? kvEntry_ValueString(e) : "");
+		} else
+			seen(f, kvEntry_Operation(e) == kvOp_Put,
+			    kvEntry_ValueString(e), 0);
 		kvEntry_Destroy(e);
 	}
 	if (w != NULL)
@@ -876,7 +901,7 @@ settled(struct fleet *f, struct ftask *t)
 		grant_free(f, g);
 		break;
 	case OP_SEEN:
-		f->cb.paused(f->cb.arg, t->has_text ? t->text : NULL);
+		f->cb.paused(f->cb.arg, t->has_text ? t->text : NULL, t->first);
 		break;
 	case OP_PAUSE: case OP_RESUME:
 		if (t->err[0] != '\0')

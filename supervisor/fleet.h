@@ -53,8 +53,11 @@ struct fleet_cb {
 	 * message now, and this one must not ack it.
 	 */
 	void	(*finished)(void *arg, uint64_t job, int owner);
-	/* The fleet's pause changed: its reason, or NULL when resumed. */
-	void	(*paused)(void *arg, const char *reason);
+	/*
+	 * The fleet's pause changed: its reason, or NULL when resumed;
+	 * first: the first look at start-up found no pause.
+	 */
+	void	(*paused)(void *arg, const char *reason, int first);
 	void	*arg;
 };
 

@@ -464,11 +464,22 @@ fleet_finished_cb(void *arg, uint64_t job, int owner)
 
 /* Another instance (or this one) paused or resumed the fleet. */
 static void
-fleet_paused_cb(void *arg, const char *reason)
+fleet_paused_cb(void *arg, const char *reason, int first)
 {
 	struct supervisor *s = arg;
 	char err[256];
 
+	if (first && s->paused) {
+		/*
+		 * Paused here (state_dir/paused) and not in the fleet: a
+		 * pause never ends by itself, so the fleet takes this one.
+		 */
+		log_warn("fleet: this instance is paused (%s) and the fleet is "
+		    "not; pausing the fleet with it: mandrillctl resume ends it",
+		    s->conf.pause_reason);
+		fleet_pause(s->fleet, s->conf.pause_reason);
+		return;
+	}
 	if (reason != NULL && !s->paused) {
 		if (pause_here(s, reason, err, sizeof(err)) < 0)
 			log_err("fleet pause: %s", err);

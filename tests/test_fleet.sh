@@ -242,6 +242,22 @@ check "pause: nothing restarted anywhere while paused" "$(runs pause | cut -d' '
 wait_acked pause 6 30 || fail "pause: not all acked after resume: $(consumer pause)"
 check "pause: after the resume (on i3), 6 runs, none twice" "$(runs pause | cut -d' ' -f1-2)" "6 0"
 stop_fleet pause
+# An instance that starts paused on its own (state_dir/paused) while the
+# fleet is not: its pause is not dropped, it becomes the fleet's.
+echo "left from before" >"$T/pause/i2/paused"
+start_fleet pause
+LOG=$T/pause/i3.log
+wait_for 'paused: left from before' 10 ||
+    fail "pause: i3 did not take i2's pause from its state_dir"
+pub pause p7
+sleep 2
+check "pause: nothing restarted while i2's old pause holds the fleet" \
+    "$(runs pause | cut -d' ' -f1)" 6
+"$CTL" -c "$T/pause/i1.conf" resume >/dev/null ||
+    fail "pause: mandrillctl resume on i1 failed"
+wait_acked pause 7 30 || fail "pause: p7 not acked after the resume: $(consumer pause)"
+check "pause: after the resume, p7 ran" "$(runs pause | cut -d' ' -f1)" 7
+stop_fleet pause
 
 # 4. max_per_minute = 3: 3 starts in the first minute, not one more.
 RUN=0.05 fleet_conf rate "max_per_minute = 3"
