@@ -181,7 +181,9 @@ struct proto_msg {
 	uint64_t	 db_dev;	/* ready: the database file's identity */
 	uint64_t	 db_ino;
 	struct pstr	 group;		/* grant: the host's group, "" */
-	int64_t		 until;		/* granted: wall ms the grant ends */
+	int64_t		 until;		/* granted: when the grant ends, in
+					   clock_now() ms (CLOCK_MONOTONIC,
+					   the same in both processes) */
 	struct worker_settings ws;
 };
 
@@ -246,7 +248,7 @@ struct proto_grant {
 	const char	*group;		/* "" when none */
 };
 /*
- * Its answer: outcome restarted (granted until, a wall time), held (hold,
+ * Its answer: outcome restarted (granted until, a clock_now() time), held (hold,
  * retry, error), or skipped, duplicate or invalid (error says why).
  */
 struct proto_granted {

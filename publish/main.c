@@ -66,7 +66,7 @@ struct opts {
 	long		 count;		/* --events: stop after this many; 0 */
 };
 
-enum item_state { IT_WAITING, IT_SENT, IT_STORED, IT_DUPLICATE };
+enum item_state { IT_WAITING, IT_SENT, IT_STORED, IT_DUPLICATE, IT_FAILED };
 
 struct item {
 	char		*data;
@@ -421,12 +421,19 @@ publish_one(natsConnection *nc, const char *subject, const char *prefix,
 	return st == NATS_OK ? 0 : -1;
 }
 
-/* Refused, or no answer: again after a backoff, with the same msg_id. */
+/*
+ * Refused, or no answer: again after a backoff, with the same msg_id,
+ * while the timeout allows; after it, not stored.
+ */
 static void
-again(struct item *it, int64_t now)
+again(struct item *it, int64_t now, int64_t retry_end)
 {
 	int64_t d = BACKOFF_MIN_MS;
 
+	if (now >= retry_end) {
+		it->state = IT_FAILED;
+		return;
+	}
 	for (unsigned i = 1; i < it->tries && d < BACKOFF_MAX_MS; i++)
 		d *= 2;
 	it->state = IT_WAITING;
@@ -502,25 +509,32 @@ publish_all(const struct opts *o, struct natsauth *a, const char *subject,
 		rc = EX_UNAVAILABLE;
 		goto out;
 	}
+	/*
+	 * Every message is published once, whatever the timeout; until it
+	 * has passed, what is refused or not answered within ANSWER_MS is
+	 * published again.  The loop ends when each is stored or given up.
+	 */
 	end = now_ms() + o->timeout;
 	while (done < n) {
 		now = now_ms();
 		for (i = 0; i < n && inflight < MAX_PENDING; i++)
 			if (v[i].state == IT_WAITING && v[i].due <= now) {
-				if (publish_one(nc, subject, prefix, &v[i], i) < 0)
-					again(&v[i], now);
-				else
+				if (publish_one(nc, subject, prefix, &v[i], i) < 0) {
+					again(&v[i], now, end);
+					done += v[i].state == IT_FAILED;
+				} else
 					inflight++;
 			}
-		/* Answers not come: published again (a lost one, an election). */
 		for (i = 0; i < n; i++)
 			if (v[i].state == IT_SENT && now - v[i].sent >= ANSWER_MS) {
-				snprintf(v[i].why, sizeof(v[i].why), "no answer in "
-				    "%d s", ANSWER_MS / 1000);
-				again(&v[i], now);
+				snprintf(v[i].why, sizeof(v[i].why), noresp ? "no "
+				    "stream took the subject" : "no answer in %d s",
+				    ANSWER_MS / 1000);
+				again(&v[i], now, end);
+				done += v[i].state == IT_FAILED;
 				inflight--;
 			}
-		if (now >= end)
+		if (done >= n)
 			break;
 		st = natsSubscription_NextMsg(&r, sub, 100);
 		if (st == NATS_TIMEOUT)
@@ -550,9 +564,11 @@ publish_all(const struct opts *o, struct natsauth *a, const char *subject,
 			if ((no = refusal(r, why, sizeof(why), &seq, &dup)) == NULL) {
 				if (v[i].state == IT_SENT)
 					inflight--;
+				/* A late answer to a given-up one: stored after all. */
+				if (v[i].state != IT_FAILED)
+					done++;
 				v[i].state = dup ? IT_DUPLICATE : IT_STORED;
 				v[i].seq = seq;
-				done++;
 			} else if (v[i].state == IT_SENT) {
 				if (!said++)
 					fprintf(stderr, "mandrill-publish: the server "
@@ -560,7 +576,8 @@ publish_all(const struct opts *o, struct natsauth *a, const char *subject,
 					    "what it refuses, for %.0f s\n", no,
 					    o->timeout / 1000.0);
 				snprintf(v[i].why, sizeof(v[i].why), "%.150s", no);
-				again(&v[i], now_ms());
+				again(&v[i], now_ms(), end);
+				done += v[i].state == IT_FAILED;
 				inflight--;
 			}
 		}

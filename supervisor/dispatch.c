@@ -749,7 +749,8 @@ dispatch_worker_lost(struct dispatch *s, struct wproc *wp)
 	}
 	while ((j = TAILQ_FIRST(&wp->jobs)) != NULL) {
 		pgroup_kill(j);
-		job_drop_grant(s, j);	/* its command is dead: free the host */
+		/* Its command's kill is not known to have worked: no release. */
+		job_drop_grant(s, j, 1);
 		j->crashes++;
 		j->crashes_new++;
 		j->lost_at = clock_wall();

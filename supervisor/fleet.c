@@ -49,6 +49,7 @@
 #define PAUSE_CACHE_MS	200	/* a read of the pause serves this long */
 #define TROUBLE_LOG_MS	10000	/* KV errors: one line this often */
 #define CONFIRM_TRIES	3	/* an update whose answer was lost */
+#define DRAIN_MS	2000	/* at exit, for what is on its way */
 
 enum fop { OP_GRANT, OP_RENEW, OP_FINISH, OP_PAUSE, OP_RESUME, OP_SEEN };
 enum bucket { B_MSGS, B_LEASES, B_RECENT, B_RATE, B_CONTROL, B_COUNT };
@@ -70,11 +71,14 @@ struct fgrant {
 	int			 live;	/* granted, not yet finished */
 	int			 lost;	/* a renewal was refused */
 	int			 dropped;	/* its job is gone */
+	int			 abandoned;	/* dropped, its keys left to their TTL */
 	int			 finish, ran, ok;	/* a finish is wanted */
 	int			 unrecorded;	/* the finish could not write */
+	int			 recent_put;	/* finish: <bucket>-recent written */
+	char			 done_val[600];	/* finish: the record's done value */
 	int			 retry_said;
-	int64_t			 until;	/* wall ms the grant ends */
-	int64_t			 sent;	/* wall ms the last task was queued */
+	int64_t			 until;	/* clock_now() ms the grant ends */
+	int64_t			 sent;	/* clock_now() ms the last task was queued */
 
 	/* Written by the task that has it. */
 	char			 msg[400];	/* the msg_id, as a key */
@@ -95,6 +99,7 @@ struct ftask {
 	struct fgrant		*g;
 	int			 has_text;
 	int			 first;		/* seen: the first watch, no key */
+	uint64_t		 seq;		/* pause, resume: the ask's number */
 	char			 text[256];	/* pause: the reason */
 	char			 err[256];	/* a KV call that failed */
 };
@@ -118,12 +123,15 @@ struct fleet {
 	char			 bname[B_COUNT][80];
 
 	pthread_mutex_t		 mu;
+	pthread_mutex_t		 control_mu;	/* a pause or resume written */
+	uint64_t		 control_asked;	/* under mu: the newest ask */
 	pthread_cond_t		 cv;
 	struct ftask_list	 todo;		/* under mu */
 	struct ftask_list	 done;		/* under mu */
 	int			 stopping;	/* under mu */
+	int			 active;	/* under mu: tasks being done */
 	struct limits		 lim;		/* under mu */
-	int64_t			 pause_read;	/* under mu: wall ms; 0 none */
+	int64_t			 pause_read;	/* under mu: clock_now(); 0 none */
 	int			 paused;	/* under mu */
 	char			 pause_reason[256];	/* under mu */
 
@@ -323,7 +331,7 @@ static int
 update_if(struct fleet *f, enum bucket b, const char *key, const char *val,
     uint64_t *rev, char *err, size_t errlen)
 {
-	natsStatus st = NATS_OK;
+	natsStatus st = NATS_OK, gst;
 	kvEntry *e = NULL;
 	uint64_t nrev = 0;
 
@@ -334,20 +342,30 @@ update_if(struct fleet *f, enum bucket b, const char *key, const char *val,
 			*rev = nrev;
 			return 0;
 		}
-		if (kvStore_Get(&e, f->kv[b], key) == NATS_OK) {
+		gst = kvStore_Get(&e, f->kv[b], key);
+		if (gst == NATS_NOT_FOUND)
+			return 1;	/* deleted (or expired): not ours */
+		if (gst != NATS_OK)
+			continue;	/* KV cannot say: again, then -1 */
+		{
 			const char *v = kvEntry_ValueString(e);
 			uint64_t r = kvEntry_Revision(e);
-			int ours = v != NULL && strcmp(v, val) == 0;
+			int same = v != NULL && strcmp(v, val) == 0;
 
 			kvEntry_Destroy(e);
-			if (ours) {
+			/*
+			 * A newer revision with our value: our update landed
+			 * and its answer was lost (values are unique to a
+			 * grant).  The revision we had: it did not land, and
+			 * is tried again.  Anything else is someone else's.
+			 */
+			if (r != *rev && same) {
 				*rev = r;
 				return 0;
 			}
 			if (r != *rev)
 				return 1;
-		} else if (st == NATS_ERR)
-			return 1;	/* deleted: not ours any more */
+		}
 	}
 	kv_err(err, errlen, "update", key, st);
 	return -1;
@@ -357,7 +375,7 @@ update_if(struct fleet *f, enum bucket b, const char *key, const char *val,
 static int
 pause_read(struct fleet *f, char *why, size_t len, char *err, size_t errlen)
 {
-	int64_t now = clock_wall();
+	int64_t now = clock_now();
 	kvEntry *e = NULL;
 	natsStatus st;
 	int paused;
@@ -406,8 +424,8 @@ hold(struct fleet_answer *a, enum hold h, int64_t retry, const char *fmt,
 	va_end(ap);
 }
 
-/* The msg_id's record, claimed last: the answer's outcome. */
-static void
+/* The msg_id's record: 0 when it is this grant's, -1 with the answer. */
+static int
 claim_msg(struct fleet *f, struct fgrant *g, char *err, size_t errlen)
 {
 	struct fleet_answer *a = &g->a;
@@ -420,12 +438,11 @@ claim_msg(struct fleet *f, struct fgrant *g, char *err, size_t errlen)
 	rc = claim(f, B_MSGS, g->msg, val, &c, rec, sizeof(rec), err, errlen);
 	if (rc == 0) {
 		g->msg_rev = c.rev;
-		a->outcome = OUT_RESTARTED;
-		return;
+		return 0;
 	}
 	if (rc < 0) {
 		hold(a, HOLD_FLEET, FLEET_RETRY_MS, "fleet: %.150s", err);
-		return;
+		return -1;
 	}
 	field(rec, "host", h, sizeof(h));
 	field(rec, "instance", who, sizeof(who));
@@ -439,12 +456,12 @@ claim_msg(struct fleet *f, struct fgrant *g, char *err, size_t errlen)
 			snprintf(a->why, sizeof(a->why), "already restarted by "
 			    "instance %.64s (fleet)", who);
 		}
-		return;
+		return -1;
 	}
 	if (strcmp(h, g->host) != 0) {
-		hold(a, HOLD_MSG_ID, FLEET_POLL_MS, "being restarted for host %.100s by "
-		    "instance %.64s (fleet)", h, who);
-		return;
+		hold(a, HOLD_MSG_ID, FLEET_POLL_MS, "being restarted for host "
+		    "%.100s by instance %.64s (fleet)", h, who);
+		return -1;
 	}
 	/*
 	 * Running, for our host, whose lease we hold: the grant it was
@@ -458,22 +475,29 @@ claim_msg(struct fleet *f, struct fgrant *g, char *err, size_t errlen)
 		if (kvStore_Get(&e, f->kv[B_MSGS], g->msg) != NATS_OK) {
 			hold(a, HOLD_MSG_ID, FLEET_RETRY_MS, "%s", "its fleet "
 			    "record changed under the grant; again soon");
-			return;
+			return -1;
 		}
 		rev = kvEntry_Revision(e);
 		kvEntry_Destroy(e);
 		if (update_if(f, B_MSGS, g->msg, val, &rev, err, errlen) != 0) {
 			hold(a, HOLD_MSG_ID, FLEET_RETRY_MS, "%s", "another "
 			    "instance took its fleet record; again soon");
-			return;
+			return -1;
 		}
 		g->msg_rev = rev;
-		a->outcome = OUT_RESTARTED;
 		snprintf(a->why, sizeof(a->why), "taken over from instance "
 		    "%.64s, whose grant ended", who);
+		return 0;
 	}
 }
 
+/*
+ * The grant, in the order of fleet.c's head: every claim is held before
+ * what it guards is read (the host's lease before min_interval's record,
+ * which a finish writes before it lets the lease go), and the msg_id's
+ * record before the slots and the rate token, so that a duplicate takes
+ * no token.  A refusal gives back what was claimed, but a token.
+ */
 static void
 do_grant(struct fleet *f, struct fgrant *g, struct ftask *t, unsigned *seed)
 {
@@ -482,7 +506,7 @@ do_grant(struct fleet *f, struct fgrant *g, struct ftask *t, unsigned *seed)
 	struct limits lim;
 	kvEntry *e = NULL;
 	natsStatus st;
-	int rc;
+	int rc, stale;
 
 	memset(a, 0, sizeof(*a));
 	pthread_mutex_lock(&f->mu);
@@ -492,7 +516,20 @@ do_grant(struct fleet *f, struct fgrant *g, struct ftask *t, unsigned *seed)
 		if (rc < 0)
 			hold(a, HOLD_FLEET, FLEET_RETRY_MS, "fleet: %.150s", t->err);
 		else
-			hold(a, HOLD_PAUSED, FLEET_POLL_MS, "paused fleet-wide: %.150s", why);
+			hold(a, HOLD_PAUSED, FLEET_POLL_MS, "paused fleet-wide: "
+			    "%.150s", why);
+		return;
+	}
+	snprintf(prefix, sizeof(prefix), "host.%s", g->host);
+	rc = claim(f, B_LEASES, prefix, g->val, &g->hostc, who, sizeof(who),
+	    t->err, sizeof(t->err));
+	if (rc != 0) {
+		if (rc < 0)
+			hold(a, HOLD_FLEET, FLEET_RETRY_MS, "fleet: %.150s", t->err);
+		else
+			hold(a, HOLD_HOST, FLEET_POLL_MS, "being restarted by "
+			    "instance %.64s (fleet)", field(who, "instance", inst,
+			    sizeof(inst)));
 		return;
 	}
 	if (lim.min_interval > 0) {
@@ -508,31 +545,22 @@ do_grant(struct fleet *f, struct fgrant *g, struct ftask *t, unsigned *seed)
 			snprintf(a->why, sizeof(a->why), "restarted %s ago by "
 			    "instance %.64s, within min_interval (fleet)",
 			    duration_fmt(ago < 0 ? 0 : ago, at, sizeof(at)), inst);
-			return;
+			goto refused;
 		}
 		if (st != NATS_NOT_FOUND) {
 			kv_err(t->err, sizeof(t->err), "get", g->host, st);
 			hold(a, HOLD_FLEET, FLEET_RETRY_MS, "fleet: %.150s", t->err);
-			return;
+			goto refused;
 		}
 	}
-	snprintf(prefix, sizeof(prefix), "host.%s", g->host);
-	rc = claim(f, B_LEASES, prefix, g->val, &g->hostc, who, sizeof(who),
-	    t->err, sizeof(t->err));
-	if (rc != 0) {
-		if (rc < 0)
-			hold(a, HOLD_FLEET, FLEET_RETRY_MS, "fleet: %.150s", t->err);
-		else
-			hold(a, HOLD_HOST, FLEET_POLL_MS, "being restarted by instance %.64s "
-			    "(fleet)", field(who, "instance", inst, sizeof(inst)));
-		return;
-	}
+	if (claim_msg(f, g, t->err, sizeof(t->err)) < 0)
+		goto refused;
 	rc = 0;
 	if (lim.max_concurrent > 0 && (rc = claim_slot(f, B_LEASES, "slot",
 	    lim.max_concurrent, g->val, &g->slot, seed, t->err,
 	    sizeof(t->err))) > 0)
-		hold(a, HOLD_CONCURRENCY, FLEET_POLL_MS, "%s", "max_concurrent restarts "
-		    "running in the fleet");
+		hold(a, HOLD_CONCURRENCY, FLEET_POLL_MS, "%s", "max_concurrent "
+		    "restarts running in the fleet");
 	if (rc == 0 && lim.per_group > 0 && g->group[0] != '\0') {
 		snprintf(prefix, sizeof(prefix), "group.%s", g->group);
 		if ((rc = claim_slot(f, B_LEASES, prefix, lim.per_group, g->val,
@@ -550,10 +578,15 @@ do_grant(struct fleet *f, struct fgrant *g, struct ftask *t, unsigned *seed)
 	}
 	if (rc < 0)
 		hold(a, HOLD_FLEET, FLEET_RETRY_MS, "fleet: %.150s", t->err);
-	if (rc == 0)
-		claim_msg(f, g, t->err, sizeof(t->err));
-	if (a->outcome != OUT_RESTARTED)
-		release_leases(f, g);
+	if (rc == 0) {
+		a->outcome = OUT_RESTARTED;
+		return;
+	}
+refused:
+	if (g->msg_rev != 0)	/* back to no record: another may try */
+		kv_delete_if(f, B_MSGS, g->msg, g->msg_rev, &stale);
+	g->msg_rev = 0;
+	release_leases(f, g);
 }
 
 static void
@@ -580,9 +613,20 @@ do_renew(struct fleet *f, struct fgrant *g, struct ftask *t)
 	}
 }
 
+/*
+ * The end of a granted restart, in steps that each happen once, also
+ * across retries: the record of the success in <bucket>-recent first (the
+ * host is never free and unrecorded at once), then the msg_id's record
+ * (done, with one value for every try; or, not restarted, deleted), then
+ * the leases.  A step that cannot be had keeps the leases, renewed, and
+ * the finish is tried again.
+ */
 static void
 do_finish(struct fleet *f, struct fgrant *g, struct ftask *t)
 {
+	int64_t min_interval;
+	natsStatus st;
+	kvEntry *e = NULL;
 	char val[512];
 	int stale = 0;
 
@@ -590,61 +634,85 @@ do_finish(struct fleet *f, struct fgrant *g, struct ftask *t)
 	if (g->unrecorded)	/* again: the leases still guard the host */
 		do_renew(f, g, t);
 	g->unrecorded = 0;
-	if (g->ran && g->ok) {
-		pthread_mutex_lock(&f->mu);
-		int64_t min_interval = f->lim.min_interval;
-		pthread_mutex_unlock(&f->mu);
-
+	pthread_mutex_lock(&f->mu);
+	min_interval = f->lim.min_interval;
+	pthread_mutex_unlock(&f->mu);
+	if (g->done_val[0] == '\0')
+		snprintf(g->done_val, sizeof(g->done_val), "done instance=%s "
+		    "host=%s at=%" PRId64 " %s", f->instance, g->host,
+		    clock_wall(), strrchr(g->val, ' ') + 1);
+	if (g->ran && g->ok && min_interval > 0 && !g->recent_put) {
 		snprintf(val, sizeof(val), "instance=%s %s at=%" PRId64,
 		    f->instance, strchr(g->val, ' ') + 1, clock_wall());
-		/* First: the host is never free and unrecorded at once. */
-		if (min_interval > 0 && kvStore_PutString(NULL,
-		    f->kv[B_RECENT], g->host, val) != NATS_OK)
-			kv_err(t->err, sizeof(t->err), "put", g->host, NATS_ERR);
-		snprintf(val, sizeof(val), "done instance=%s host=%s at=%" PRId64,
-		    f->instance, g->host, clock_wall());
-		switch (g->msg_rev != 0 ? update_if(f, B_MSGS, g->msg, val,
-		    &g->msg_rev, t->err, sizeof(t->err)) : 0) {
+		if ((st = kvStore_PutString(NULL, f->kv[B_RECENT], g->host,
+		    val)) != NATS_OK) {
+			kv_err(t->err, sizeof(t->err), "put", g->host, st);
+			g->unrecorded = 1;
+			return;
+		}
+		g->recent_put = 1;
+	}
+	if (g->ran && g->ok && g->msg_rev != 0) {
+		switch (update_if(f, B_MSGS, g->msg, g->done_val, &g->msg_rev,
+		    t->err, sizeof(t->err))) {
+		case 0:
+			g->msg_rev = 0;		/* recorded: never again */
+			break;
 		case 1:
 			g->owner = 0;
+			g->msg_rev = 0;
 			break;
-		case -1:
+		default:
 			g->unrecorded = 1;
-			break;
+			return;
 		}
 	} else if (g->msg_rev != 0) {
 		/* Not restarted: another attempt, anywhere, may start it. */
-		natsStatus st = kv_delete_if(f, B_MSGS, g->msg, g->msg_rev,
-		    &stale);
+		st = kv_delete_if(f, B_MSGS, g->msg, g->msg_rev, &stale);
+		if (st != NATS_OK && stale) {
+			/* Gone (our own delete, its answer lost), or another's. */
+			natsStatus gst = kvStore_Get(&e, f->kv[B_MSGS], g->msg);
 
-		if (st != NATS_OK && stale)
-			g->owner = 0;
-		else if (st != NATS_OK) {
+			if (gst == NATS_OK) {
+				g->owner = 0;
+				kvEntry_Destroy(e);
+			} else if (gst != NATS_NOT_FOUND) {
+				kv_err(t->err, sizeof(t->err), "get", g->msg, gst);
+				g->unrecorded = 1;
+				return;
+			}
+		} else if (st != NATS_OK) {
 			kv_err(t->err, sizeof(t->err), "delete", g->msg, st);
 			g->unrecorded = 1;
+			return;
 		}
+		g->msg_rev = 0;
 	}
-	/*
-	 * An outcome the fleet could not record keeps its leases (renewed
-	 * meanwhile) and is written again: another instance must not take
-	 * the host or the message over meanwhile.
-	 */
-	if (!g->unrecorded)
-		release_leases(f, g);
+	release_leases(f, g);
 }
 
+/*
+ * A pause or a resume, in the order mandrilld asked for them: the
+ * threads may take two in either order, so the write is made under
+ * control_mu, and one that a later ask has already overtaken is not made
+ * at all.
+ */
 static void
 do_pause(struct fleet *f, struct ftask *t)
 {
-	natsStatus st;
+	natsStatus st = NATS_OK;
+	uint64_t newest;
 
-	if (t->op == OP_PAUSE)
-		st = kvStore_PutString(NULL, f->kv[B_CONTROL], "pause", t->text);
-	else
-		st = kvStore_Delete(f->kv[B_CONTROL], "pause");
-	if (st != NATS_OK)
+	pthread_mutex_lock(&f->control_mu);
+	pthread_mutex_lock(&f->mu);
+	newest = f->control_asked;
+	pthread_mutex_unlock(&f->mu);
+	if (t->seq >= newest && (st = t->op == OP_PAUSE ? kvStore_PutString(NULL,
+	    f->kv[B_CONTROL], "pause", t->text) : kvStore_Delete(
+	    f->kv[B_CONTROL], "pause")) != NATS_OK)
 		kv_err(t->err, sizeof(t->err), t->op == OP_PAUSE ? "put" :
 		    "delete", "pause", st);
+	pthread_mutex_unlock(&f->control_mu);
 	pthread_mutex_lock(&f->mu);
 	f->pause_read = 0;	/* read it again */
 	pthread_mutex_unlock(&f->mu);
@@ -677,6 +745,7 @@ task_thread(void *arg)
 		}
 		t = STAILQ_FIRST(&f->todo);
 		STAILQ_REMOVE_HEAD(&f->todo, link);
+		f->active++;
 		pthread_mutex_unlock(&f->mu);
 		switch (t->op) {
 		case OP_GRANT:
@@ -695,6 +764,9 @@ task_thread(void *arg)
 			break;
 		}
 		push_done(f, t);
+		pthread_mutex_lock(&f->mu);
+		f->active--;
+		pthread_mutex_unlock(&f->mu);
 	}
 	nats_ReleaseThreadMemory();
 	return NULL;
@@ -801,7 +873,7 @@ launch(struct fleet *f, enum fop op, struct fgrant *g)
 	t->g = g;
 	if (g != NULL) {
 		g->busy = 1;
-		g->sent = clock_wall();
+		g->sent = clock_now();	/* monotonic: the worker judges it alike */
 	}
 	pthread_mutex_lock(&f->mu);
 	/*
@@ -858,22 +930,27 @@ settled(struct fleet *f, struct ftask *t)
 	if (t->err[0] != '\0' || t->op == OP_GRANT || t->op == OP_FINISH ||
 	    (t->op == OP_RENEW && g->renewed && g->hostc.rev != 0))
 		note_trouble(f, t->err);
+	/*
+	 * The callbacks may drop or finish the grant (a frame that cannot be
+	 * sent loses its worker, whose jobs drop their grants at once): it
+	 * stays busy through them, so that what they ask is only noted, and
+	 * done once here after them.
+	 */
 	switch (t->op) {
 	case OP_GRANT:
-		g->busy = 0;
 		if (g->a.outcome == OUT_RESTARTED) {
 			g->live = 1;
 			g->until = g->a.until = g->sent + f->lease;
 		}
 		if (!g->dropped)
 			f->cb.granted(f->cb.arg, g->job, &g->a);
-		if (!g->live)
+		g->busy = 0;
+		if (!g->live || g->abandoned)
 			grant_free(f, g);
 		else if (g->dropped || g->finish)
 			launch(f, OP_FINISH, g);
 		break;
 	case OP_RENEW:
-		g->busy = 0;
 		if (g->lost && !g->dropped)
 			log_err("fleet: the grant of job %" PRIu64 " (host %s) "
 			    "was taken by another instance; its worker kills "
@@ -883,12 +960,15 @@ settled(struct fleet *f, struct ftask *t)
 			if (!g->dropped && !g->finish)
 				f->cb.renewed(f->cb.arg, g->job, g->until);
 		}
-		if (g->dropped || g->finish)
+		g->busy = 0;
+		if (g->abandoned)
+			grant_free(f, g);
+		else if (g->dropped || g->finish)
 			launch(f, OP_FINISH, g);
 		break;
 	case OP_FINISH:
-		g->busy = 0;
 		if (g->unrecorded) {
+			g->busy = 0;
 			if (!g->retry_said++)
 				log_warn("fleet: the outcome of job %" PRIu64 " (host "
 				    "%s) is not recorded in the fleet yet; its ack "
@@ -1001,6 +1081,16 @@ fleet_drop(struct fleet *f, struct fgrant *g)
 		grant_free(f, g);
 }
 
+void
+fleet_abandon(struct fleet *f, struct fgrant *g)
+{
+	if (g->dropped)
+		return;
+	g->dropped = g->abandoned = 1;
+	if (!g->busy)
+		grant_free(f, g);	/* settled() frees a busy one */
+}
+
 static void
 launch_pause(struct fleet *f, enum fop op, const char *reason)
 {
@@ -1013,6 +1103,7 @@ launch_pause(struct fleet *f, enum fop op, const char *reason)
 	t->op = op;
 	snprintf(t->text, sizeof(t->text), "%s", reason ? reason : "");
 	pthread_mutex_lock(&f->mu);
+	t->seq = ++f->control_asked;
 	STAILQ_INSERT_HEAD(&f->todo, t, link);	/* before any grant */
 	pthread_cond_signal(&f->cv);
 	pthread_mutex_unlock(&f->mu);
@@ -1187,6 +1278,7 @@ fleet_new(struct ev_loop *loop, const struct conf *c,
 	STAILQ_INIT(&f->todo);
 	STAILQ_INIT(&f->done);
 	pthread_mutex_init(&f->mu, NULL);
+	pthread_mutex_init(&f->control_mu, NULL);
 	pthread_cond_init(&f->cv, NULL);
 	if (c->instance[0] != '\0')
 		snprintf(f->instance, sizeof(f->instance), "%s", c->instance);
@@ -1233,7 +1325,30 @@ fleet_free(struct fleet *f)
 
 	if (f == NULL)
 		return;
+	/*
+	 * The outcomes and renewals on their way are written first, for
+	 * DRAIN_MS at most (a restart's record must not be lost to a fast
+	 * exit); grants not yet asked are not asked.
+	 */
 	pthread_mutex_lock(&f->mu);
+	{
+		struct ftask_list keep = STAILQ_HEAD_INITIALIZER(keep);
+
+		while ((t = STAILQ_FIRST(&f->todo)) != NULL) {
+			STAILQ_REMOVE_HEAD(&f->todo, link);
+			if (t->op == OP_GRANT)
+				free(t);
+			else
+				STAILQ_INSERT_TAIL(&keep, t, link);
+		}
+		STAILQ_CONCAT(&f->todo, &keep);
+	}
+	for (int waited = 0; waited < DRAIN_MS && (f->active > 0 ||
+	    !STAILQ_EMPTY(&f->todo)); waited += 20) {
+		pthread_mutex_unlock(&f->mu);
+		nats_Sleep(20);
+		pthread_mutex_lock(&f->mu);
+	}
 	f->stopping = 1;
 	pthread_cond_broadcast(&f->cv);
 	pthread_mutex_unlock(&f->mu);
@@ -1265,6 +1380,7 @@ fleet_free(struct fleet *f)
 		natsOptions_Destroy(f->opts);
 	natsauth_free(&f->auth);
 	pthread_cond_destroy(&f->cv);
+	pthread_mutex_destroy(&f->control_mu);
 	pthread_mutex_destroy(&f->mu);
 	free(f);
 }

@@ -39,14 +39,14 @@ struct fleet_answer {
 					   duplicate or invalid */
 	enum hold	 hold;
 	int64_t		 retry;		/* held: ask again after, ms */
-	int64_t		 until;		/* granted: wall ms it ends */
+	int64_t		 until;		/* granted: clock_now() ms it ends */
 	char		 why[200];
 };
 
 struct fleet_cb {
 	void	(*granted)(void *arg, uint64_t job,
 		    const struct fleet_answer *a);
-	/* A renewal: the grant now lasts until (wall ms). */
+	/* A renewal: the grant now lasts until (clock_now() ms). */
 	void	(*renewed)(void *arg, uint64_t job, int64_t until);
 	/*
 	 * A finish is recorded; owner 0: another instance holds the
@@ -82,6 +82,11 @@ struct fgrant *fleet_grant(struct fleet *f, uint64_t job, const char *msg_id,
 void fleet_finish(struct fleet *f, struct fgrant *g, int ran, int ok);
 /* The job is gone without a finish: free what it held, say nothing. */
 void fleet_drop(struct fleet *f, struct fgrant *g);
+/*
+ * The job is gone and its command may still run (its worker was lost):
+ * renew nothing, give back nothing: its keys end at their TTL.
+ */
+void fleet_abandon(struct fleet *f, struct fgrant *g);
 
 /* mandrillctl pause / resume and the error budget, for every instance. */
 void fleet_pause(struct fleet *f, const char *reason);

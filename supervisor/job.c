@@ -85,9 +85,11 @@ job_unlink(struct dispatch *s, struct job *j)
 }
 
 void
-job_drop_grant(struct dispatch *s, struct job *j)
+job_drop_grant(struct dispatch *s, struct job *j, int abandon)
 {
-	if (j->grant != NULL)
+	if (j->grant != NULL && abandon)
+		fleet_abandon(s->fleet, j->grant);
+	else if (j->grant != NULL)
 		fleet_drop(s->fleet, j->grant);
 	j->grant = NULL;
 	free(j->parked);
@@ -98,7 +100,7 @@ job_drop_grant(struct dispatch *s, struct job *j)
 void
 job_release(struct dispatch *s, struct job *j)
 {
-	job_drop_grant(s, j);
+	job_drop_grant(s, j, 0);
 	lease_remove(&s->leases, &j->lease);
 	if (j->hold.held)
 		hold_remove(&s->holds, &j->hold);

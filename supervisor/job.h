@@ -22,8 +22,11 @@ struct job *job_new(struct dispatch *s, struct delivery *d);
 struct job *job_find(struct dispatch *s, uint64_t id);
 /* Off its worker's list or the waiting list. */
 void job_unlink(struct dispatch *s, struct job *j);
-/* Fleet mode: what it holds in the fleet is freed, its parked done too. */
-void job_drop_grant(struct dispatch *s, struct job *j);
+/*
+ * Fleet mode: what it holds in the fleet is given back (abandon: left to
+ * its TTL, its command may outlive a kill), its parked done freed.
+ */
+void job_drop_grant(struct dispatch *s, struct job *j, int abandon);
 /* Its lease ended and its slot freed; the delivery is the caller's. */
 void job_release(struct dispatch *s, struct job *j);
 /* Back to the broker for redelivery now, counted as nacked. */

@@ -203,7 +203,8 @@ void confirm_ack(struct nats_src *s, const char *reply, int64_t lease_end);
 void confirm_answer(struct nats_src *s, uint64_t token);
 void confirm_tick(struct nats_src *s, int64_t now);
 void confirm_free(struct nats_src *s);
-int confirm_subject(const char *subject, uint64_t *token);
+int confirm_subject(const struct nats_src *s, const char *subject,
+    uint64_t *token);
 
 /* natsdead.c */
 void dead_on_advisory(natsConnection *nc, natsSubscription *sub,

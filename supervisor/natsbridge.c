@@ -133,7 +133,7 @@ bridge_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m,
 		natsMsg_Destroy(m);
 		return;
 	}
-	if (confirm_subject(natsMsg_GetSubject(m), &e->req)) {
+	if (confirm_subject(s, natsMsg_GetSubject(m), &e->req)) {
 		e->type = NEV_ACKED;	/* the server applied that ack */
 		natsMsg_Destroy(m);
 		bridge_push(&s->bridge, e);

@@ -152,15 +152,21 @@ confirm_free(struct nats_src *s)
 		forget(c, p);
 }
 
-/* <inbox>.ack<token>: 1 and *token, or 0 for another subject. */
+/*
+ * <inbox>.ack<token>: 1 and *token, or 0 for another subject (a delivered
+ * message's own subject may end in .ack1 too: only our inbox counts).
+ */
 int
-confirm_subject(const char *subject, uint64_t *token)
+confirm_subject(const struct nats_src *s, const char *subject,
+    uint64_t *token)
 {
-	const char *dot = strrchr(subject, '.');
+	size_t n = strlen(s->inbox);
+	const char *p = subject + n;
 	char *end;
 
-	if (dot == NULL || strncmp(dot + 1, "ack", 3) != 0)
+	if (n == 0 || strncmp(subject, s->inbox, n) != 0 ||
+	    strncmp(p, ".ack", 4) != 0)
 		return 0;
-	*token = strtoull(dot + 4, &end, 10);
-	return *end == '\0' && end != dot + 4;
+	*token = strtoull(p + 4, &end, 10);
+	return *end == '\0' && end != p + 4;
 }

@@ -103,7 +103,23 @@ dead_delete_answer(natsMsg *m, struct nev *e)
 void
 dead_bury(struct nats_src *s, struct nev *e)
 {
-	struct nats_delivery *d = nats_delivery_new(e);
+	struct nats_delivery *d;
+
+	/*
+	 * The advisory again (its ack waits for the burial, which waits
+	 * here): one burial of the message, acked with the newer advisory.
+	 */
+	TAILQ_FOREACH(d, &s->buried, link)
+		if (d->sseq == e->sseq) {
+			if (e->adv != NULL) {
+				if (d->adv != NULL)
+					natsMsg_Destroy(d->adv);
+				d->adv = e->adv;
+				e->adv = NULL;
+			}
+			return;
+		}
+	d = nats_delivery_new(e);
 
 	if (d == NULL) {
 		log_err("nats: out of memory; message %" PRIu64 " reached "

@@ -272,7 +272,8 @@ subscribe(struct nats_src *s, char *err, size_t len)
 		so.Stream = s->spec.adv_stream;
 		so.Queue = durable;
 		so.Config.Durable = durable;
-		so.Config.AckWait = 30 * INT64_C(1000000000);
+		/* Long: its ack waits for the burial, on the buried list. */
+		so.Config.AckWait = 600 * INT64_C(1000000000);
 		so.ManualAck = true;
 		st = js_Subscribe(&s->adv, s->js, s->adv_subject,
 		    dead_on_advisory, s, NULL, &so, &jerr);

@@ -70,13 +70,13 @@ EOF
 # start_fleet CASE: i1 first (it makes the stream, the consumer and the
 # buckets), then i2 and i3; FPID_1..3
 start_fleet() {
-	for i in 1 2 3; do
-		"$MANDRILLD" -f -c "$T/$1/i$i.conf" >"$T/$1/i$i.log" 2>&1 &
-		eval "FPID_$i=\$!"
+	for inst in 1 2 3; do
+		"$MANDRILLD" -f -c "$T/$1/i$inst.conf" >"$T/$1/i$inst.log" 2>&1 &
+		eval "FPID_$inst=\$!"
 		EXTRA_PIDS="$EXTRA_PIDS $!"
-		LOG=$T/$1/i$i.log
+		LOG=$T/$1/i$inst.log
 		wait_for 'worker 2 ready' 20 ||
-		    fail "$1: instance i$i did not start: $(tail -2 "$LOG")"
+		    fail "$1: instance i$inst did not start: $(tail -2 "$LOG")"
 	done
 }
 

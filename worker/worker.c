@@ -324,7 +324,7 @@ fence_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		return;
 	log_err("Fencing restart host=%s msg_id=%s: its fleet grant was not "
 	    "renewed and ends in %s; killing its process group", j->p.host,
-	    j->p.msg_id, duration_fmt(j->grant_until - clock_wall(), left,
+	    j->p.msg_id, duration_fmt(j->grant_until - clock_now(), left,
 	    sizeof(left)));
 	restart_cancel(&j->run);
 	restart_done(&j->run, -1, "fenced: its fleet grant could not be "
@@ -336,7 +336,7 @@ static int
 grant_ended(const struct worker *w, const struct wjob *j)
 {
 	return j->grant_until > 0 &&
-	    clock_wall() >= j->grant_until - w->fleet_lease / FENCE_SHARE;
+	    clock_now() >= j->grant_until - w->fleet_lease / FENCE_SHARE;
 }
 
 static void
@@ -347,7 +347,7 @@ fence_arm(struct worker *w, struct wjob *j)
 	if (j->grant_until <= 0 || j->state != JS_RUNNING)
 		return;
 	lease = w->fleet_lease;
-	at = j->grant_until - lease / FENCE_SHARE - clock_wall();
+	at = j->grant_until - lease / FENCE_SHARE - clock_now();
 	ev_timer_stop(w->loop, &j->fence_timer);
 	ev_timer_set(&j->fence_timer, at > 0 ? at / 1000.0 : 0., 0.);
 	ev_timer_start(w->loop, &j->fence_timer);

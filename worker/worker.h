@@ -65,7 +65,7 @@ struct wjob {
 	char		*check_output;
 	ev_timer	 check_timer;	/* check_interval between runs */
 	/* Fleet mode: the grant, and the kill before it ends (fencing). */
-	int64_t		 grant_until;	/* wall ms; 0: no grant */
+	int64_t		 grant_until;	/* clock_now() ms; 0: no grant */
 	ev_timer	 fence_timer;
 };
 
