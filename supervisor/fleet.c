@@ -206,35 +206,44 @@ field(const char *rec, const char *name, char *buf, size_t len)
 	return buf;
 }
 
-/* A delete of key conditional on rev: nobody else's write is undone. */
+/*
+ * Free a key this instance wrote at revision rev, by deleting that
+ * message from the bucket's stream: nobody else's write is undone (a
+ * newer revision replaced ours, which is then gone already, *stale), and
+ * the key is left with no message at all, not a delete marker.  That
+ * matters: on a replicated bucket of nats-server 2.9, an update
+ * conditional on a revision (which a create over a delete marker is)
+ * can be won by several clients at once, while a create of a key with no
+ * message cannot (measured: README, fleet mode).
+ */
 static natsStatus
 kv_delete_if(struct fleet *f, enum bucket b, const char *key, uint64_t rev,
     int *stale)
 {
-	char subj[512], seq[32];
-	jsPubOptions po;
-	jsErrCode je = 0;
-	jsPubAck *pa = NULL;
-	natsMsg *m = NULL;
+	char subj[256], body[48];
+	natsMsg *r = NULL;
 	natsStatus st;
+	const char *d;
+	int n;
 
+	(void)key;
 	*stale = 0;
-	snprintf(subj, sizeof(subj), "$KV.%s.%s", f->bname[b], key);
-	snprintf(seq, sizeof(seq), "%" PRIu64, rev);
-	if ((st = natsMsg_Create(&m, subj, NULL, NULL, 0)) != NATS_OK)
+	snprintf(subj, sizeof(subj), "$JS.API.STREAM.MSG.DELETE.KV_%s",
+	    f->bname[b]);
+	snprintf(body, sizeof(body), "{\"seq\":%" PRIu64 "}", rev);
+	if ((st = natsConnection_RequestString(&r, f->nc, subj, body,
+	    KV_WAIT_MS)) != NATS_OK)
 		return st;
-	st = natsMsgHeader_Set(m, "KV-Operation", "DEL");
-	if (st == NATS_OK)
-		st = natsMsgHeader_Set(m, "Nats-Expected-Last-Subject-Sequence",
-		    seq);
-	jsPubOptions_Init(&po);
-	po.MaxWait = KV_WAIT_MS;
-	if (st == NATS_OK)
-		st = js_PublishMsg(&pa, f->js, m, &po, &je);
-	if (je == JSStreamWrongLastSequenceErr)
-		*stale = 1;
-	jsPubAck_Destroy(pa);
-	natsMsg_Destroy(m);
+	d = natsMsg_GetData(r);
+	n = natsMsg_GetDataLength(r);
+	if (d != NULL && memmem(d, (size_t)n, "\"success\":true", 14) != NULL)
+		st = NATS_OK;
+	else if (d != NULL && memmem(d, (size_t)n, "10037", 5) != NULL) {
+		*stale = 1;	/* no message found: replaced, or expired */
+		st = NATS_ERR;
+	} else
+		st = NATS_ERR;
+	natsMsg_Destroy(r);
 	return st;
 }
 
@@ -1166,26 +1175,58 @@ fail(char *err, size_t len, const char *what, natsStatus st)
 	return -1;
 }
 
+/*
+ * A bucket's stream as js_CreateKeyValue makes it, but for deletes: the
+ * fleet frees a key by deleting its message (kv_delete_if), which a
+ * bucket made by cnats or the nats tool (DenyDelete) refuses.
+ */
+static natsStatus
+make_bucket(struct fleet *f, const struct conf *c, enum bucket b,
+    int64_t ttl)
+{
+	char name[96], subject[96];
+	const char *subjects[1] = { subject };
+	jsStreamConfig sc;
+	jsErrCode jerr = 0;
+	natsStatus st;
+
+	snprintf(name, sizeof(name), "KV_%s", f->bname[b]);
+	snprintf(subject, sizeof(subject), "$KV.%s.>", f->bname[b]);
+	jsStreamConfig_Init(&sc);
+	sc.Name = name;
+	sc.Subjects = subjects;
+	sc.SubjectsLen = 1;
+	sc.MaxMsgsPerSubject = 1;
+	sc.MaxAge = ttl * 1000000;		/* nanoseconds */
+	sc.Duplicates = ttl > 0 && ttl < 120000 ? ttl * 1000000 :
+	    INT64_C(120000000000);
+	sc.Storage = js_FileStorage;
+	sc.Replicas = (int64_t)c->replicas;
+	sc.Discard = js_DiscardNew;
+	sc.AllowRollup = true;
+	sc.AllowDirect = true;
+	sc.DenyDelete = false;
+	if ((st = js_AddStream(NULL, f->js, &sc, NULL, &jerr)) != NATS_OK)
+		return st;
+	return js_KeyValue(&f->kv[b], f->js, f->bname[b]);
+}
+
 /* Find bucket b, or make it (create = yes); its TTL must be ttl. */
 static int
 bind_bucket(struct fleet *f, const struct conf *c, enum bucket b,
     int64_t ttl, char *err, size_t len)
 {
+	jsStreamInfo *si = NULL;
+	jsErrCode jerr = 0;
 	kvStatus *sts = NULL;
-	kvConfig kc;
 	natsStatus st;
-	char a[32], w[32];
+	char a[32], w[32], name[96];
 	int64_t have;
+	int deny;
 
 	st = js_KeyValue(&f->kv[b], f->js, f->bname[b]);
 	if (st == NATS_NOT_FOUND && c->create) {
-		kvConfig_Init(&kc);
-		kc.Bucket = f->bname[b];
-		kc.History = 1;
-		kc.TTL = ttl * 1000000;		/* nanoseconds */
-		kc.Replicas = (int)c->replicas;
-		st = js_CreateKeyValue(&f->kv[b], f->js, &kc);
-		if (st == NATS_OK) {
+		if ((st = make_bucket(f, c, b, ttl)) == NATS_OK) {
 			log_info("fleet: made Key-Value bucket %s (TTL %s, %u "
 			    "replicas)", f->bname[b], ttl ? duration_fmt(ttl, a,
 			    sizeof(a)) : "none", c->replicas);
@@ -1209,6 +1250,18 @@ bind_bucket(struct fleet *f, const struct conf *c, enum bucket b,
 		    "(delete the bucket to change it)", f->bname[b],
 		    have ? duration_fmt(have, a, sizeof(a)) : "ever",
 		    ttl ? duration_fmt(ttl, w, sizeof(w)) : "ever");
+		return -1;
+	}
+	snprintf(name, sizeof(name), "KV_%s", f->bname[b]);
+	if ((st = js_GetStreamInfo(&si, f->js, name, NULL, &jerr)) != NATS_OK)
+		return fail(err, len, name, st);
+	deny = si->Config->DenyDelete;
+	jsStreamInfo_Destroy(si);
+	if (deny) {
+		snprintf(err, len, "fleet: Key-Value bucket %s denies message "
+		    "deletes (made by another tool): fleet mode frees keys by "
+		    "deleting their messages; delete the bucket and let "
+		    "mandrilld make it (create = yes)", f->bname[b]);
 		return -1;
 	}
 	return 0;
