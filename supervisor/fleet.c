@@ -238,8 +238,11 @@ kv_delete_if(struct fleet *f, enum bucket b, const char *key, uint64_t rev,
 	n = natsMsg_GetDataLength(r);
 	if (d != NULL && memmem(d, (size_t)n, "\"success\":true", 14) != NULL)
 		st = NATS_OK;
-	else if (d != NULL && memmem(d, (size_t)n, "10037", 5) != NULL) {
-		*stale = 1;	/* no message found: replaced, or expired */
+	else if (d != NULL && (memmem(d, (size_t)n, "10037", 5) != NULL ||
+	    memmem(d, (size_t)n, "no message found", 16) != NULL ||
+	    memmem(d, (size_t)n, "store EOF", 9) != NULL)) {
+		/* Not there (2.9.10 says "stream store EOF"): replaced, expired. */
+		*stale = 1;
 		st = NATS_ERR;
 	} else
 		st = NATS_ERR;
