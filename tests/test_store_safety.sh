@@ -115,8 +115,10 @@ check "wal: it grew past the limit while the reader lasted" \
     "$(test "$wal_during" -gt 8388608 && echo yes)" yes
 check "wal: back under the limit after the reader ended" \
     "$(test "$wal_after" -le 8388608 && echo yes)" yes
-check "wal: reported once, not per message" \
-    "$(grep -c 'a reader keeps the checkpoint' "$LOG")" 2
+# Once by each worker whose checkpoint the reader starved (one of the two
+# may commit nothing while it lasts, on a loaded machine): not per message.
+check "wal: reported once by a worker at most, not per message" \
+    "$(grep -c 'a reader keeps the checkpoint' "$LOG" | awk '{print ($1 >= 1 && $1 <= 2)}')" 1
 kill -TERM "$PID"
 wait_exit 30
 check "wal: exit 0" "$RC" 0
