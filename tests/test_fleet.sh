@@ -337,7 +337,7 @@ t1=$(date +%s.%N)
 start_cluster
 # A run that started before the stop may end within it; none may start.
 check "down: no restart started while the cluster was down" \
-    "$(started_between down "$(echo "$t0 + 0.6" | bc)" "$t1")" 0
+    "$(started_between down "$(awk -v t="$t0" 'BEGIN { printf "%.3f", t + 0.6 }')" "$t1")" 0
 wait_acked down 6 90 || fail "down: not all acked after the cluster came back: $(consumer down)"
 check "down: 6 hosts, each run once" "$(runs down | cut -d' ' -f1-2)" "6 0"
 check "down: no two attempts of a host overlap" "$(overlapping down)" 0
