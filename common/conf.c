@@ -663,14 +663,83 @@ check_command(const struct conf *c, char *err, size_t errlen)
 	return check_template("command", c->command, err, errlen);
 }
 
+/*
+ * glibc's regcomp copies a subexpression once per repetition, and again
+ * for every operator stacked on it: "a*++++..." or "(a{200}){200}" takes
+ * gigabytes (found by fuzz_conf).  A host name's group needs none of
+ * that: at most REGEX_MAX bytes, no repetition operator directly after
+ * another, and at most REGEX_BOUNDS bounds {m,n}, each at most
+ * REGEX_BOUND.  NULL, or why not.
+ */
+#define REGEX_MAX	256
+#define REGEX_BOUNDS	4
+#define REGEX_BOUND	64
+static const char *
+regex_cost_check(const char *ere)
+{
+	int bounds = 0, after_rep = 0, in_class = 0;
+
+	if (strlen(ere) > REGEX_MAX)
+		return "is longer than 256 bytes";
+	for (const char *p = ere; *p != '\0'; p++) {
+		if (in_class) {		/* [...]: no operators inside */
+			if (*p == ']' && p[-1] != '[' && !(p[-1] == '^' &&
+			    p[-2] == '['))
+				in_class = 0;
+			continue;
+		}
+		if (*p == '\\' && p[1] != '\0') {
+			p++;
+			after_rep = 0;
+			continue;
+		}
+		if (*p == '[') {
+			in_class = 1;
+			after_rep = 0;
+			continue;
+		}
+		if (*p == '*' || *p == '+' || *p == '?' || *p == '{') {
+			if (after_rep)
+				return "stacks repetition operators (as in a*+), "
+				    "which costs the regex library memory without "
+				    "bound";
+			after_rep = 1;
+			if (*p == '{') {
+				char *end;
+				long lo = strtol(p + 1, &end, 10), hi = lo;
+
+				if (*end == ',')
+					hi = end[1] == '}' ? REGEX_BOUND + 1 :
+					    strtol(end + 1, &end, 10);
+				if (++bounds > REGEX_BOUNDS || lo > REGEX_BOUND ||
+				    hi > REGEX_BOUND)
+					return "has more than 4 bounds {m,n}, or one "
+					    "above 64";
+				while (*p != '\0' && *p != '}')
+					p++;
+				if (*p == '\0')
+					break;
+			}
+			continue;
+		}
+		after_rep = 0;
+	}
+	return NULL;
+}
+
 int
 conf_group_regex(const char *ere, regex_t *re, char *err, size_t len)
 {
 	regex_t tmp, *r = re != NULL ? re : &tmp;
+	const char *why;
 	int rc;
 
 	if (ere[0] == '\0')
 		return 0;
+	if ((why = regex_cost_check(ere)) != NULL) {
+		snprintf(err, len, "\"%.64s\": %s", ere, why);
+		return -1;
+	}
 	if ((rc = regcomp(r, ere, REG_EXTENDED | REG_ICASE)) != 0) {
 		char msg[160];
 

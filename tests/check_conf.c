@@ -763,6 +763,20 @@ START_TEST(test_fleet_keys)
 }
 END_TEST
 
+/* Regexes that would cost regcomp gigabytes are refused first (fuzz_conf). */
+START_TEST(test_group_regex_cost)
+{
+	assert_has(load_fails("[restart]\ngroup = ^7d*++++++++\n"),
+	    "stacks repetition operators");
+	conf_defaults(&conf);
+	assert_has(load_fails("[restart]\ngroup = ^((a{200}){200})\n"),
+	    "above 64");
+	conf_defaults(&conf);
+	load_ok("[restart]\ngroup = ^(rack[0-9]{1,3})-[a-z+*]+\\.\n");
+	load_ok("[restart]\ngroup = ^([a-z]+)-\n");
+}
+END_TEST
+
 START_TEST(test_events_subject)
 {
 	load_ok("[source]\ntype = nats\nevents_subject = ops.events\n");
@@ -1357,6 +1371,7 @@ conf_suite(void)
 	tcase_add_test(tc, test_nats_bad_names);
 	tcase_add_test(tc, test_fleet_keys);
 	tcase_add_test(tc, test_events_subject);
+	tcase_add_test(tc, test_group_regex_cost);
 	tcase_add_test(tc, test_nats_url_elements);
 	tcase_add_test(tc, test_nats_url_split_and_redact);
 	tcase_add_test(tc, test_nats_replicas);
