@@ -87,6 +87,7 @@ struct fgrant {
 	char			 val[512];	/* what its leases say */
 	struct claim		 hostc, slot, gslot;
 	uint64_t		 msg_rev;
+	int64_t			 claimed;	/* clock_now() of the host's claim */
 	int			 renewed;	/* renew: every claim */
 	int			 owner;		/* finish: still ours */
 	struct fleet_answer	 a;
@@ -436,6 +437,17 @@ hold(struct fleet_answer *a, enum hold h, int64_t retry, const char *fmt,
 	va_end(ap);
 }
 
+/*
+ * The host's lease was claimed more than half a lease ago (the process
+ * was stopped, or KV answered that slowly): it may have ended, and
+ * another instance may hold the host now.  Nothing may be decided on it.
+ */
+static int
+lease_stale(const struct fleet *f, const struct fgrant *g)
+{
+	return clock_now() - g->claimed >= f->lease / 2;
+}
+
 /* The msg_id's record: 0 when it is this grant's, -1 with the answer. */
 static int
 claim_msg(struct fleet *f, struct fgrant *g, char *err, size_t errlen)
@@ -491,6 +503,13 @@ claim_msg(struct fleet *f, struct fgrant *g, char *err, size_t errlen)
 		}
 		rev = kvEntry_Revision(e);
 		kvEntry_Destroy(e);
+		if (lease_stale(f, g)) {
+			/* Our host lease may have ended meanwhile: no takeover. */
+			hold(a, HOLD_FLEET, FLEET_RETRY_MS, "%s", "fleet: the grant "
+			    "took longer than half its lease (was mandrilld "
+			    "stopped?); again");
+			return -1;
+		}
 		if (update_if(f, B_MSGS, g->msg, val, &rev, err, errlen) != 0) {
 			hold(a, HOLD_MSG_ID, FLEET_RETRY_MS, "%s", "another "
 			    "instance took its fleet record; again soon");
@@ -533,6 +552,7 @@ do_grant(struct fleet *f, struct fgrant *g, struct ftask *t, unsigned *seed)
 		return;
 	}
 	snprintf(prefix, sizeof(prefix), "host.%s", g->host);
+	g->claimed = clock_now();	/* the lease counts from about now */
 	rc = claim(f, B_LEASES, prefix, g->val, &g->hostc, who, sizeof(who),
 	    t->err, sizeof(t->err));
 	if (rc != 0) {
@@ -590,7 +610,10 @@ do_grant(struct fleet *f, struct fgrant *g, struct ftask *t, unsigned *seed)
 	}
 	if (rc < 0)
 		hold(a, HOLD_FLEET, FLEET_RETRY_MS, "fleet: %.150s", t->err);
-	if (rc == 0) {
+	if (rc == 0 && lease_stale(f, g))
+		hold(a, HOLD_FLEET, FLEET_RETRY_MS, "%s", "fleet: the grant took "
+		    "longer than half its lease (was mandrilld stopped?); again");
+	else if (rc == 0) {
 		a->outcome = OUT_RESTARTED;
 		return;
 	}
