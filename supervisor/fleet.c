@@ -442,6 +442,8 @@ hold(struct fleet_answer *a, enum hold h, int64_t retry, const char *fmt,
  * was stopped, or KV answered that slowly): it may have ended, and
  * another instance may hold the host now.  Nothing may be decided on it.
  */
+#define STALE_WHY	"fleet: the grant took longer than half its lease " \
+			"(was mandrilld stopped?); again"
 static int
 lease_stale(const struct fleet *f, const struct fgrant *g)
 {
@@ -505,9 +507,7 @@ claim_msg(struct fleet *f, struct fgrant *g, char *err, size_t errlen)
 		kvEntry_Destroy(e);
 		if (lease_stale(f, g)) {
 			/* Our host lease may have ended meanwhile: no takeover. */
-			hold(a, HOLD_FLEET, FLEET_RETRY_MS, "%s", "fleet: the grant "
-			    "took longer than half its lease (was mandrilld "
-			    "stopped?); again");
+			hold(a, HOLD_FLEET, FLEET_RETRY_MS, "%s", STALE_WHY);
 			return -1;
 		}
 		if (update_if(f, B_MSGS, g->msg, val, &rev, err, errlen) != 0) {
@@ -611,8 +611,7 @@ do_grant(struct fleet *f, struct fgrant *g, struct ftask *t, unsigned *seed)
 	if (rc < 0)
 		hold(a, HOLD_FLEET, FLEET_RETRY_MS, "fleet: %.150s", t->err);
 	if (rc == 0 && lease_stale(f, g))
-		hold(a, HOLD_FLEET, FLEET_RETRY_MS, "%s", "fleet: the grant took "
-		    "longer than half its lease (was mandrilld stopped?); again");
+		hold(a, HOLD_FLEET, FLEET_RETRY_MS, "%s", STALE_WHY);
 	else if (rc == 0) {
 		a->outcome = OUT_RESTARTED;
 		return;
